@@ -1,0 +1,74 @@
+# Weave: `make demo` runs the lab, `make test` runs the whole suite.
+# Without DATABASE_URL / REDIS_URL, both use the embedded PostgreSQL and Redis
+# started by lab/services.py (data under .data/).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PRESET ?= workshop
+LESSONS ?=
+ROUNDS ?= 5
+PYTEST_ARGS ?=
+SHELL := /bin/bash
+
+.PHONY: install services-up services-down services-status migrate seed demo test lint format compare lock clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	touch $@
+
+services-up: install
+	$(PY) -m lab.services up
+
+services-down:
+	@if [ -x $(PY) ]; then $(PY) -m lab.services down; fi
+
+services-status: install
+	$(PY) -m lab.services status
+
+migrate: services-up
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed --preset $(PRESET)
+
+# The same process list as docker compose (Procfile); Ctrl-C stops the processes
+# and the embedded services.
+demo: migrate
+	$(PY) manage.py seed --preset workshop
+	@echo
+	@echo "  Weave is starting on http://127.0.0.1:8000/"
+	@echo "    lesson catalogue   http://127.0.0.1:8000/"
+	@echo "    registry as JSON   http://127.0.0.1:8000/api/lessons/"
+	@echo "    Silk (staff login) http://127.0.0.1:8000/silk/   user admin, password weave-demo"
+	@echo "  Ctrl-C stops everything."
+	@echo
+	trap '$(PY) -m lab.services down' EXIT; $(BIN)/honcho start --procfile Procfile
+
+test: services-up
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+compare: migrate
+	$(PY) manage.py compare $(LESSONS) --rounds $(ROUNDS)
+
+# Regenerate the pinned dependency tree after editing pyproject.toml.
+lock:
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra embedded --extra dev --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu --no-header -o requirements.lock
+
+clean: services-down
+	rm -rf $(VENV) .data reports

@@ -1,0 +1,50 @@
+"""JSON errors: every API error has the same shape, `{"detail": ..., "status": N}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import JsonResponse
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    response = drf_exception_handler(exc, context)
+    if response is not None:
+        data = response.data
+        if not isinstance(data, dict) or "detail" not in data:
+            # Field validation errors: keep each field's messages under "errors".
+            data = {"detail": "Invalid input.", "errors": data}
+        response.data = {**data, "status": response.status_code}
+    return response
+
+
+def json_error(status: int, detail: str, **extra: Any) -> JsonResponse:
+    return JsonResponse({"detail": detail, "status": status, **extra}, status=status)
+
+
+# Query parameters every endpoint accepts besides its own: DRF's `format` and the
+# per-request Silk switch (lab.measure.silk_should_record).
+GLOBAL_QUERY_PARAMS = frozenset({"format", "silk"})
+
+
+def validated_query(request, serializer_class, *, context: dict[str, Any] | None = None):
+    """Validate `request.query_params` with a serializer; unknown parameters are a 400.
+
+    Silently ignoring `?deleted=maybe` (as the talk's code does) hides typos; a
+    clear 400 says which parameters exist.
+    """
+    from rest_framework.exceptions import ValidationError
+
+    serializer = serializer_class(data=request.query_params, context=context or {})
+    unknown = set(request.query_params) - set(serializer.fields) - GLOBAL_QUERY_PARAMS
+    if unknown:
+        raise ValidationError(
+            {
+                name: [f"Unknown parameter. Known: {', '.join(sorted(serializer.fields))}."]
+                for name in sorted(unknown)
+            }
+        )
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

@@ -1,0 +1,5 @@
+from django.conf import settings
+
+
+def lab(request):
+    return {"profiling_tools": settings.PROFILING_TOOLS}

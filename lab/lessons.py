@@ -1,0 +1,118 @@
+"""The lesson contract: one declaration per lesson module, collected in a registry.
+
+The catalogue, the lesson pages, `/api/lessons/`, `manage.py compare`, the Locust
+scenarios and the contract tests all read this registry, so adding a lesson is
+adding one module (`<app>/lessons/<topic>.py`) and its tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from django.urls import reverse
+
+Kind = Literal["read", "write"]
+Renders = Literal["json", "html"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of doing the same thing: `naive`, `optimized`, or a named tier."""
+
+    name: str
+    view: Callable[..., Any]  # a Django view callable (`APIView.as_view()` or a function)
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class Lesson:
+    slug: str
+    title: str
+    app: str
+    technique: str
+    # What is slow, why it is slow, what fixes it.
+    explanation: tuple[str, str, str]
+    # Ordered: first `naive`; `optimized` is the fix to recommend.
+    variants: tuple[Variant, ...]
+    # The optimized variant's query budget (per request).
+    query_budget: int
+    # Builds a fresh data set at a scale (the number of things that grows) and
+    # returns a context mapping (for example {"user": user}). The contract tests
+    # call it at N, roll back, then call it at 2N.
+    build_data: Callable[[int], Mapping[str, Any]]
+    method: str = "GET"
+    # Example URL parameters that work on seeded data, or a callable returning
+    # them from the build_data context (tests) or from the seeded database (None).
+    params: Mapping[str, str] | Callable[[Mapping[str, Any] | None], Mapping[str, str]] = field(
+        default_factory=dict
+    )
+    kind: Kind = "read"
+    renders: Renders = "json"
+    auth: bool = False  # the variants need an authenticated user (context["user"])
+    # Scales the contract tests use to prove growth: data at N, then 2N.
+    scales: tuple[int, int] = (10, 20)
+    # Main query for EXPLAIN on the lesson page: variant name -> callable returning
+    # a QuerySet (or (sql, params)); filled in by lessons that have one.
+    main_queries: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
+    # For write lessons: a snapshot of the final state, compared across variants.
+    final_state: Callable[[Mapping[str, Any]], Any] | None = None
+    # Maps a payload to what must be identical across variants (for example,
+    # drop an estimated count that the lesson compares within a tolerance).
+    normalize: Callable[[Any], Any] | None = None
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        names = [variant.name for variant in self.variants]
+        if not names or names[0] != "naive" or "optimized" not in names:
+            raise ValueError(
+                f"{self.slug}: variants must start with 'naive' and include 'optimized'"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.slug}: duplicate variant names {names}")
+
+    @property
+    def variant_names(self) -> list[str]:
+        return [variant.name for variant in self.variants]
+
+    def variant(self, name: str) -> Variant | None:
+        return next((variant for variant in self.variants if variant.name == name), None)
+
+    def url(self, variant: str) -> str:
+        return reverse("lab:variant", kwargs={"slug": self.slug, "variant": variant})
+
+    def page_url(self) -> str:
+        return reverse("lab:lesson", kwargs={"slug": self.slug})
+
+    def example_params(self, context: Mapping[str, Any] | None = None) -> dict[str, str]:
+        params = self.params(context) if callable(self.params) else self.params
+        return {key: str(value) for key, value in params.items()}
+
+
+_registry: dict[str, Lesson] = {}
+
+
+def register(lesson: Lesson) -> Lesson:
+    existing = _registry.get(lesson.slug)
+    if existing is not None and existing is not lesson:
+        raise ValueError(f"lesson slug {lesson.slug!r} is registered twice")
+    _registry[lesson.slug] = lesson
+    return lesson
+
+
+def all_lessons() -> list[Lesson]:
+    return sorted(_registry.values(), key=lambda lesson: (lesson.app, lesson.slug))
+
+
+def get_lesson(slug: str) -> Lesson | None:
+    return _registry.get(slug)
+
+
+def import_lesson_modules(package: str) -> None:
+    """Import every module of an app's `lessons` package (each registers itself)."""
+    module = importlib.import_module(package)
+    for info in pkgutil.iter_modules(module.__path__):
+        importlib.import_module(f"{package}.{info.name}")

@@ -1,0 +1,71 @@
+"""Call one variant of a lesson in-process and measure it (tests and `manage.py compare`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.test import Client
+
+from lab.lessons import Lesson
+from lab.measure import QueryLog, capture_queries
+
+# A request carrying this header is a measurement: Silk and the debug toolbar
+# stay out of it (lab.measure.silk_should_record, lab.measure.show_toolbar).
+MEASURE_HEADER = "X-Weave-Measure"
+
+
+@dataclass
+class Probe:
+    status: int
+    body: bytes
+    queries: QueryLog
+    total_ms: float
+    content_type: str
+
+    def payload(self) -> Any:
+        if self.content_type.startswith("application/json"):
+            return json.loads(self.body)
+        return self.body.decode()
+
+
+def call_variant(
+    lesson: Lesson,
+    variant: str,
+    *,
+    client: Client | None = None,
+    context: Mapping[str, Any] | None = None,
+    params: Mapping[str, str] | None = None,
+    keep_sql: bool = False,
+) -> Probe:
+    client = client or Client()
+    if lesson.auth and context and context.get("user") is not None:
+        client.force_login(context["user"])
+    params = dict(lesson.example_params(context) if params is None else params)
+    headers = {MEASURE_HEADER: "1"}
+    if lesson.renders == "json":
+        headers["Accept"] = "application/json"
+    url = lesson.url(variant)
+    started = time.perf_counter()
+    with capture_queries(keep_sql=keep_sql) as queries:
+        if lesson.method == "GET":
+            response = client.get(url, params, headers=headers)
+        else:
+            response = client.generic(
+                lesson.method,
+                url,
+                json.dumps(params),
+                content_type="application/json",
+                headers=headers,
+            )
+    total_ms = (time.perf_counter() - started) * 1000
+    return Probe(
+        status=response.status_code,
+        body=response.content if not response.streaming else b"".join(response.streaming_content),
+        queries=queries,
+        total_ms=total_ms,
+        content_type=response.get("Content-Type", ""),
+    )

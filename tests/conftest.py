@@ -1,0 +1,32 @@
+"""Shared fixtures. The suite runs on real PostgreSQL and Redis (embedded or given)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Tests never load Silk or the debug toolbar into the in-process app (the
+# browser tests run a demo-mode server of their own).
+os.environ.setdefault("WEAVE_TESTING", "1")
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache(settings):
+    """Every test starts with an empty cache: cached lessons are measured cold first."""
+    from django.core.cache import cache
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{os.getpid()}"},
+    }
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()

@@ -1,0 +1,91 @@
+"""Latest messages with their sender's name: the talk's Example 1.
+
+Slow: the naive list runs one query for the messages, then one per message for its sender.
+Why: `sent_by.full_name` in the serializer lazily loads each Person on first access.
+Fix: `select_related("sent_by")` fetches messages and senders in one JOIN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from lab.api import validated_query
+from lab.lessons import Lesson, Variant, register
+from weave.models import Message
+from weave.sample import make_messages, make_people, make_threads
+from weave.serializers import MessageSerializer
+
+
+def latest_messages_naive():
+    return Message.objects.alive().order_by("-updated", "-id")
+
+
+def latest_messages_optimized():
+    # One JOIN instead of one query per sender; `only` keeps the sender's row to
+    # the two columns the payload uses. The partial index (updated, id) WHERE NOT
+    # deleted serves the ORDER BY ... LIMIT, so this stays flat at 1,000,000 rows.
+    return (
+        Message.objects.alive()
+        .select_related("sent_by")
+        .only("id", "text", "thread_id", "updated", "sent_by__first_name", "sent_by__last_name")
+        .order_by("-updated", "-id")
+    )
+
+
+class LatestMessagesQuery(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
+
+
+class LatestMessagesView(APIView):
+    messages = None  # a callable returning the queryset of this variant
+
+    def get(self, request):
+        query = validated_query(request, LatestMessagesQuery)
+        messages = self.messages()[: query["limit"]]
+        return Response(MessageSerializer(messages, many=True).data)
+
+
+def build_data(size: int) -> Mapping[str, Any]:
+    # `size` messages, each from a different sender: the naive variant pays one
+    # query per distinct message, so its count grows with `size`.
+    make_messages(threads=make_threads(1), people=make_people(size), per_thread=size)
+    return {}
+
+
+lesson = register(
+    Lesson(
+        slug="latest-messages",
+        title="Latest messages with their sender",
+        app="weave",
+        technique="select_related",
+        explanation=(
+            "The list runs 1 query for the messages, then 1 more per message for its sender.",
+            "The serializer reads message.sent_by, which Django loads lazily, one row at a time.",
+            "select_related('sent_by') joins the senders into the first query: 1 query in all.",
+        ),
+        variants=(
+            Variant(
+                "naive",
+                LatestMessagesView.as_view(messages=latest_messages_naive),
+                "Message.objects.alive() — the sender is loaded per row",
+            ),
+            Variant(
+                "optimized",
+                LatestMessagesView.as_view(messages=latest_messages_optimized),
+                "select_related('sent_by') + only() over an index that serves the ORDER BY",
+            ),
+        ),
+        query_budget=1,
+        build_data=build_data,
+        params={"limit": "100"},
+        main_queries={
+            "naive": lambda: latest_messages_naive()[:100],
+            "optimized": lambda: latest_messages_optimized()[:100],
+        },
+    )
+)

@@ -1,0 +1,46 @@
+"""Small, explicit test data for lessons and tests (the seed command makes the big sets)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from weave.models import Message, Person, Thread
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def make_people(count: int, *, prefix: str = "p") -> list[Person]:
+    return Person.objects.bulk_create(
+        Person(
+            first_name=f"First{i}",
+            last_name=f"Last{i}",
+            email=f"{prefix}{i}-{Person.objects.count()}@weave.test",
+        )
+        for i in range(count)
+    )
+
+
+def make_threads(count: int) -> list[Thread]:
+    return Thread.objects.bulk_create(Thread(title=f"Thread {i}") for i in range(count))
+
+
+def make_messages(*, threads: list[Thread], people: list[Person], per_thread: int) -> list[Message]:
+    """`per_thread` messages in each thread, senders taken in turn from `people`.
+
+    `updated` is set explicitly after insert (auto_now would make every row equal),
+    one second apart, so orderings are deterministic.
+    """
+    messages = [
+        Message(
+            text=f"Message {t}.{i}",
+            thread=thread,
+            sent_by=people[(t * per_thread + i) % len(people)],
+        )
+        for t, thread in enumerate(threads)
+        for i in range(per_thread)
+    ]
+    created = Message.objects.bulk_create(messages)
+    for index, message in enumerate(created):
+        message.updated = EPOCH + timedelta(seconds=index)
+    Message.objects.bulk_update(created, ["updated"], batch_size=1000)
+    return created
