@@ -61,6 +61,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "lab",
     "weave",
+    "articles",
+    "tasks",
 ]
 MIDDLEWARE = [
     "lab.measure.ServerTimingMiddleware",

@@ -5,6 +5,8 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("lab.urls")),
+    path("articles/", include("articles.urls")),
+    path("tasks/", include("tasks.urls")),
 ]
 
 if settings.PROFILING_TOOLS:
