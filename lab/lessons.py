@@ -60,6 +60,9 @@ class Lesson:
     main_queries: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
     # For write lessons: a snapshot of the final state, compared across variants.
     final_state: Callable[[Mapping[str, Any]], Any] | None = None
+    # The context for the seeded database (for example {"user": a seeded member}),
+    # used by `manage.py compare`, the lesson page and `/api/lessons/`.
+    demo_context: Callable[[], Mapping[str, Any]] | None = None
     # Maps a payload to what must be identical across variants (for example,
     # drop an estimated count that the lesson compares within a tolerance).
     normalize: Callable[[Any], Any] | None = None

@@ -7,6 +7,7 @@ wait for each other instead of doubling the data.
 
 from __future__ import annotations
 
+import os
 import time
 
 from django.core.management.base import BaseCommand, CommandError
@@ -16,6 +17,8 @@ from django.utils.module_loading import autodiscover_modules
 from lab.seeding import PRESETS, Progress, SeedContext, all_seeders
 
 SEED_LOCK_ID = 0x5EED_0001
+DEMO_ADMIN = "admin"
+DEMO_PASSWORD = os.environ.get("WEAVE_DEMO_PASSWORD", "weave-demo")
 
 
 class Command(BaseCommand):
@@ -46,7 +49,19 @@ class Command(BaseCommand):
         finally:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [SEED_LOCK_ID])
+        self.ensure_demo_admin()
         self.stdout.write(f"Seeded preset {preset!r} in {time.perf_counter() - started:.1f}s.")
+
+    def ensure_demo_admin(self) -> None:
+        """A staff account for Silk and the admin (demo data only; see the README)."""
+        from django.contrib.auth import get_user_model
+
+        User = get_user_model()
+        if not User.objects.filter(username=DEMO_ADMIN).exists():
+            User.objects.create_superuser(DEMO_ADMIN, "admin@weave.test", DEMO_PASSWORD)
+            self.stdout.write(
+                f"Created the demo staff user {DEMO_ADMIN!r} (password {DEMO_PASSWORD!r})."
+            )
 
     def confirm_reset(self, seeders) -> None:
         database = connection.settings_dict["NAME"]

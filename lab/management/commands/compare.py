@@ -1,0 +1,53 @@
+"""`manage.py compare [slug ...] [--rounds N] [--json FILE] [--memory]`.
+
+Runs every variant of each lesson in turn, alternating (naive, optimized, naive,
+...) so that drift in the machine's load hits every variant alike, in-process with
+Silk, the toolbar and Django's query log off, and prints medians and the ratio to
+the naive variant.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from lab.comparison import compare_lesson, format_table, machine_info
+from lab.lessons import all_lessons, get_lesson
+
+
+class Command(BaseCommand):
+    help = "Measure every variant of the given lessons (default: all) side by side."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("slugs", nargs="*", help="Lesson slugs (default: every lesson).")
+        parser.add_argument("--rounds", type=int, default=5, help="Measured rounds per variant.")
+        parser.add_argument("--json", dest="json_path", help="Also write the results as JSON here.")
+        parser.add_argument(
+            "--memory",
+            action="store_true",
+            help="Add a tracemalloc pass: peak Python memory per call.",
+        )
+
+    def handle(self, *, slugs, rounds, json_path, memory, **options) -> None:
+        if rounds < 1:
+            raise CommandError("--rounds must be at least 1.")
+        lessons = [self.lesson(slug) for slug in slugs] if slugs else all_lessons()
+        results = []
+        for lesson in lessons:
+            self.stderr.write(f"measuring {lesson.slug} ({', '.join(lesson.variant_names)})...")
+            results.append(compare_lesson(lesson, rounds=rounds, memory=memory))
+        self.stdout.write(format_table(results))
+        if json_path:
+            document = {"machine": machine_info(), "rounds": rounds, "lessons": results}
+            Path(json_path).write_text(json.dumps(document, indent=2) + "\n")
+            self.stderr.write(f"wrote {json_path}")
+
+    @staticmethod
+    def lesson(slug: str):
+        lesson = get_lesson(slug)
+        if lesson is None:
+            known = ", ".join(lesson.slug for lesson in all_lessons())
+            raise CommandError(f"No lesson called {slug!r}. Known: {known}.")
+        return lesson
