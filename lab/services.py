@@ -98,10 +98,15 @@ def _run(
     as_user = {}
     if account:
         as_user = {"user": account.uid, "group": account.gid, "extra_groups": []}
-    # cwd inside .data/: the service user may not be allowed into the caller's cwd.
-    return subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False, **as_user
-    )
+    try:
+        # cwd inside .data/: the service user may not be allowed into the caller's cwd.
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False, **as_user
+        )
+    except subprocess.TimeoutExpired:
+        raise ServiceError(f"{Path(cmd[0]).name} did not finish within {timeout:.0f} s") from None
+    except OSError as error:  # e.g. the binary is not executable for the service user
+        raise ServiceError(f"cannot run {cmd[0]}: {error.strerror}") from None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -354,7 +359,7 @@ class Postgres:
             raise ServiceError(f"postgres did not start (log: {self.log})", detail=_tail(self.log))
 
     def _socket_dir(self) -> str:
-        # The Unix socket lives in the data dir so nothing touches /var/run or /tmp.
+        # The Unix socket lives in the data dir, not in a shared system socket directory.
         # Paths over ~100 bytes do not fit a socket address; we only use TCP, so
         # an empty setting (no Unix socket at all) is the fallback.
         socket_path = self.pgdata / f".s.PGSQL.{self.port}"
@@ -627,6 +632,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"up": up, "down": down, "status": status}
     try:
         lines = env_lines() if command == "env" else [str(r) for r in commands[command]()]
+    except OSError as error:  # e.g. no permission to create the data dir
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except ServiceError as error:
         print(f"error: {error}", file=sys.stderr)
         if error.detail:
