@@ -48,7 +48,7 @@ demo: migrate
 	@echo "    Silk (staff login) http://127.0.0.1:8000/silk/   user admin, password weave-demo"
 	@echo "  Ctrl-C stops everything."
 	@echo
-	trap '$(PY) -m lab.services down' EXIT; $(BIN)/honcho start --procfile Procfile
+	trap "$(PY) -m lab.services down" EXIT; PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile
 
 test: services-up
 	$(BIN)/pytest $(PYTEST_ARGS)
