@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",  # tasks API: token auth for scripts and Locust
     "lab",
     "weave",
     "articles",
@@ -132,6 +133,43 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(services.DATA_DIR / "celerybeat-schedule")
+# --- Celery, production habits (tasks app, issue 5) ---------------------------
+# Jobs that must not be lost set acks_late + reject_on_worker_lost themselves
+# (tasks/jobs.py); with late acks a worker must not hoard messages it has not
+# started: https://docs.celeryq.dev/en/stable/userguide/optimizing.html#prefetch-limits
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis redelivers an unacknowledged message after this many seconds (a worker
+# that vanished entirely); a killed child process is requeued at once.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+}
+# Heavy reports get their own queue so they never delay quick jobs (emails).
+CELERY_TASK_ROUTES = {"tasks.jobs.report_export": {"queue": "reports"}}
+# Broker down: fail the enqueue within about a second (the view answers 503)
+# instead of Celery's default of retrying the publish for longer.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+CELERY_RESULT_EXPIRES = 24 * 3600
+CELERY_BEAT_SCHEDULE = {
+    "purge-deleted-messages": {
+        "task": "weave.jobs.messages_purge_batched",
+        "schedule": 24 * 3600,
+        "kwargs": {"older_than_days": 30},
+    },
+}
+
+# --- Email: notifications (weave/lessons/notification_fanout.py) -------------
+# Console locally; point EMAIL_BACKEND/EMAIL_HOST/EMAIL_PORT at an SMTP catcher
+# (Mailpit, MailHog) to see real delivery latency.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(services.DATA_DIR / "mail"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "weave@weave.test")
 
 # --- Auth, i18n, static -----------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -159,6 +197,7 @@ REST_FRAMEWORK = {
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "EXCEPTION_HANDLER": "lab.api.exception_handler",

@@ -9,6 +9,8 @@ import pytest
 # Tests never load Silk or the debug toolbar into the in-process app (the
 # browser tests run a demo-mode server of their own).
 os.environ.setdefault("WEAVE_TESTING", "1")
+# Celery runs jobs in-process unless a test starts a real worker (tests/tasks/worker.py).
+os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -50,12 +50,21 @@ class Person(TimeStamped):
 
 class Thread(TimeStamped):
     title = models.CharField(max_length=200)
+    # Kept by an event (weave.signals: every saved message updates its thread)
+    # instead of recomputed by a periodic scan: see weave/lessons/thread_activity.py.
+    last_message_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(TimeStamped.Meta):
         indexes = [
             models.Index(
                 fields=["-updated", "-id"],
                 name="thread_alive_updated_idx",
+                condition=Q(deleted=False),
+            ),
+            # Threads by latest activity: read in index order, no aggregate, no sort.
+            models.Index(
+                fields=["-last_message_at", "-id"],
+                name="thread_alive_activity_idx",
                 condition=Q(deleted=False),
             ),
         ]
@@ -78,6 +87,13 @@ class Message(TimeStamped):
                 fields=["-updated", "-id"],
                 name="message_alive_updated_idx",
                 condition=Q(deleted=False),
+            ),
+            # The purge job's range: soft-deleted messages older than a cutoff,
+            # found without reading the 90% of live rows (weave/lessons/message_purge.py).
+            models.Index(
+                fields=["updated"],
+                name="message_deleted_updated_idx",
+                condition=Q(deleted=True),
             ),
         ]
 

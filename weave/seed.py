@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from lab.seeding import SeedContext, Seeder, register_seeder
+from weave.activity import threads_refresh_activity_sql
 
 SIZES = {
     #            persons, threads, messages
@@ -113,6 +114,8 @@ def seed_messaging(context: SeedContext) -> None:
         message_rows(rng, messages, person_ids, thread_ids),
         messages,
     )
+    # COPY sends no signals: fill the event-kept column once, as its migration does.
+    threads_refresh_activity_sql()
 
 
 register_seeder(

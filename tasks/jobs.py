@@ -1,0 +1,68 @@
+"""Celery jobs of the task tracker (Celery discovers `jobs.py`, see config/celery.py).
+
+The report export must not be lost: late acknowledgement (the message stays in
+Redis until the job returns) and reject_on_worker_lost (a killed worker process
+puts it back) mean a crash redelivers it; `report_claim`/`report_finish` make the
+redelivery finish the report once. Transient database errors retry with
+exponential backoff and full jitter, at most `max_retries` times.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from tasks.reports import (
+    ReportTooLarge,
+    report_claim,
+    report_csv,
+    report_fail,
+    report_finish,
+    report_progress,
+)
+
+logger = logging.getLogger(__name__)
+
+# Worth retrying: a lock held by another delivery, a dropped connection, a failover.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=1,  # 1 s, 2 s, 4 s ... before jitter
+    retry_backoff_max=60,
+    retry_jitter=True,  # full jitter: retries of many jobs do not arrive in lockstep
+    max_retries=5,
+)
+def report_export(self, job_id: int, throttle_seconds: float = 0.0) -> str:
+    try:
+        return report_run(job_id, retries=self.request.retries, throttle_seconds=throttle_seconds)
+    except TRANSIENT_ERRORS as error:
+        if self.request.retries >= self.max_retries:
+            report_fail(job_id, f"Gave up after {self.max_retries} retries: {error}")
+        raise  # autoretry_for: backoff, then a fresh claim
+    except Exception as error:
+        logger.exception("report %s failed", job_id)
+        report_fail(job_id, f"The report could not be built: {error}")
+        raise
+
+
+def report_run(job_id: int, *, retries: int, throttle_seconds: float) -> str:
+    job = report_claim(job_id, retries=retries)
+    if job is None:
+        return "skipped"
+    try:
+        content, rows = report_csv(
+            job.organization_id,
+            on_progress=lambda written, total: report_progress(job_id, written, total),
+            throttle_seconds=throttle_seconds,
+        )
+    except ReportTooLarge as error:
+        report_fail(job_id, str(error))
+        return "failed"
+    return "done" if report_finish(job_id, content, rows) else "skipped"

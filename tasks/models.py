@@ -1,0 +1,160 @@
+"""Task tracker: organizations, memberships and their tasks; report exports.
+
+Every task belongs to one organization; a user sees the tasks of the
+organizations they are a member of, and only members (not viewers) may write.
+The composite index (organization, status, created_at) serves the tracker's main
+list: one organization's tasks of one status, newest first, read in index order
+with no sort. `TaskUnindexed` mirrors the same rows without that index so that
+both plans stay live side by side (the composite-index lesson).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer"  # reads only
+    MEMBER = "member", "Member"
+    ADMIN = "admin", "Admin"
+
+
+WRITER_ROLES = (Role.MEMBER, Role.ADMIN)
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="membership_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.organization_id} ({self.role})"
+
+
+class Status(models.TextChoices):
+    TODO = "todo", "To do"
+    IN_PROGRESS = "in_progress", "In progress"
+    DONE = "done", "Done"
+    CLOSED = "closed", "Closed"
+
+
+class Priority(models.IntegerChoices):
+    LOW = 1, "Low"
+    NORMAL = 2, "Normal"
+    HIGH = 3, "High"
+    URGENT = 4, "Urgent"
+
+
+class TaskFields(models.Model):
+    """The columns shared by Task and its unindexed mirror."""
+
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.TODO)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    due_date = models.DateField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Task(TaskFields):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="tasks")
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_tasks",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="created_tasks"
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="updated_tasks"
+    )
+
+    class Meta:
+        indexes = [
+            # One organization's tasks of one status, newest first: an index
+            # range scan in order, no sort, stops after LIMIT rows.
+            models.Index(
+                fields=["organization", "status", "created_at"], name="task_org_status_created_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class TaskUnindexed(TaskFields):
+    """The same rows as Task (same ids), without the composite index.
+
+    It keeps the foreign key's own index on organization_id, as a table gets by
+    default: the planner can find an organization's rows but must then filter by
+    status and sort by created_at.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    assigned_to_id = models.BigIntegerField(null=True)
+    created_by_id = models.BigIntegerField()
+    updated_by_id = models.BigIntegerField()
+
+    class Meta:
+        db_table = "tasks_task_unindexed"
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ReportJob(models.Model):
+    """A CSV export of one organization's tasks, built by a Celery job (or in the request).
+
+    The file is stored in the row: web and worker share the database, not a
+    disk. For big files production would use object storage and keep a key here.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
+    progress = models.PositiveSmallIntegerField(default=0)  # percent
+    rows = models.PositiveIntegerField(default=0)
+    content = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    celery_id = models.CharField(max_length=64, blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)  # deliveries that started the job
+    retries = models.PositiveSmallIntegerField(default=0)  # Celery retries before it ran
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"report {self.pk} ({self.status})"
