@@ -126,6 +126,9 @@ class TaskUnindexed(TaskFields):
     class Meta:
         db_table = "tasks_task_unindexed"
 
+    def __str__(self) -> str:
+        return self.title
+
 
 class JobStatus(models.TextChoices):
     PENDING = "pending", "Pending"

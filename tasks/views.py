@@ -62,7 +62,9 @@ class TaskListView(TenantAPIView):
         for name in ("status", "priority"):
             if name in query:
                 tasks = tasks.filter(**{name: query[name]})
-        page = tasks.order_by("-created_at", "-id")[query["offset"] : query["offset"] + query["limit"]]
+        page = tasks.order_by("-created_at", "-id")[
+            query["offset"] : query["offset"] + query["limit"]
+        ]
         return Response(TaskSerializer(page, many=True).data)
 
     def post(self, request):
@@ -97,7 +99,9 @@ class TaskDetailView(TenantAPIView):
 class OrganizationListView(TenantAPIView):
     def get(self, request):
         memberships = Membership.objects.filter(user=request.user).select_related("organization")
-        return Response(MembershipSerializer(memberships.order_by("organization__slug"), many=True).data)
+        return Response(
+            MembershipSerializer(memberships.order_by("organization__slug"), many=True).data
+        )
 
 
 def report_for(user, pk: int) -> ReportJob:

@@ -9,8 +9,6 @@ import pytest
 # Tests never load Silk or the debug toolbar into the in-process app (the
 # browser tests run a demo-mode server of their own).
 os.environ.setdefault("WEAVE_TESTING", "1")
-# Celery runs jobs in-process unless a test starts a real worker (tests/tasks/worker.py).
-os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
 
 
 @pytest.fixture(autouse=True)
@@ -32,3 +30,14 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager():
+    """Celery jobs run in-process, unless a test starts a real worker (tests/tasks/worker.py)."""
+    from config.celery import app
+
+    # Settings come from the CELERY_ namespace: set the namespaced key.
+    app.conf.CELERY_TASK_ALWAYS_EAGER = True
+    yield
+    app.conf.CELERY_TASK_ALWAYS_EAGER = False

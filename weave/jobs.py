@@ -1,0 +1,60 @@
+"""Celery jobs of the messaging app (Celery discovers `jobs.py`, see config/celery.py)."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+
+from celery import shared_task
+
+from weave import notifications, purge
+from weave.activity import threads_refresh_activity_scan
+from weave.models import Message
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(ignore_result=False)
+def notifications_fanout(message_id: int) -> str:
+    """Split the participants into chunks, one job each (small jobs retry cheaply)."""
+    message = Message.objects.filter(pk=message_id).first()
+    if message is None:
+        # The on_commit race: enqueued before COMMIT, the worker cannot see the row.
+        logger.warning(
+            "message %s not found: enqueued before its transaction committed?", message_id
+        )
+        return "missing"
+    for chunk in notifications.chunks(notifications.participant_ids(message)):
+        notifications_send_chunk.delay(message_id, chunk)
+    return "queued"
+
+
+@shared_task(
+    autoretry_for=(smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=5,
+    ignore_result=True,
+)
+def notifications_send_chunk(message_id: int, person_ids: list[int]) -> int:
+    # Acknowledged early (the default): a crash may lose a chunk rather than
+    # email 50 people twice. A retry resends the whole chunk.
+    message = Message.objects.filter(pk=message_id).first()
+    return notifications.notify_chunk(message, person_ids) if message else 0
+
+
+@shared_task
+def messages_purge_batched(older_than_days: int = 30) -> int:
+    return purge.messages_purge_batched(older_than_days=older_than_days)
+
+
+@shared_task
+def messages_purge_naive(older_than_days: int = 30) -> int:
+    return purge.messages_purge_naive(older_than_days=older_than_days)
+
+
+@shared_task
+def threads_activity_rescan() -> int:
+    """The periodic alternative to the save event (not scheduled: the event keeps it)."""
+    return threads_refresh_activity_scan()

@@ -1,0 +1,141 @@
+"""Post a message and email every participant: inside the request vs after commit, in chunks.
+
+Slow: the naive post sends one email per participant, each on its own connection, then answers.
+Why: email delivery (an SMTP handshake each) is slow and fails transiently; the request waits.
+Fix: enqueue a fan-out job with transaction.on_commit; it sends chunks, one connection per chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.core import mail
+from django.db import transaction
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from lab.lessons import Lesson, Variant, register
+from lab.oncommit import drain_on_commit, save_then_enqueue
+from weave.models import Message, Person, Thread
+from weave.notifications import MESSAGE_HEADER, notify_one_by_one
+from weave.sample import make_messages, make_people, make_threads
+
+
+def message_post_naive(*, thread, sender, text) -> dict[str, Any]:
+    message = Message.objects.create(thread=thread, sent_by=sender, text=text)
+    return {"id": message.pk, "notified": notify_one_by_one(message)}
+
+
+def message_post_racy(*, thread, sender, text) -> dict[str, Any]:
+    """The on_commit race, kept to show it: the job is enqueued before COMMIT.
+
+    A worker that picks the job up before the transaction commits cannot see the
+    message and drops the notifications (tests/weave/test_notification_fanout.py).
+    Eager Celery hides this: the job runs inside the same transaction.
+    """
+    from weave.jobs import notifications_fanout
+
+    with transaction.atomic():
+        message = Message.objects.create(thread=thread, sent_by=sender, text=text)
+        notifications_fanout.delay(message.pk)  # too early: the row is not committed yet
+    return {"id": message.pk, "notified": "queued"}
+
+
+def message_post_optimized(*, thread, sender, text) -> dict[str, Any]:
+    from weave.jobs import notifications_fanout
+
+    message = save_then_enqueue(
+        lambda: Message.objects.create(thread=thread, sent_by=sender, text=text),
+        lambda saved: notifications_fanout.delay(saved.pk),  # after COMMIT: the row exists
+        lambda saved: saved.delete(),  # the broker refused: no message without its emails
+    )
+    return {"id": message.pk, "notified": "queued"}
+
+
+class MessagePostBody(serializers.Serializer):
+    thread = serializers.PrimaryKeyRelatedField(queryset=Thread.objects.alive())
+    sender = serializers.PrimaryKeyRelatedField(queryset=Person.objects.alive())
+    text = serializers.CharField(max_length=2_000)
+
+
+class MessagePostView(APIView):
+    post_message = None  # a callable(thread=..., sender=..., text=...) for this variant
+
+    def post(self, request):
+        body = MessagePostBody(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(self.post_message(**body.validated_data), status=201)
+
+
+def build_data(size: int) -> Mapping[str, Any]:
+    # `size` participants, one message each.
+    people = make_people(size)
+    thread = make_threads(1)[0]
+    make_messages(threads=[thread], people=people, per_thread=size)
+    return {"thread": thread, "sender": people[0]}
+
+
+def final_state(context: Mapping[str, Any]) -> tuple:
+    # Once committed and the worker has run (eager Celery in tests).
+    drain_on_commit()
+    message = Message.objects.filter(thread=context["thread"]).latest("id")
+    outbox = getattr(mail, "outbox", [])
+    recipients = sorted(
+        email.to[0]
+        for email in outbox
+        if email.extra_headers.get(MESSAGE_HEADER) == str(message.pk)
+    )
+    return message.text, message.sent_by_id == context["sender"].pk, recipients
+
+
+def params(context: Mapping[str, Any] | None) -> dict[str, str]:
+    if context is not None:
+        thread, sender = context["thread"].pk, context["sender"].pk
+    else:
+        thread = Thread.objects.alive().order_by("id").values_list("id", flat=True).first()
+        sender = Person.objects.alive().order_by("id").values_list("id", flat=True).first()
+    return {"thread": str(thread), "sender": str(sender), "text": "Hello, everyone"}
+
+
+lesson = register(
+    Lesson(
+        slug="message-notify",
+        title="Notify a thread's participants: in the request vs after commit",
+        app="weave",
+        technique="Celery offloading + transaction.on_commit",
+        explanation=(
+            "Posting a message emails every participant before the response: one email and "
+            "one connection per person.",
+            "Email delivery is slow and fails transiently; the request waits for all of it, "
+            "and a mail server hiccup fails the post.",
+            "Enqueue the fan-out with transaction.on_commit; the job sends chunks of 50 on "
+            "one connection each, with retries. Enqueueing before COMMIT races the worker.",
+        ),
+        variants=(
+            Variant(
+                "naive",
+                MessagePostView.as_view(post_message=message_post_naive),
+                "one EmailMessage.send() per participant, inside the request",
+            ),
+            Variant(
+                "racy",
+                MessagePostView.as_view(post_message=message_post_racy),
+                "enqueued inside the transaction: the worker may not see the message",
+            ),
+            Variant(
+                "optimized",
+                MessagePostView.as_view(post_message=message_post_optimized),
+                "enqueued with transaction.on_commit; chunks of 50 per job and connection",
+            ),
+        ),
+        query_budget=4,
+        build_data=build_data,
+        method="POST",
+        params=params,
+        kind="write",
+        final_state=final_state,
+        notes="Emails go to EMAIL_BACKEND (console by default: the worker's log shows them).",
+    )
+)
