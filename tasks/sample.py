@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
+from django.db import connection
 
-from tasks.models import Membership, Organization, Role, Status, Task, TaskUnindexed
+from tasks.models import Membership, Organization, Role, Status, Task
+from tasks.seed import TASK_COLUMNS
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 _serial = itertools.count(1)
@@ -69,35 +71,35 @@ def make_tasks(
         )
         for i in range(count)
     )
+    spread_created_at([task.pk for task in tasks])
     for index, task in enumerate(tasks):
         task.created_at = task.updated_at = EPOCH + timedelta(minutes=index)
-    Task.objects.bulk_update(tasks, ["created_at", "updated_at"], batch_size=1000)
     if mirror:
-        mirror_tasks(tasks)
+        mirror_tasks([task.pk for task in tasks])
     return tasks
 
 
-def mirror_tasks(tasks: list[Task]) -> None:
-    TaskUnindexed.objects.bulk_create(
-        TaskUnindexed(
-            id=task.id,
-            organization_id=task.organization_id,
-            title=task.title,
-            description=task.description,
-            status=task.status,
-            priority=task.priority,
-            due_date=task.due_date,
-            assigned_to_id=task.assigned_to_id,
-            created_by_id=task.created_by_id,
-            updated_by_id=task.updated_by_id,
+def spread_created_at(ids: list[int]) -> None:
+    """created_at = updated_at = EPOCH + position minutes, in one UPDATE (bulk_update is slow)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE tasks_task AS task
+            SET created_at = %s + (position - 1) * interval '1 minute',
+                updated_at = %s + (position - 1) * interval '1 minute'
+            FROM unnest(%s::bigint[]) WITH ORDINALITY AS spread(id, position)
+            WHERE task.id = spread.id
+            """,
+            [EPOCH, EPOCH, ids],
         )
-        for task in tasks
-    )
-    TaskUnindexed.objects.bulk_update(
-        [
-            TaskUnindexed(id=task.id, created_at=task.created_at, updated_at=task.updated_at)
-            for task in tasks
-        ],
-        ["created_at", "updated_at"],
-        batch_size=1000,
-    )
+
+
+def mirror_tasks(ids: list[int]) -> None:
+    """Copy tasks, same ids, into the unindexed table of the composite-index lesson."""
+    columns = ", ".join(("id", *TASK_COLUMNS))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO tasks_task_unindexed ({columns}) "
+            f"SELECT {columns} FROM tasks_task WHERE id = ANY(%s)",
+            [ids],
+        )
