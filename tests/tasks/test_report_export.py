@@ -11,7 +11,7 @@ from django.db import transaction
 
 from config.celery import app
 from tasks.jobs import report_export
-from tasks.models import JobStatus, ReportJob
+from tasks.models import ReportJob
 from tasks.reports import report_job_create
 from tasks.sample import make_members, make_organization, make_tasks
 from tests.workers import celery_worker, wait_for
