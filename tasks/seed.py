@@ -164,3 +164,16 @@ register_seeder(
         run=seed_tasks,
     )
 )
+
+
+def demo_context() -> dict:
+    """The seeded member and organization the lessons use (`manage.py compare`, lesson pages)."""
+    from django.contrib.auth import get_user_model
+
+    from tasks.models import Organization
+
+    return {
+        "user": get_user_model().objects.filter(username=demo_username(1)).first(),
+        "organization": Organization.objects.filter(slug="org-01").first(),
+        "size": 1_000,  # tasks per import
+    }

@@ -21,6 +21,7 @@ from tasks.lessons.task_close_done import OrganizationBody
 from tasks.models import ReportJob
 from tasks.reports import report_build_in_request, report_request_offloaded
 from tasks.sample import make_members, make_organization, make_tasks
+from tasks.seed import demo_context
 from tasks.serializers import ReportJobSerializer
 from tasks.tenancy import organization_for
 from tasks.views import TenantAPIView, csv_response
@@ -98,6 +99,7 @@ lesson = register(
         params=params,
         kind="write",
         auth=True,
+        demo_context=demo_context,
         final_state=final_state,
         notes="GET the job URL for status and progress; its 'download' link appears when done.",
     )

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from lab.lessons import Lesson, Variant, register
 from tasks.models import Status, Task
 from tasks.sample import make_members, make_organization, make_tasks
+from tasks.seed import demo_context
 from tasks.tenancy import organization_for
 from tasks.views import TenantAPIView
 
@@ -107,6 +108,7 @@ lesson = register(
         params=params,
         kind="write",
         auth=True,
+        demo_context=demo_context,
         final_state=final_state,
         notes="A write: on seeded data the first call closes the tasks, later calls find none "
         "(measure inside a rolled-back transaction).",

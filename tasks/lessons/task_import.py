@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from lab.lessons import Lesson, Variant, register
 from tasks.models import Priority, Status, Task
 from tasks.sample import make_members, make_organization
+from tasks.seed import demo_context
 from tasks.tenancy import organization_for
 from tasks.views import TenantAPIView
 
@@ -120,6 +121,7 @@ lesson = register(
         params=params,
         kind="write",
         auth=True,
+        demo_context=demo_context,
         final_state=final_state,
     )
 )

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from lab.api import validated_query
 from lab.lessons import Lesson, Variant, register
 from tasks.sample import make_members, make_organization, make_tasks
+from tasks.seed import demo_context
 from tasks.serializers import TaskSerializer
 from tasks.tenancy import tasks_visible_to
 from tasks.views import TenantAPIView
@@ -94,6 +95,7 @@ lesson = register(
         build_data=build_data,
         params={"limit": "50"},
         auth=True,
+        demo_context=demo_context,
         main_queries={
             "naive": lambda: task_list_naive(user=seeded_user())[:50],
             "optimized": lambda: task_list_optimized(user=seeded_user())[:50],

@@ -17,6 +17,7 @@ from lab.api import validated_query
 from lab.lessons import Lesson, Variant, register
 from tasks.models import Status, Task, TaskUnindexed
 from tasks.sample import make_members, make_organization, make_tasks
+from tasks.seed import demo_context
 from tasks.tenancy import organization_for
 from tasks.views import TenantAPIView
 
@@ -108,6 +109,7 @@ lesson = register(
         build_data=build_data,
         params=params,
         auth=True,
+        demo_context=demo_context,
         naive_grows=False,  # one query either way: the lesson is the plan, not the count
         main_queries={
             "naive": lambda: task_filter_naive(

@@ -90,13 +90,18 @@ def final_state(context: Mapping[str, Any]) -> tuple:
     return message.text, message.sent_by_id == context["sender"].pk, recipients
 
 
+def demo_context() -> dict[str, Any]:
+    # The seeded thread and person with the lowest ids that are not deleted.
+    return {
+        "thread": Thread.objects.alive().order_by("id").first(),
+        "sender": Person.objects.alive().order_by("id").first(),
+    }
+
+
 def params(context: Mapping[str, Any] | None) -> dict[str, str]:
-    if context is not None:
-        thread, sender = context["thread"].pk, context["sender"].pk
-    else:
-        thread = Thread.objects.alive().order_by("id").values_list("id", flat=True).first()
-        sender = Person.objects.alive().order_by("id").values_list("id", flat=True).first()
-    return {"thread": str(thread), "sender": str(sender), "text": "Hello, everyone"}
+    context = context or demo_context()
+    thread, sender = context["thread"], context["sender"]
+    return {"thread": str(thread and thread.pk), "sender": str(sender and sender.pk), "text": "Hi"}
 
 
 lesson = register(
@@ -136,6 +141,7 @@ lesson = register(
         params=params,
         kind="write",
         final_state=final_state,
+        demo_context=demo_context,
         notes="Emails go to EMAIL_BACKEND (console by default: the worker's log shows them).",
     )
 )
