@@ -42,6 +42,8 @@ def peak_memory_kb(lesson: Lesson, variant: str, context, *, client: Client) -> 
 def compare_lesson(lesson: Lesson, *, rounds: int, memory: bool = False) -> dict[str, Any]:
     context = lesson.demo_context() if lesson.demo_context else None
     client = Client(HTTP_HOST="127.0.0.1")
+    if lesson.auth and context and context.get("user") is not None:
+        client.force_login(context["user"])  # outside the rolled-back transactions
     samples: dict[str, list[Probe]] = {name: [] for name in lesson.variant_names}
     for name in lesson.variant_names:  # warm-up: connections, caches of the ORM, imports
         measure_once(lesson, name, context, client=client)

@@ -42,8 +42,11 @@ def call_variant(
     keep_sql: bool = False,
 ) -> Probe:
     client = client or Client()
-    if lesson.auth and context and context.get("user") is not None:
-        client.force_login(context["user"])
+    user = context.get("user") if lesson.auth and context else None
+    # Log in once per client: a login inside a write lesson's rolled-back
+    # transaction would leave a session that the next login cannot update.
+    if user is not None and client.session.get("_auth_user_id") != str(user.pk):
+        client.force_login(user)
     params = dict(lesson.example_params(context) if params is None else params)
     headers = {MEASURE_HEADER: "1"}
     if lesson.renders == "json":
