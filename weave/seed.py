@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from lab.seeding import SeedContext, Seeder, register_seeder
+from weave.models import mirror_messages
 
 SIZES = {
     #            persons, threads, messages
@@ -113,13 +114,16 @@ def seed_messaging(context: SeedContext) -> None:
         message_rows(rng, messages, person_ids, thread_ids),
         messages,
     )
+    # The indexes lesson compares the same rows in a table without indexes.
+    context.out("weave_message_plain: mirroring weave_message")
+    mirror_messages()
 
 
 register_seeder(
     Seeder(
         app="weave",
         order=10,
-        tables=("weave_message", "weave_thread", "weave_person"),
+        tables=("weave_message_plain", "weave_message", "weave_thread", "weave_person"),
         run=seed_messaging,
     )
 )
