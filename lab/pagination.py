@@ -58,7 +58,7 @@ def estimated_count(
     *,
     timeout_ms: int = 2,
     exact_below: int = 10_000,
-    sample_rows: int = 30_000,
+    sample_rows: int = 50_000,
     seed: int = 1,
 ) -> CountResult:
     """The exact count if it takes under `timeout_ms`, else an estimate.
@@ -73,7 +73,10 @@ def estimated_count(
     if total is None:  # never analyzed: nothing to estimate from
         return CountResult(queryset.count(), False, "exact")
     if queryset.query.where:
-        value, method = sampled_count(queryset, total=total, rows=sample_rows, seed=seed), "tablesample"
+        value, method = (
+            sampled_count(queryset, total=total, rows=sample_rows, seed=seed),
+            "tablesample",
+        )
     else:
         value, method = round(total), "reltuples"
     if value < exact_below:

@@ -4,29 +4,38 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('weave', '0001_initial'),
+        ("weave", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PlainMessage',
+            name="PlainMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('text', models.TextField()),
-                ('sent_by_id', models.BigIntegerField()),
-                ('thread_id', models.BigIntegerField()),
-                ('created', models.DateTimeField()),
-                ('updated', models.DateTimeField()),
-                ('deleted', models.BooleanField(default=False)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("text", models.TextField()),
+                ("sent_by_id", models.BigIntegerField()),
+                ("thread_id", models.BigIntegerField()),
+                ("created", models.DateTimeField()),
+                ("updated", models.DateTimeField()),
+                ("deleted", models.BooleanField(default=False)),
             ],
             options={
-                'db_table': 'weave_message_plain',
+                "db_table": "weave_message_plain",
             },
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(condition=models.Q(('deleted', False)), fields=['thread', '-updated', '-id'], include=('sent_by',), name='message_thread_alive_idx'),
+            model_name="message",
+            index=models.Index(
+                condition=models.Q(("deleted", False)),
+                fields=["thread", "-updated", "-id"],
+                include=("sent_by",),
+                name="message_thread_alive_idx",
+            ),
         ),
     ]
