@@ -87,7 +87,7 @@ def estimated_count(
 def exact_count_within(queryset: QuerySet, *, timeout_ms: int) -> int | None:
     """COUNT(*) under `SET LOCAL statement_timeout`; None when it is cancelled.
 
-    The savepoint confines the timeout (and its rollback) to this count. No
+    A savepoint, always rolled back, confines the timeout to this count. No
     parallel workers: a cancelled parallel query writes an ERROR plus a FATAL
     per killed worker to the server log; a serial one writes a single ERROR.
     """
@@ -99,7 +99,11 @@ def exact_count_within(queryset: QuerySet, *, timeout_ms: int) -> int | None:
                     " set_config('max_parallel_workers_per_gather', '0', true)",
                     [str(int(timeout_ms))],
                 )
-            return queryset.count()
+            count = queryset.count()
+            # Roll the savepoint back even on success: SET LOCAL survives a RELEASE
+            # SAVEPOINT and would cap every later statement of the transaction.
+            transaction.set_rollback(True, using=queryset.db)
+        return count
     except OperationalError as error:
         if getattr(error.__cause__, "sqlstate", None) == QUERY_CANCELED:
             return None
