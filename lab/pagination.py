@@ -63,20 +63,19 @@ def estimated_count(
 ) -> CountResult:
     """The exact count if it takes under `timeout_ms`, else an estimate.
 
-    An estimate under `exact_below` is replaced by the exact count (small
-    filters are always exact). Everything runs on the queryset's own database.
+    A table smaller than `exact_below` (or never analyzed) is simply counted; an
+    estimate under `exact_below` is replaced by the exact count (small filters
+    are always exact). Everything runs on the queryset's own database.
     """
+    total = table_rows_estimate(queryset)
+    if total is None or total < exact_below:
+        return CountResult(queryset.count(), False, "exact")
     exact = exact_count_within(queryset, timeout_ms=timeout_ms)
     if exact is not None:
         return CountResult(exact, False, "exact")
-    total = table_rows_estimate(queryset)
-    if total is None:  # never analyzed: nothing to estimate from
-        return CountResult(queryset.count(), False, "exact")
     if queryset.query.where:
-        value, method = (
-            sampled_count(queryset, total=total, rows=sample_rows, seed=seed),
-            "tablesample",
-        )
+        value = sampled_count(queryset, total=total, rows=sample_rows, seed=seed)
+        method = "tablesample"
     else:
         value, method = round(total), "reltuples"
     if value < exact_below:

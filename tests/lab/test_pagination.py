@@ -96,7 +96,7 @@ def test_only_the_base_table_is_sampled_and_the_filter_stays(django_assert_num_q
 
 def test_a_large_estimate_is_used_and_flagged(monkeypatch):
     insert_messages(20_000)
-    # exact_below=1000 and an always-cancelled exact count: the estimate path.
+    # A table over exact_below and an always-cancelled exact count: the estimate path.
     monkeypatch.setattr("lab.pagination.exact_count_within", lambda queryset, timeout_ms: None)
     result = estimated_count(Message.objects.alive(), exact_below=1_000)
     assert result.estimated and result.method == "tablesample"
@@ -106,9 +106,21 @@ def test_a_large_estimate_is_used_and_flagged(monkeypatch):
 
 
 def test_a_small_estimate_is_replaced_by_the_exact_count(monkeypatch):
-    insert_messages(2_000)
+    insert_messages(20_000)
     monkeypatch.setattr("lab.pagination.exact_count_within", lambda queryset, timeout_ms: None)
-    assert estimated_count(Message.objects.alive()) == CountResult(1_715, False, "exact")
+    thread = Thread.objects.order_by("id").last()
+    one_thread = Message.objects.alive().filter(thread=thread)
+    assert estimated_count(one_thread, exact_below=10_000) == CountResult(
+        one_thread.count(), False, "exact"
+    )
+
+
+def test_a_small_table_is_counted_without_a_timeout(django_assert_num_queries):
+    insert_messages(2_000)
+    with django_assert_num_queries(2):
+        # 1. SELECT reltuples ... FROM pg_class: 2,000 rows, under exact_below
+        # 2. SELECT COUNT(*) FROM weave_message WHERE NOT deleted
+        assert estimated_count(Message.objects.alive()).value == 1_715
 
 
 def paginator_with_count(count: int, estimated: bool = True) -> EstimatedCountPaginator:
