@@ -5,12 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
+from django.db import DatabaseError
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
+from rest_framework.exceptions import APIException
 
 from lab.api import json_error
+from lab.explain import SCAN_TYPES, explain
 from lab.lessons import Lesson, all_lessons, get_lesson
 
 
@@ -66,8 +71,64 @@ def lesson_page(request: HttpRequest, slug: str) -> HttpResponse:
         for variant in lesson.variants
     ]
     return render(
-        request, "lab/lesson.html", {"lesson": lesson, "variants": variants, "params": params}
+        request,
+        "lab/lesson.html",
+        {
+            "lesson": lesson,
+            "variants": variants,
+            "params": params,
+            "plans": lesson_plans(lesson),
+            "scan_types": SCAN_TYPES,
+        },
     )
+
+
+def is_read_query(query: Any) -> bool:
+    """EXPLAIN ANALYZE runs the query: only plain SELECTs of read lessons get ANALYZE."""
+    if isinstance(query, QuerySet):
+        return True
+    sql = query[0].lstrip().upper()
+    writes = ("INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE")
+    return sql.startswith(("SELECT", "WITH")) and not any(word in sql for word in writes)
+
+
+def plan_nodes(node: dict[str, Any], depth: int = 0):
+    """The plan tree flattened, with its depth; scan nodes are flagged for highlighting."""
+    yield {
+        "depth": range(depth),
+        "type": node["Node Type"],
+        "scan": node["Node Type"] in SCAN_TYPES,
+        "on": node.get("Index Name") or node.get("Relation Name") or "",
+        "rows": node.get("Actual Rows", node.get("Plan Rows")),
+        "ms": node.get("Actual Total Time"),
+        "buffers": node.get("Shared Hit Blocks", 0) + node.get("Shared Read Blocks", 0),
+    }
+    for child in node.get("Plans", ()):
+        yield from plan_nodes(child, depth + 1)
+
+
+def lesson_plans(lesson: Lesson) -> list[dict[str, Any]]:
+    """EXPLAIN (ANALYZE, BUFFERS) of each variant's main query; an error is shown, not raised."""
+    plans = []
+    for variant, main_query in lesson.main_queries.items():
+        try:
+            query = main_query()
+            analyze = lesson.kind == "read" and is_read_query(query)
+            plan = explain(query, analyze=analyze)
+        except (DatabaseError, EmptyResultSet, APIException, LookupError, ValueError) as error:
+            plans.append({"variant": variant, "error": str(error)})
+            continue
+        nodes = list(plan_nodes(plan.plan))
+        plans.append(
+            {
+                "variant": variant,
+                "plan": plan,
+                "analyze": analyze,
+                "nodes": nodes,
+                "node_types": list(dict.fromkeys(node["type"] for node in nodes)),
+            }
+        )
+    return plans
 
 
 def latest_silk_url(lesson: Lesson, variant: str) -> str | None:
