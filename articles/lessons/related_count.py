@@ -1,6 +1,6 @@
 """Article detail: a method called several times per request vs `cached_property`.
 
-Slow: the detail page counts the related articles twice, with the same COUNT query each time.
+Slow: the detail page shows the related-articles count twice and runs the same COUNT twice.
 Why: `{{ article.related_count }}` calls a method, and the template calls it at every use.
 Fix: `@cached_property` computes it once per instance; the second use reads the attribute.
 """
