@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -65,9 +66,8 @@ def lesson_page(request: HttpRequest, slug: str) -> HttpResponse:
         }
         for variant in lesson.variants
     ]
-    return render(
-        request, "lab/lesson.html", {"lesson": lesson, "variants": variants, "params": params}
-    )
+    context = {"lesson": lesson, "variants": variants, "params": params, "query": urlencode(params)}
+    return render(request, "lab/lesson.html", context)
 
 
 def latest_silk_url(lesson: Lesson, variant: str) -> str | None:

@@ -149,3 +149,8 @@ def test_api_create_bad_input_is_json_400(client, blog, payload):
     response = client.post("/articles/api/articles/", payload, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["status"] == 400
+
+
+def test_lesson_page_links_carry_the_example_parameters(client, blog):
+    page = client.get("/lessons/tag-summary/").content.decode()
+    assert 'href="/lessons/tag-summary/optimized/?tag=qa"' in page
