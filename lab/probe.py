@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import tracemalloc
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,8 +25,6 @@ class Probe:
     queries: QueryLog
     total_ms: float
     content_type: str
-    # Peak Python memory allocated during the call (tracemalloc), when asked for.
-    memory_peak_bytes: int | None = None
 
     def payload(self) -> Any:
         if self.content_type.startswith("application/json"):
@@ -43,10 +40,7 @@ def call_variant(
     context: Mapping[str, Any] | None = None,
     params: Mapping[str, str] | None = None,
     keep_sql: bool = False,
-    memory: bool = False,
 ) -> Probe:
-    """Call one variant in-process; `memory=True` also records the tracemalloc peak
-    (tracing slows the call down: take time and memory from separate calls)."""
     client = client or Client()
     user = context.get("user") if lesson.auth and context else None
     # Log in once per client: a login inside a write lesson's rolled-back
@@ -58,9 +52,6 @@ def call_variant(
     if lesson.renders == "json":
         headers["Accept"] = "application/json"
     url = lesson.url(variant)
-    tracing = memory and not tracemalloc.is_tracing()
-    if tracing:
-        tracemalloc.start()
     started = time.perf_counter()
     with capture_queries(keep_sql=keep_sql) as queries:
         if lesson.method == "GET":
@@ -74,15 +65,10 @@ def call_variant(
                 headers=headers,
             )
     total_ms = (time.perf_counter() - started) * 1000
-    peak = None
-    if tracing:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
     return Probe(
         status=response.status_code,
         body=response.content if not response.streaming else b"".join(response.streaming_content),
         queries=queries,
         total_ms=total_ms,
         content_type=response.get("Content-Type", ""),
-        memory_peak_bytes=peak,
     )

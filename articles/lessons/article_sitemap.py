@@ -101,7 +101,6 @@ lesson = register(
         build_data=build_data,
         renders="html",
         naive_grows=False,
-        measure_memory=True,
         main_queries={
             "naive": lambda: sitemap_naive()[:SITEMAP_PAGE],
             "optimized": lambda: sitemap_optimized()[:SITEMAP_PAGE],
@@ -109,7 +108,7 @@ lesson = register(
         notes=(
             "2 queries: the paginator's COUNT and the page. The naive cost is columns and "
             "instances, not queries: compare it on time and on the tracemalloc peak "
-            "(measure_memory). The defer trap's count grows with the rows."
+            "(manage.py compare --memory). The defer trap's count grows with the rows."
         ),
     )
 )

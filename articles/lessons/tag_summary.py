@@ -95,7 +95,6 @@ lesson = register(
         params=params,
         renders="html",
         naive_grows=False,
-        measure_memory=True,
         main_queries={"naive": published_rows, "optimized": published_count_sql},
         notes=(
             "Same 3 queries (tag, published, drafts) in both variants: the naive cost is the "
