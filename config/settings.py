@@ -117,15 +117,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, sessions, Celery -----------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL") or services.default_redis_url()
+# Django's built-in Redis backend (no django-redis):
+# https://docs.djangoproject.com/en/5.2/topics/cache/#redis
+# KEY_PREFIX separates deployments sharing one Redis; bumping VERSION orphans
+# every existing key at once (a deploy-wide invalidation).
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": os.environ.get("WEAVE_CACHE_PREFIX", "weave"),
         "VERSION": int(os.environ.get("WEAVE_CACHE_VERSION", "1")),
+        "TIMEOUT": 300,
     }
 }
+# Sessions read from Redis, written through to PostgreSQL: a signed-in request
+# costs no session query while the cache is warm, and survives a Redis flush.
+# https://docs.djangoproject.com/en/5.2/topics/http/sessions/#using-cached-sessions
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_CACHE_ALIAS = "default"
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL

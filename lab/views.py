@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
@@ -77,6 +78,7 @@ def lesson_page(request: HttpRequest, slug: str) -> HttpResponse:
             "lesson": lesson,
             "variants": variants,
             "params": params,
+            "query": urlencode(params),
             "plans": lesson_plans(lesson),
             "scan_types": SCAN_TYPES,
         },
