@@ -12,7 +12,11 @@ urlpatterns = [
     # the UIs' assets come from drf-spectacular-sidecar, not a CDN.
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/schema/swagger/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger"),
-    path("api/schema/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path(
+        "api/schema/redoc/",
+        SpectacularRedocView.as_view(url_name="schema", template_name="lab/redoc.html"),
+        name="redoc",
+    ),
 ]
 
 if settings.PROFILING_TOOLS:

@@ -22,7 +22,7 @@ from django.views import defaults
 logger = logging.getLogger("weave.errors")
 
 RETRY_AFTER_SECONDS = 5
-VARIANT_PATH = re.compile(r"^/lessons/(?P<slug>[-\w]+)/[-\w]+/$")
+VARIANT_PATH = re.compile(r"^/lessons/(?P<slug>[^/]+)/[^/]+/$")
 
 
 def wants_json(request: HttpRequest) -> bool:
