@@ -144,9 +144,9 @@ def wait_for_http(url: str, *, process: subprocess.Popen, log: Path, timeout: fl
         if process.poll() is not None:
             pytest.fail(f"the server exited:\n{log.read_text(errors='replace')[-3000:]}")
         try:
-            if requests.get(url, timeout=2).status_code < 500:
+            if requests.get(url, timeout=10).status_code < 500:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
         time.sleep(0.2)
     pytest.fail(f"{url} did not answer in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
@@ -178,8 +178,8 @@ class LiveStack:
         assert done.returncode == 0, f"manage.py {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
-    def session_cookie(self, username: str, *, staff: bool) -> str:
-        """A signed-in session for a (new) user, made the way a login makes it."""
+    def session_cookie(self, username: str, *, staff: bool, server: Gunicorn) -> str:
+        """A signed-in session for a (new) user on `server` (its secret key signs it)."""
         code = (
             "from django.contrib.auth import get_user_model, SESSION_KEY, BACKEND_SESSION_KEY, "
             "HASH_SESSION_KEY\n"
@@ -193,7 +193,7 @@ class LiveStack:
             "session.save()\n"
             "print(session.session_key)\n"
         )
-        return self.manage("shell", "-c", code).strip().splitlines()[-1]
+        return self.manage("shell", "-c", code, env=server.env).strip().splitlines()[-1]
 
     def psql(self, sql: str, *params) -> list[tuple]:
         import psycopg
