@@ -96,6 +96,7 @@ def document_errors(result: dict, generator, request, public) -> dict:
         lesson = get_lesson(match["slug"]) if match else None
         for operation in operations.values():
             add_error_responses(operation)
+            allow_empty_optional_parameters(operation)
             if lesson is not None:
                 describe_variant(operation, lesson, match["variant"])
     return result
@@ -129,6 +130,14 @@ def add_error_responses(operation: dict) -> None:
         )
 
 
+def allow_empty_optional_parameters(operation: dict) -> None:
+    """`?limit=` means "no limit given": DRF reads an empty optional query parameter as
+    absent (its default applies), and the schema says so rather than promise a 400."""
+    for param in operation.get("parameters", []):
+        if param["in"] == "query" and not param.get("required"):
+            param.setdefault("allowEmptyValue", True)
+
+
 def describe_variant(operation: dict, lesson: Lesson, variant: str) -> None:
     chosen = lesson.variant(variant)
     operation["tags"] = [f"lesson: {lesson.slug}"]
@@ -142,3 +151,4 @@ def describe_variant(operation: dict, lesson: Lesson, variant: str) -> None:
             operation.setdefault("parameters", []).append(
                 {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
             )
+    allow_empty_optional_parameters(operation)
