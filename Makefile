@@ -64,6 +64,11 @@ format: install
 compare: migrate
 	$(PY) manage.py compare $(LESSONS) --rounds $(ROUNDS)
 
+# Silk keeps at most SILKY_MAX_RECORDED_REQUESTS requests; this empties its tables now.
+.PHONY: silk-clear
+silk-clear: migrate
+	$(PY) manage.py silk_clear_request_log
+
 # Regenerate the pinned dependency tree after editing pyproject.toml.
 lock:
 	$(BIN)/pip install --quiet uv

@@ -9,15 +9,20 @@ from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import DatabaseError
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
+from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import APIException
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from lab.api import json_error
 from lab.explain import SCAN_TYPES, explain
 from lab.lessons import Lesson, all_lessons, get_lesson
+from lab.schema import LessonRegistrySerializer
 
 
 def lesson_as_json(lesson: Lesson, request: HttpRequest) -> dict[str, Any]:
@@ -46,10 +51,18 @@ def lesson_as_json(lesson: Lesson, request: HttpRequest) -> dict[str, Any]:
     }
 
 
-@require_GET
-def lessons_api(request: HttpRequest) -> JsonResponse:
-    lessons = [lesson_as_json(lesson, request) for lesson in all_lessons()]
-    return JsonResponse({"count": len(lessons), "lessons": lessons})
+class LessonsApiView(APIView):
+    """The registry as JSON: what tools outside Django (Locust, scripts) read."""
+
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(responses=LessonRegistrySerializer, summary="The lesson registry")
+    def get(self, request: HttpRequest) -> Response:
+        lessons = [lesson_as_json(lesson, request) for lesson in all_lessons()]
+        return Response({"count": len(lessons), "lessons": lessons})
+
+
+lessons_api = LessonsApiView.as_view()
 
 
 @require_GET
