@@ -4,13 +4,15 @@
 which reads the same line and execs it; `make loadtest` starts its gunicorn from
 the `web` line too. tests/deploy/test_compose.py checks that the three agree.
 
-    bin/run-process [--prepare] web|worker|beat   exec the Procfile line
+    bin/run-process [--prepare | --wait-migrations] web|worker|beat
+                                                  exec the Procfile line
     bin/run-process --print NAME                  print it (as JSON argv)
     bin/run-process --healthcheck                 check the process this container runs
 
 `--prepare` (the web container) waits for PostgreSQL, migrates, collects static
 files and seeds WEAVE_SEED_PRESET (default `workshop`; the seed command skips
 tables that already hold data, so only an empty database is seeded).
+`--wait-migrations` (worker, beat) waits until the web container has migrated.
 
 Only the standard library is imported at module level: the container's
 healthcheck runs this every few seconds.
@@ -88,6 +90,16 @@ def prepare() -> None:
         manage("seed", "--preset", preset)
 
 
+def wait_for_migrations(timeout_s: float = 900.0) -> None:
+    """`migrate --check` fails while migrations are unapplied (web is still preparing)."""
+    deadline = time.monotonic() + timeout_s
+    check = [sys.executable, str(BASE_DIR / "manage.py"), "migrate", "--check"]
+    while subprocess.run(check, capture_output=True).returncode != 0:
+        if time.monotonic() > deadline:
+            raise SystemExit("the database was not migrated in time (is the web service up?)")
+        time.sleep(3)
+
+
 def healthcheck() -> int:
     """0 when this container's process answers: web over HTTP, worker via celery ping."""
     name = STATE_FILE.read_text().strip() if STATE_FILE.exists() else ""
@@ -110,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bin/run-process", description=__doc__.split("\n")[0])
     parser.add_argument("name", nargs="?", help="a process of the Procfile (web, worker, beat)")
     parser.add_argument("--prepare", action="store_true", help="migrate, collectstatic, seed")
+    parser.add_argument("--wait-migrations", action="store_true", help="until web migrated")
     parser.add_argument("--print", action="store_true", help="print the command, run nothing")
     parser.add_argument("--healthcheck", action="store_true")
     options = parser.parse_args(argv)
@@ -123,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if options.prepare:
         prepare()
+    if options.wait_migrations:
+        if os.environ.get("DATABASE_URL"):
+            wait_for_database()
+        wait_for_migrations()
     STATE_FILE.write_text(options.name)
     os.chdir(BASE_DIR)
     os.execvp(argv_[0], argv_)
