@@ -22,11 +22,12 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -81,6 +82,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", action="store_true", help="the connection lesson")
     parser.add_argument("--conn-lesson", default="latest-messages")
     parser.add_argument("--conn-variant", default="optimized")
+    parser.add_argument(
+        "--conn-params",
+        nargs="*",
+        default=[],
+        help="key=value pairs replacing the example parameters (a cheap request shows "
+        "the connection cost best, e.g. limit=1)",
+    )
     parser.add_argument("--reports", type=Path, default=BASE_DIR / "reports")
     options = parser.parse_args(argv)
     # `make loadtest LESSONS="a b"` and `LESSONS=a,b` both work
@@ -234,10 +242,33 @@ def run_connections(options, directory: Path, log: Path) -> tuple[list, list[str
         with server.gunicorn(log=log, extra_env=env, **server_options(options)) as host:
             options.lessons = [options.conn_lesson]
             lessons, notes = fetch_lessons(host, options, directory)
+            lessons = [with_params(lesson, options.conn_params) for lesson in lessons]
+            save_lessons(directory / "lessons.json", lessons, options.conn_params)
             tags = [tag_for(options.conn_lesson, options.conn_variant)]
             run = Run(label=label, lessons=lessons, tags=tags, env={"WEAVE_REQUEST_LABEL": label})
             rows += run_locust(run, options, host, directory, directory / "lessons.json")
     return rows, notes
+
+
+def with_params(lesson: LessonSpec, pairs: list[str]) -> LessonSpec:
+    if not pairs:
+        return lesson
+    params = dict(pair.split("=", 1) for pair in pairs)
+    variants = tuple(replace(variant, params=params) for variant in lesson.variants)
+    return replace(lesson, variants=variants)
+
+
+def save_lessons(path: Path, lessons: list[LessonSpec], pairs: list[str]) -> None:
+    """Rewrite the saved registry so Locust (which reads it) uses the same parameters."""
+    if not pairs:
+        return
+    document = json.loads(path.read_text())
+    params = dict(pair.split("=", 1) for pair in pairs)
+    for item in document["lessons"]:
+        if item["slug"] in {lesson.slug for lesson in lessons}:
+            for variant in item["variants"]:
+                variant["params"] = params
+    path.write_text(json.dumps(document, indent=2))
 
 
 def server_options(options) -> dict:
@@ -261,8 +292,18 @@ def describe(options, argv: Sequence[str]) -> list[str]:
     ]
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the `with gunicorn(...)` block stops our server."""
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    stop_on_sigterm()
     options = parse_args(argv)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     directory = options.reports / (stamp + ("-connections" if options.connections else ""))
