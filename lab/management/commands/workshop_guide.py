@@ -83,8 +83,9 @@ def expect_section(lesson: Lesson, rows: list[dict], notes: list[str]) -> list[s
             "reports/<timestamp>/comparison.json --write docs/WORKSHOP.md`.",
         ]
     base = next((row for row in rows if row["variant"] == "naive"), rows[0])
+    command = notes[0].removeprefix("Command: ") if notes else "`make loadtest`"
     lines = [
-        "**Expect** (measured here, 2 cores; " + (notes[0] if notes else "") + "):",
+        f"**Expect** (measured here on 2 cores by `make loadtest`, that is {command}):",
         "",
         "| variant | req/s | p50 ms | p95 ms | p99 ms | failures | size | req/s vs naive |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
