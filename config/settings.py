@@ -128,6 +128,17 @@ DATABASES["default"]["OPTIONS"] = {"application_name": "weave"}
 STATEMENT_TIMEOUT_MS = int(os.environ.get("DJANGO_STATEMENT_TIMEOUT_MS", "0" if DEBUG else "30000"))
 if STATEMENT_TIMEOUT_MS:
     DATABASES["default"]["OPTIONS"]["options"] = f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+# DJANGO_DB_POOL=1: psycopg's connection pool (Django 5.1+), one pool per process.
+# Pooling replaces persistent connections, so Django requires CONN_MAX_AGE=0 with it:
+# https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool
+# `make loadtest-connections` compares CONN_MAX_AGE=0, persistent and pooled.
+if env_bool("DJANGO_DB_POOL", False):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": int(os.environ.get("DJANGO_DB_POOL_MIN_SIZE", "1")),
+        "max_size": int(os.environ.get("DJANGO_DB_POOL_MAX_SIZE", "4")),
+        "timeout": int(os.environ.get("DJANGO_DB_POOL_TIMEOUT", "10")),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, sessions, Celery -----------------------------------------

@@ -90,5 +90,11 @@ lesson = register(
             "naive": lambda: latest_messages_naive()[:100],
             "optimized": lambda: latest_messages_optimized()[:100],
         },
+        notes=(
+            "The JOIN repeats the sender's columns on every message row, which is cheap "
+            "for a to-one relation but not for a to-many one (use prefetch_related there). "
+            "only() defers every other column: reading a deferred field later costs one "
+            "query per row, the same N+1 through another door."
+        ),
     )
 )
