@@ -6,7 +6,8 @@ It uses the lessons' optimized querysets: 3 queries per list page, 2 per detail.
 from __future__ import annotations
 
 from django.core.paginator import EmptyPage, Paginator
-from rest_framework import status
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.generics import get_object_or_404
 from rest_framework.permissions import IsAuthenticatedOrReadOnly
@@ -23,10 +24,25 @@ from articles.serializers import (
 )
 from lab.api import validated_query
 
+ARTICLE_PAGE = extend_schema(
+    operation_id="articles_api_articles_list",
+    parameters=[ArticleListQuery],
+    responses=inline_serializer(
+        "ArticlePage",
+        fields={
+            "count": serializers.IntegerField(),
+            "page": serializers.IntegerField(),
+            "pages": serializers.IntegerField(),
+            "results": ArticleListSerializer(many=True),
+        },
+    ),
+)
+
 
 class ArticleListView(APIView):
     permission_classes = [IsAuthenticatedOrReadOnly]
 
+    @ARTICLE_PAGE
     def get(self, request):
         query = validated_query(request, ArticleListQuery)
         articles = article_list_optimized()
@@ -46,6 +62,7 @@ class ArticleListView(APIView):
             }
         )
 
+    @extend_schema(request=ArticleWriteSerializer, responses={201: ArticleDetailSerializer})
     def post(self, request):
         author = Author.objects.filter(user=request.user).first()
         if author is None:
@@ -59,6 +76,7 @@ class ArticleListView(APIView):
 
 
 class ArticleDetailView(APIView):
+    @extend_schema(responses=ArticleDetailSerializer)
     def get(self, request, slug: str):
         articles = article_list_optimized()
         return Response(ArticleDetailSerializer(get_object_or_404(articles, slug=slug)).data)

@@ -285,6 +285,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Three models have a `status` with its own choices: one enum name each.
+    "ENUM_NAME_OVERRIDES": {
+        "TaskStatusEnum": "tasks.models.Status",
+        "JobStatusEnum": "tasks.models.JobStatus",
+        "ArticleStatusEnum": "articles.models.Article.Status",
+    },
 }
 
 # --- Production profile (DJANGO_DEBUG=0): HTTPS-only cookies, HSTS ------------

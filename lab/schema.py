@@ -6,9 +6,11 @@ endpoint per JSON variant (`/lessons/<slug>/<variant>/`) with the variant's own
 DRF view. A lesson documents its parameters and payload where it defines them,
 on its view: `@extend_schema(parameters=[<QuerySerializer>], responses=<Serializer>)`
 (see weave/lessons/latest_messages.py). A variant view without that annotation
-still appears, with its example parameters as optional strings. A postprocessing
-hook adds the registry's explanation to each variant and documents the error
-responses every endpoint can give, in the one shape of `lab.api`.
+still appears, with its static example parameters as optional strings (example
+parameters computed from the database are not read: generating the schema runs no
+query). A postprocessing hook adds the registry's explanation to each variant and
+documents the error responses every endpoint can give, in the one shape of
+`lab.api` (401 and 403 where the operation needs credentials).
 """
 
 from __future__ import annotations
@@ -56,6 +58,20 @@ class LessonSerializer(serializers.Serializer):
 class LessonRegistrySerializer(serializers.Serializer):
     count = serializers.IntegerField()
     lessons = LessonSerializer(many=True)
+
+
+def page_of(name: str, results: serializers.BaseSerializer, **fields) -> serializers.Serializer:
+    """The schema of a page-number page: count, next, previous and the results (plus `fields`)."""
+    return inline_serializer(
+        name,
+        fields={
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            **fields,
+            "results": results,
+        },
+    )
 
 
 def lesson_endpoints(lesson: Lesson) -> list[tuple[str, str, str, Any]]:
@@ -119,7 +135,8 @@ def add_error_responses(operation: dict) -> None:
     responses = operation.setdefault("responses", {})
     codes = dict(ERRORS)
     if {} not in operation.get("security", [{}]):
-        codes[403] = "Not signed in, or not allowed to see this."
+        codes[401] = "Not signed in: send `Authorization: Token <key>` or a session cookie."
+        codes[403] = "Not allowed to do this (for example a read-only role)."
     for code, description in codes.items():
         responses.setdefault(
             str(code),
@@ -146,7 +163,10 @@ def describe_variant(operation: dict, lesson: Lesson, variant: str) -> None:
         [*lesson.explanation, f"This variant: {chosen.summary}" if chosen else ""]
     ).strip()
     declared = {param["name"] for param in operation.get("parameters", [])}
-    for name in lesson.example_params():
+    # Static GET parameters only: a POST lesson's parameters are its body, and
+    # example parameters computed from the database would run queries here.
+    static = {} if callable(lesson.params) or lesson.method != "GET" else lesson.params
+    for name in static:
         if name not in declared:  # the view does not document it: say at least that it exists
             operation.setdefault("parameters", []).append(
                 {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}

@@ -10,6 +10,8 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import render
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.authtoken.models import Token
@@ -52,6 +54,7 @@ class TaskListQuery(serializers.Serializer):
 
 
 class TaskListView(TenantAPIView):
+    @extend_schema(parameters=[TaskListQuery], responses=TaskSerializer(many=True))
     def get(self, request):
         query = validated_query(request, TaskListQuery)
         tasks = task_list_queryset(request.user)
@@ -67,6 +70,7 @@ class TaskListView(TenantAPIView):
         ]
         return Response(TaskSerializer(page, many=True).data)
 
+    @extend_schema(request=TaskWriteSerializer, responses={201: TaskSerializer})
     def post(self, request):
         serializer = TaskWriteSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
@@ -82,9 +86,11 @@ class TaskDetailView(TenantAPIView):
             raise NotFound("No such task.")
         return task
 
+    @extend_schema(responses=TaskSerializer)
     def get(self, request, pk: int):
         return Response(TaskSerializer(self.get_task(request, pk)).data)
 
+    @extend_schema(request=TaskUpdateSerializer, responses=TaskSerializer)
     def patch(self, request, pk: int):
         task = self.get_task(request, pk)
         require_writer_in(request.user, task.organization_id)
@@ -97,6 +103,7 @@ class TaskDetailView(TenantAPIView):
 
 
 class OrganizationListView(TenantAPIView):
+    @extend_schema(responses=MembershipSerializer(many=True))
     def get(self, request):
         memberships = Membership.objects.filter(user=request.user).select_related("organization")
         return Response(
@@ -119,11 +126,17 @@ def report_for(user, pk: int) -> ReportJob:
 class ReportJobView(TenantAPIView):
     """Status and progress of an export; `download` appears once it is done."""
 
+    @extend_schema(responses=ReportJobSerializer)
     def get(self, request, pk: int):
         return Response(ReportJobSerializer(report_for(request.user, pk)).data)
 
 
 class ReportDownloadView(TenantAPIView):
+    # 409 (the job is not done yet) uses the shared error shape (lab/schema.py).
+    @extend_schema(
+        responses={(200, "text/csv"): OpenApiTypes.STR, 409: OpenApiTypes.OBJECT},
+        summary="The report's CSV file, once the job is done",
+    )
     def get(self, request, pk: int):
         job = report_for(request.user, pk)
         if job.status != "done":

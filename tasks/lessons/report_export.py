@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from lab.lessons import Lesson, Variant, register
@@ -39,12 +41,14 @@ class ReportExportView(TenantAPIView):
 
 
 class ReportInRequestView(ReportExportView):
+    @extend_schema(request=OrganizationBody, responses={(200, "text/csv"): OpenApiTypes.STR})
     def post(self, request):
         job = report_build_in_request(organization=self.organization(request), user=request.user)
         return csv_response(job.content, f"{job.organization.slug}-tasks-{job.pk}.csv")
 
 
 class ReportOffloadedView(ReportExportView):
+    @extend_schema(request=OrganizationBody, responses={202: ReportJobSerializer})
     def post(self, request):
         job = report_request_offloaded(organization=self.organization(request), user=request.user)
         url = reverse("tasks:report", kwargs={"pk": job.pk})

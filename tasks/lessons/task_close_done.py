@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -46,6 +47,10 @@ class OrganizationBody(serializers.Serializer):
 class TaskCloseDoneView(TenantAPIView):
     close = None  # a callable(organization=..., user=...) for this variant
 
+    @extend_schema(
+        request=OrganizationBody,
+        responses=inline_serializer("TasksClosed", fields={"closed": serializers.IntegerField()}),
+    )
     def post(self, request):
         body = OrganizationBody(data=request.data)
         body.is_valid(raise_exception=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -55,6 +56,12 @@ class ImportBody(serializers.Serializer):
 class TaskImportView(TenantAPIView):
     importer = None  # a callable(organization=..., user=..., rows=...) for this variant
 
+    @extend_schema(
+        request=ImportBody,
+        responses={
+            201: inline_serializer("TasksImported", fields={"imported": serializers.IntegerField()})
+        },
+    )
     def post(self, request):
         body = ImportBody(data=request.data)
         body.is_valid(raise_exception=True)

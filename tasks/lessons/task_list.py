@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -43,6 +44,7 @@ class TaskListLessonQuery(serializers.Serializer):
 class TaskListLessonView(TenantAPIView):
     tasks = None  # a callable(user=...) returning the queryset of this variant
 
+    @extend_schema(parameters=[TaskListLessonQuery], responses=TaskSerializer(many=True))
     def get(self, request):
         query = validated_query(request, TaskListLessonQuery)
         tasks = self.tasks(user=request.user)[: query["limit"]]

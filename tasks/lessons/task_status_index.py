@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -53,6 +54,7 @@ class TaskFilterQuery(serializers.Serializer):
 class TaskFilterView(TenantAPIView):
     tasks = None  # a callable(organization_id=..., status=...) for this variant
 
+    @extend_schema(parameters=[TaskFilterQuery], responses=TaskRowSerializer(many=True))
     def get(self, request):
         query = validated_query(request, TaskFilterQuery)
         organization = organization_for(request.user, query["organization"])

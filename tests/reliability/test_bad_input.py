@@ -124,7 +124,7 @@ def within(number: float, schema: Mapping[str, Any]) -> bool:
 
 
 @pytest.fixture(scope="module")
-def openapi(django_db_blocker) -> dict:
+def openapi(django_db_setup, django_db_blocker) -> dict:
     with django_db_blocker.unblock():
         response = Client().get("/api/schema/", {"format": "json"})
     assert response.status_code == 200

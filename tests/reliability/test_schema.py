@@ -38,12 +38,30 @@ def test_every_json_variant_is_documented(lesson, openapi):
     for variant in lesson.variant_names:
         operation = openapi["paths"][lesson.url(variant)][lesson.method.lower()]
         documented = {param["name"] for param in operation.get("parameters", [])}
+        documented |= set(body_fields(openapi, operation))  # a POST lesson's parameters
         assert set(lesson.example_params(lesson.build_data(lesson.scales[0]))) <= documented
         success = next(code for code in operation["responses"] if code.startswith("2"))
-        assert operation["responses"][success]["content"]["application/json"]["schema"]
+        content = operation["responses"][success]["content"]  # JSON, or a CSV download
+        assert content and all(media["schema"] for media in content.values())
         assert operation["responses"]["400"]["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/Error"
         }
+
+
+def body_fields(openapi: dict, operation: dict) -> dict:
+    """The JSON body's properties, its $ref resolved."""
+    content = operation.get("requestBody", {}).get("content", {})
+    schema = content.get("application/json", {}).get("schema", {})
+    if "$ref" in schema:
+        schema = openapi["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema.get("properties", {})
+
+
+@pytest.mark.django_db
+def test_generating_the_schema_runs_no_query(client, django_assert_num_queries):
+    # `manage.py check --deploy` generates it too, without a database at hand.
+    with django_assert_num_queries(0):
+        assert client.get("/api/schema/", {"format": "json"}).status_code == 200
 
 
 @pytest.mark.django_db

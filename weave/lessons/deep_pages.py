@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -54,9 +55,20 @@ def messages_page_optimized(cursor: Cursor):
     return CURSORS.after(messages_list(), cursor)[: PAGE_SIZE + 1]
 
 
+DEEP_PAGE = inline_serializer(
+    "DeepPage",
+    fields={
+        "page": serializers.IntegerField(),
+        "next": serializers.CharField(allow_null=True),
+        "results": MessageSerializer(many=True),
+    },
+)
+
+
 class DeepPageView(APIView):
     page = None  # a callable: cursor -> the page's rows plus one
 
+    @extend_schema(parameters=[DeepPageQuery], responses=DEEP_PAGE)
     def get(self, request):
         query = validated_query(request, DeepPageQuery)
         cursor = CURSORS.decode(query.get("cursor"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
@@ -18,6 +19,7 @@ from rest_framework.views import APIView
 from lab.api import validated_query
 from lab.lessons import Lesson, Variant, register
 from lab.pagination import EstimatedCountPagination, PageQuery
+from lab.schema import page_of
 from weave.models import Message, Person, Thread
 from weave.sample import make_messages, make_people, make_threads
 from weave.serializers import MessageSerializer
@@ -76,9 +78,17 @@ class ExactCountPagination(PageNumberPagination):
         )
 
 
+MESSAGE_PAGE = page_of(
+    "MessageCountPage",
+    MessageSerializer(many=True),
+    count_is_estimated=serializers.BooleanField(),
+)
+
+
 class MessageListView(APIView):
     pagination_class = None
 
+    @extend_schema(parameters=[MessageListQuery], responses=MESSAGE_PAGE)
     def get(self, request):
         filters = validated_query(request, MessageListQuery)
         pagination = self.pagination_class()

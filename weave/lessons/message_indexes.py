@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -50,9 +51,29 @@ def thread_senders(table, thread_id: int):
     )
 
 
+THREAD_MESSAGES = inline_serializer(
+    "ThreadMessages",
+    fields={
+        "live_messages": serializers.IntegerField(),
+        "recent_senders": serializers.ListField(child=serializers.IntegerField()),
+        "latest": inline_serializer(
+            "ThreadMessageRow",
+            fields={
+                "id": serializers.IntegerField(),
+                "text": serializers.CharField(),
+                "sent_by_id": serializers.IntegerField(),
+                "updated": serializers.DateTimeField(),
+            },
+            many=True,
+        ),
+    },
+)
+
+
 class ThreadMessagesView(APIView):
     table = None  # Message (indexed) or PlainMessage (same rows, primary key only)
 
+    @extend_schema(parameters=[ThreadMessagesQuery], responses=THREAD_MESSAGES)
     def get(self, request):
         thread = validated_query(request, ThreadMessagesQuery)["thread"]
         return Response(

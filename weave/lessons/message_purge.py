@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -31,6 +32,10 @@ class MessagePurgeView(APIView):
 
     purge = None  # a callable(older_than_days=...) for this variant
 
+    @extend_schema(
+        request=PurgeBody,
+        responses=inline_serializer("Purged", fields={"purged": serializers.IntegerField()}),
+    )
     def post(self, request):
         body = PurgeBody(data=request.data)
         body.is_valid(raise_exception=True)

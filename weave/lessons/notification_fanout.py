@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core import mail
 from django.db import transaction
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -60,9 +61,20 @@ class MessagePostBody(serializers.Serializer):
     text = serializers.CharField(max_length=2_000)
 
 
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string", "enum": ["queued"]}]})
+class NotifiedField(serializers.Field):
+    """How many emails were sent in the request (naive), or "queued" for the job."""
+
+
+POSTED = inline_serializer(
+    "MessagePosted", fields={"id": serializers.IntegerField(), "notified": NotifiedField()}
+)
+
+
 class MessagePostView(APIView):
     post_message = None  # a callable(thread=..., sender=..., text=...) for this variant
 
+    @extend_schema(request=MessagePostBody, responses={201: POSTED})
     def post(self, request):
         body = MessagePostBody(data=request.data)
         body.is_valid(raise_exception=True)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import F, Max, Q
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -58,6 +59,7 @@ class ThreadActivityQuery(serializers.Serializer):
 class ThreadActivityView(APIView):
     threads = None  # a callable(limit) for this variant
 
+    @extend_schema(parameters=[ThreadActivityQuery], responses=ThreadActivitySerializer(many=True))
     def get(self, request):
         query = validated_query(request, ThreadActivityQuery)
         return Response(ThreadActivitySerializer(self.threads(query["limit"]), many=True).data)

@@ -22,6 +22,7 @@ from django.db import connection
 from django.db.models import CharField, F, Func, Prefetch, Window
 from django.db.models.functions import RowNumber
 from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
@@ -30,6 +31,7 @@ from rest_framework.views import APIView
 from lab.api import validated_query
 from lab.lessons import Lesson, Variant, register
 from lab.pagination import PageQuery
+from lab.schema import page_of
 from weave.models import PREFETCHED_MESSAGES, Message, Thread
 from weave.sample import make_messages, make_people, make_threads
 
@@ -198,9 +200,16 @@ def thread_page_database(*, limit: int, offset: int) -> tuple[str, list[int]]:
 # --- the views ------------------------------------------------------------------------
 
 
+# Every variant answers this shape (the database variant builds it in SQL).
+THREAD_PAGE = extend_schema(
+    parameters=[PageQuery], responses=page_of("ThreadPage", ThreadSerializer(many=True))
+)
+
+
 class ThreadPageView(APIView):
     threads = None  # a callable returning this variant's queryset
 
+    @THREAD_PAGE
     def get(self, request):
         validated_query(request, PageQuery)
         pagination = ThreadPagination()
@@ -209,6 +218,7 @@ class ThreadPageView(APIView):
 
 
 class ThreadPageOptimizedView(APIView):
+    @THREAD_PAGE
     def get(self, request):
         validated_query(request, PageQuery)
         pagination = ThreadPagination()
@@ -218,6 +228,7 @@ class ThreadPageOptimizedView(APIView):
 
 
 class ThreadPageDatabaseView(APIView):
+    @THREAD_PAGE
     def get(self, request):
         validated_query(request, PageQuery)
         pagination = ThreadPagination()
