@@ -22,7 +22,7 @@ from articles.serializers import (
     ArticleListSerializer,
     ArticleWriteSerializer,
 )
-from lab.api import validated_query
+from lab.api import reject_unknown_fields, validated_query
 
 ARTICLE_PAGE = extend_schema(
     operation_id="articles_api_articles_list",
@@ -68,6 +68,7 @@ class ArticleListView(APIView):
         if author is None:
             raise PermissionDenied("Only authors can write articles.")
         serializer = ArticleWriteSerializer(data=request.data, context={"author": author})
+        reject_unknown_fields(serializer)
         serializer.is_valid(raise_exception=True)
         article = serializer.save()
         fresh = article_list_optimized().model.objects.select_related("author")

@@ -111,6 +111,7 @@ def document_errors(result: dict, generator, request, public) -> dict:
 
         lesson = get_lesson(match["slug"]) if match else None
         for operation in operations.values():
+            close_request_body(operation, schemas)
             add_error_responses(operation)
             allow_empty_optional_parameters(operation)
             if lesson is not None:
@@ -129,6 +130,17 @@ def error_schema() -> dict:
         },
         "required": ["detail", "status"],
     }
+
+
+def close_request_body(operation: dict, schemas: dict) -> None:
+    """JSON bodies are checked with `lab.api.reject_unknown_fields`: say that an unknown
+    field is refused (COMPONENT_SPLIT_REQUEST gives request bodies components of their own)."""
+    content = operation.get("requestBody", {}).get("content", {})
+    schema = content.get("application/json", {}).get("schema")
+    if schema and "$ref" in schema:
+        schema = schemas.get(schema["$ref"].rsplit("/", 1)[-1])
+    if schema and schema.get("type") == "object":
+        schema["additionalProperties"] = False
 
 
 def add_error_responses(operation: dict) -> None:

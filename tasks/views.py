@@ -20,7 +20,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lab.api import validated_query
+from lab.api import reject_unknown_fields, validated_query
 from tasks.models import Membership, Priority, ReportJob, Status
 from tasks.serializers import (
     MembershipSerializer,
@@ -73,6 +73,7 @@ class TaskListView(TenantAPIView):
     @extend_schema(request=TaskWriteSerializer, responses={201: TaskSerializer})
     def post(self, request):
         serializer = TaskWriteSerializer(data=request.data, context={"request": request})
+        reject_unknown_fields(serializer)
         serializer.is_valid(raise_exception=True)
         require_writer_in(request.user, serializer.validated_data["organization"].pk)
         task = serializer.save(created_by=request.user, updated_by=request.user)
@@ -97,6 +98,7 @@ class TaskDetailView(TenantAPIView):
         serializer = TaskUpdateSerializer(
             task, data=request.data, partial=True, context={"request": request}
         )
+        reject_unknown_fields(serializer)  # e.g. `organization`: a task cannot move
         serializer.is_valid(raise_exception=True)
         task = serializer.save(updated_by=request.user)
         return Response(TaskSerializer(task).data)

@@ -19,6 +19,7 @@ from articles.lessons.article_list_template import article_list_naive, article_l
 from articles.lessons.top_tags_fragment import top_tags_optimized
 from articles.pages import Deferred, filter_by_tag, paginate, render_page
 from articles.sample import make_articles, make_authors, make_tags
+from lab.api import known_query_params
 from lab.lessons import Lesson, Variant, register
 
 
@@ -26,6 +27,7 @@ def article_list_page(articles, *, cache_sidebar: bool):
     """The public list page (list, tag filter, pagination, top-tags sidebar)."""
 
     @require_GET
+    @known_query_params("page", "tag")
     def view(request):
         queryset, tag = filter_by_tag(request, articles())
         page = paginate(request, queryset)
@@ -46,7 +48,10 @@ article_list_page_uncached = article_list_page(article_list_optimized, cache_sid
 # `cache_page` outermost: a warm hit returns before the view, its queries and the
 # sidebar fragment; the fragment cache still helps every miss (a new page number).
 article_list_page_optimized = require_GET(
-    cache_page_for_anonymous()(article_list_page(article_list_optimized, cache_sidebar=True))
+    # Unknown parameters are refused before the cache: they cannot add cache entries.
+    known_query_params("page", "tag")(
+        cache_page_for_anonymous()(article_list_page(article_list_optimized, cache_sidebar=True))
+    )
 )
 
 

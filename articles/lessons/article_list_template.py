@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET
 from articles.models import Article
 from articles.pages import filter_by_tag, paginate, render_page
 from articles.sample import make_articles, make_authors, make_tags
+from lab.api import known_query_params
 from lab.lessons import Lesson, Variant, register
 
 
@@ -45,6 +46,7 @@ def article_list_optimized():
 
 def article_list_view(articles):
     @require_GET
+    @known_query_params("page", "tag")
     def view(request):
         queryset, tag = filter_by_tag(request, articles())
         page = paginate(request, queryset)

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET
 from articles.models import Article
 from articles.pages import paginate
 from articles.sample import make_articles, make_authors
+from lab.api import known_query_params
 from lab.lessons import Lesson, Variant, register
 
 SITEMAP_PAGE = 10_000  # below the protocol's 50,000 URLs per file
@@ -50,6 +51,7 @@ def as_pairs(rows: Iterable[Any]) -> Iterable[tuple[str, Any]]:
 
 def sitemap_view(rows):
     @require_GET
+    @known_query_params("page")
     def view(request):
         page = paginate(request, rows(), per_page=SITEMAP_PAGE)
         base = request.build_absolute_uri(reverse("articles:list"))

@@ -18,6 +18,7 @@ from articles.lessons.top_tags_fragment import top_tags_optimized
 from articles.models import Article, ArticleWithCachedCounts
 from articles.pages import Deferred, render_page, slug_param
 from articles.sample import make_articles, make_authors, make_tags
+from lab.api import known_query_params
 from lab.lessons import Lesson, Variant, register
 
 RELATED_PREVIEW = 5
@@ -44,6 +45,7 @@ def article_detail_view(model: type[Article], *, sidebar: bool = False):
     """The detail page; the public one adds the cached top-tags sidebar."""
 
     @require_GET
+    @known_query_params("slug")
     def view(request, slug: str | None = None):
         slug = slug or slug_param(request, "slug")
         if slug is None:

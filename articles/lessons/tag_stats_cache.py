@@ -25,6 +25,7 @@ from articles.cache import (
 from articles.models import Article, Tag
 from articles.pages import render_page
 from articles.sample import make_articles, make_authors, make_tags
+from lab.api import known_query_params
 from lab.lessons import Lesson, Variant, register
 from lab.measure import add_server_timing
 
@@ -85,6 +86,7 @@ def tag_stats_optimized() -> list[dict[str, Any]]:
 
 def tag_stats_view(stats):
     @require_GET
+    @known_query_params()
     def view(request):
         return render_page(request, "articles/tag_stats.html", {"stats": stats()})
 

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET
 from articles.models import Article, Tag
 from articles.pages import render_page, slug_param, tag_or_404
 from articles.sample import make_articles, make_authors, make_tags
+from lab.api import known_query_params
 from lab.lessons import Lesson, Variant, register
 
 
@@ -40,6 +41,7 @@ def tag_summary_optimized(tag: Tag) -> dict[str, Any]:
 
 def tag_summary_view(summary):
     @require_GET
+    @known_query_params("tag")
     def view(request):
         slug = slug_param(request, "tag")
         if slug is None:

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET
 from articles.models import Article, Tag
 from articles.pages import Deferred, render_page
 from articles.sample import make_articles, make_authors, make_tags
+from lab.api import known_query_params
 from lab.lessons import Lesson, Variant, register
 
 TOP_TAGS = 10
@@ -43,6 +44,7 @@ def top_tags_optimized():
 
 def top_tags_view(top_tags, *, cached: bool):
     @require_GET
+    @known_query_params()
     def view(request):
         return render_page(
             request,

@@ -17,6 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
+from lab.api import validated_body
 from lab.lessons import Lesson, Variant, register
 from lab.oncommit import drain_on_commit
 from tasks.lessons.task_close_done import OrganizationBody
@@ -35,9 +36,8 @@ from tasks.views import TenantAPIView, csv_response
 
 class ReportExportView(TenantAPIView):
     def organization(self, request):
-        body = OrganizationBody(data=request.data)
-        body.is_valid(raise_exception=True)
-        return organization_for(request.user, body.validated_data["organization"])
+        body = validated_body(request, OrganizationBody)
+        return organization_for(request.user, body["organization"])
 
 
 class ReportInRequestView(ReportExportView):

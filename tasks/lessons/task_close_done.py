@@ -15,6 +15,7 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from lab.api import validated_body
 from lab.explain import update_sql
 from lab.lessons import Lesson, Variant, register
 from tasks.models import Status, Task
@@ -52,11 +53,8 @@ class TaskCloseDoneView(TenantAPIView):
         responses=inline_serializer("TasksClosed", fields={"closed": serializers.IntegerField()}),
     )
     def post(self, request):
-        body = OrganizationBody(data=request.data)
-        body.is_valid(raise_exception=True)
-        organization = organization_for(
-            request.user, body.validated_data["organization"], write=True
-        )
+        body = validated_body(request, OrganizationBody)
+        organization = organization_for(request.user, body["organization"], write=True)
         return Response({"closed": self.close(organization=organization, user=request.user)})
 
 

@@ -14,6 +14,7 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from lab.api import validated_body
 from lab.explain import insert_sql
 from lab.lessons import Lesson, Variant, register
 from tasks.models import Priority, Status, Task
@@ -63,9 +64,7 @@ class TaskImportView(TenantAPIView):
         },
     )
     def post(self, request):
-        body = ImportBody(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
+        data = validated_body(request, ImportBody)
         organization = organization_for(request.user, data["organization"], write=True)
         rows = import_rows(count=data["count"], prefix=data["prefix"])
         imported = self.importer(organization=organization, user=request.user, rows=rows)

@@ -17,6 +17,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from lab.api import validated_body
 from lab.lessons import Lesson, Variant, register
 from weave.models import Message
 from weave.purge import messages_purge_batched, messages_purge_naive, purge_cutoff, purgeable
@@ -37,9 +38,7 @@ class MessagePurgeView(APIView):
         responses=inline_serializer("Purged", fields={"purged": serializers.IntegerField()}),
     )
     def post(self, request):
-        body = PurgeBody(data=request.data)
-        body.is_valid(raise_exception=True)
-        return Response({"purged": self.purge(**body.validated_data)})
+        return Response({"purged": self.purge(**validated_body(request, PurgeBody))})
 
 
 def build_data(size: int) -> Mapping[str, Any]:

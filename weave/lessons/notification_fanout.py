@@ -17,6 +17,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from lab.api import validated_body
 from lab.lessons import Lesson, Variant, register
 from lab.oncommit import drain_on_commit, save_then_enqueue
 from weave.models import Message, Person, Thread
@@ -76,9 +77,8 @@ class MessagePostView(APIView):
 
     @extend_schema(request=MessagePostBody, responses={201: POSTED})
     def post(self, request):
-        body = MessagePostBody(data=request.data)
-        body.is_valid(raise_exception=True)
-        return Response(self.post_message(**body.validated_data), status=201)
+        body = validated_body(request, MessagePostBody)
+        return Response(self.post_message(**body), status=201)
 
 
 def build_data(size: int) -> Mapping[str, Any]:

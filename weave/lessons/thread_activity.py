@@ -49,7 +49,8 @@ def thread_activity_optimized(limit: int):
 class ThreadActivitySerializer(serializers.Serializer):
     id = serializers.IntegerField()
     title = serializers.CharField()
-    last_message_at = serializers.DateTimeField(source="activity")
+    # None for a thread without a live message.
+    last_message_at = serializers.DateTimeField(source="activity", allow_null=True)
 
 
 class ThreadActivityQuery(serializers.Serializer):
