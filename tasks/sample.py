@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import connection
+from django.utils import timezone
 
-from tasks.models import Membership, Organization, Role, Status, Task
+from lab.tenancy import FOREIGN_MARKER, Foreign
+from tasks.models import JobStatus, Membership, Organization, ReportJob, Role, Status, Task
 from tasks.seed import TASK_COLUMNS
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -52,6 +54,7 @@ def make_tasks(
     count: int,
     statuses: tuple[str, ...] = (Status.TODO, Status.IN_PROGRESS, Status.DONE),
     mirror: bool = False,
+    title: str = "Task",
 ) -> list[Task]:
     """`count` tasks, users taken in turn for assignee, author and last editor.
 
@@ -62,7 +65,7 @@ def make_tasks(
     tasks = Task.objects.bulk_create(
         Task(
             organization=organization,
-            title=f"Task {i}",
+            title=f"{title} {i}",
             status=statuses[i % len(statuses)],
             priority=1 + i % 4,
             assigned_to=users[i % len(users)],
@@ -77,6 +80,55 @@ def make_tasks(
     if mirror:
         mirror_tasks([task.pk for task in tasks])
     return tasks
+
+
+def make_foreign_tenant(*, tasks: int = 3) -> Foreign:
+    """Organization B for the tenancy tests: every visible text carries FOREIGN_MARKER.
+
+    Its tasks (done and to do, so that bulk writes would find some) and a finished
+    report job are what a member of another organization must never see or change.
+    """
+    serial = next(_serial)
+    organization = Organization.objects.create(
+        name=f"{FOREIGN_MARKER} {serial}", slug=f"{FOREIGN_MARKER}-{serial}"
+    )
+    users = make_users(2, prefix=f"{FOREIGN_MARKER}-")
+    Membership.objects.bulk_create(Membership(user=u, organization=organization) for u in users)
+    made = make_tasks(
+        organization,
+        users=users,
+        count=tasks,
+        statuses=(Status.DONE, Status.TODO),
+        title=f"{FOREIGN_MARKER} task",
+        mirror=True,
+    )
+    job = ReportJob.objects.create(
+        organization=organization,
+        requested_by=users[0],
+        status=JobStatus.DONE,
+        progress=100,
+        rows=tasks,
+        content=f"id,title\n{made[0].pk},{FOREIGN_MARKER} task 0\n",
+        finished_at=timezone.now(),
+    )
+    return Foreign(
+        ids={
+            "organization": [organization.slug],
+            "task": [task.pk for task in made],
+            "job": [job.pk],
+        },
+        snapshot=lambda: tenant_rows(organization.pk),
+    )
+
+
+def tenant_rows(organization_id: int) -> list[tuple]:
+    """An organization's tasks and report jobs, as stored (for "B is unchanged")."""
+    tasks = Task.objects.filter(organization_id=organization_id).order_by("id")
+    jobs = ReportJob.objects.filter(organization_id=organization_id).order_by("id")
+    return [
+        *tasks.values_list("id", "title", "status", "updated_by_id", "updated_at"),
+        *jobs.values_list("id", "status", "rows"),
+    ]
 
 
 def spread_created_at(ids: list[int]) -> None:

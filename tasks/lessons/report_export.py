@@ -27,7 +27,7 @@ from tasks.reports import (
     report_request_offloaded,
     report_rows_queryset,
 )
-from tasks.sample import make_members, make_organization, make_tasks
+from tasks.sample import make_foreign_tenant, make_members, make_organization, make_tasks
 from tasks.seed import demo_context, demo_organization
 from tasks.serializers import ReportJobSerializer
 from tasks.tenancy import organization_for
@@ -59,7 +59,7 @@ def build_data(size: int) -> Mapping[str, Any]:
     organization = make_organization()
     users = make_members(organization, 2)
     make_tasks(organization, users=users, count=size)
-    return {"user": users[0], "organization": organization}
+    return {"user": users[0], "organization": organization, "foreign": make_foreign_tenant()}
 
 
 def final_state(context: Mapping[str, Any]) -> list[tuple]:

@@ -19,7 +19,7 @@ from lab.api import validated_body
 from lab.explain import update_sql
 from lab.lessons import Lesson, Variant, register
 from tasks.models import Status, Task
-from tasks.sample import make_members, make_organization, make_tasks
+from tasks.sample import make_foreign_tenant, make_members, make_organization, make_tasks
 from tasks.seed import demo_context, demo_organization
 from tasks.tenancy import organization_for
 from tasks.views import TenantAPIView
@@ -63,7 +63,12 @@ def build_data(size: int) -> Mapping[str, Any]:
     users = make_members(organization, 2)
     # Every other task done: `size` done tasks among 2 * size.
     make_tasks(organization, users=users, count=size * 2, statuses=(Status.DONE, Status.TODO))
-    return {"user": users[0], "organization": organization, "built_at": timezone.now()}
+    return {
+        "user": users[0],
+        "organization": organization,
+        "built_at": timezone.now(),
+        "foreign": make_foreign_tenant(),  # its done tasks must stay done
+    }
 
 
 def final_state(context: Mapping[str, Any]) -> list[tuple]:

@@ -18,7 +18,7 @@ from lab.api import validated_body
 from lab.explain import insert_sql
 from lab.lessons import Lesson, Variant, register
 from tasks.models import Priority, Status, Task
-from tasks.sample import make_members, make_organization
+from tasks.sample import make_foreign_tenant, make_members, make_organization
 from tasks.seed import demo_context, demo_organization
 from tasks.tenancy import organization_for
 from tasks.views import TenantAPIView
@@ -73,7 +73,12 @@ class TaskImportView(TenantAPIView):
 
 def build_data(size: int) -> Mapping[str, Any]:
     organization = make_organization()
-    return {"user": make_members(organization, 1)[0], "organization": organization, "size": size}
+    return {
+        "user": make_members(organization, 1)[0],
+        "organization": organization,
+        "size": size,
+        "foreign": make_foreign_tenant(),
+    }
 
 
 def final_state(context: Mapping[str, Any]) -> list[tuple]:

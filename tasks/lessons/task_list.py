@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from lab.api import validated_query
 from lab.lessons import Lesson, Variant, register
-from tasks.sample import make_members, make_organization, make_tasks
+from tasks.sample import make_foreign_tenant, make_members, make_organization, make_tasks
 from tasks.seed import demo_context
 from tasks.serializers import TaskSerializer
 from tasks.tenancy import tasks_visible_to
@@ -56,9 +56,8 @@ def build_data(size: int) -> Mapping[str, Any]:
     users = make_members(organization, 3)
     make_tasks(organization, users=users, count=size)
     # Another tenant's tasks, which must never appear in the list.
-    other = make_organization("Other")
-    make_tasks(other, users=make_members(other, 2), count=size)
-    return {"user": users[0], "organization": organization}
+    foreign = make_foreign_tenant(tasks=size)
+    return {"user": users[0], "organization": organization, "foreign": foreign}
 
 
 def seeded_user():

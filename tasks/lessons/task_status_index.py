@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from lab.api import validated_query
 from lab.lessons import Lesson, Variant, register
 from tasks.models import Status, Task, TaskUnindexed
-from tasks.sample import make_members, make_organization, make_tasks
+from tasks.sample import make_foreign_tenant, make_members, make_organization, make_tasks
 from tasks.seed import demo_context
 from tasks.tenancy import organization_for
 from tasks.views import TenantAPIView
@@ -67,7 +67,7 @@ def build_data(size: int) -> Mapping[str, Any]:
     organization = make_organization()
     users = make_members(organization, 2)
     make_tasks(organization, users=users, count=size * 3, mirror=True)
-    return {"user": users[0], "organization": organization}
+    return {"user": users[0], "organization": organization, "foreign": make_foreign_tenant()}
 
 
 def params(context: Mapping[str, Any] | None) -> dict[str, str]:

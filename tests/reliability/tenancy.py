@@ -13,20 +13,16 @@ URL with an id in its path (a task detail, a report job's status and download).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from urllib.parse import urlencode
 
 from django.test import Client
 
-FOREIGN_MARKER = "zz-foreign-tenant"
+from lab.tenancy import FOREIGN_MARKER, Foreign
+
+__all__ = ["FOREIGN_MARKER", "Foreign", "assert_hidden", "assert_tenant_isolated"]
+
 HIDDEN_STATUSES = {400, 403, 404}
-
-
-@dataclass(frozen=True)
-class Foreign:
-    marker: str = FOREIGN_MARKER
-    ids: Mapping[str, Sequence[int | str]] = field(default_factory=dict)
 
 
 def leaks(response, marker: str) -> bool:
@@ -46,6 +42,7 @@ def assert_tenant_isolated(
     client: Client, *, method: str, url: str, params: Mapping[str, str], foreign: Foreign
 ) -> int:
     """Check one endpoint; returns the number of requests tried."""
+    before = foreign.snapshot() if foreign.snapshot else None
     tried = 1
     response = fetch(client, method, url, params)
     assert response.status_code < 500, response.content[:300]
@@ -59,6 +56,8 @@ def assert_tenant_isolated(
             assert response.status_code < 500, f"{where}: {response.status_code}"
             assert response.status_code in HIDDEN_STATUSES or response.status_code < 300, where
             assert not leaks(response, foreign.marker), f"{where} shows B's rows"
+    if foreign.snapshot:
+        assert foreign.snapshot() == before, f"{method} {url} changed B's rows"
     return tried
 
 

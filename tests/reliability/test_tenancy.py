@@ -1,19 +1,23 @@
 """Tenant isolation, generated from the registry (see tenancy.py for the contract).
 
-Today no lesson is tenant-scoped (the tasks app lands later), so the generated test
-has no cases yet; the helper itself is proven here on two small views, one that
-scopes its query and one that leaks, so that the check is known to catch a leak.
+Every tasks lesson (and every lesson that needs a signed-in user) builds a second
+organization carrying the marker; each variant is called with every one of its ids
+guessed into every id parameter, and B's task detail and report job (status and
+download) URLs must be hidden from A's member. The tasks API gets the same checks.
+The helper itself is proven at the end on two small views, one that scopes its
+query and one that leaks, so that the check is known to catch a leak.
 """
 
 from __future__ import annotations
 
 import pytest
 from django.test import Client
-from django.urls import path
+from django.urls import path, reverse
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lab.lessons import Lesson, all_lessons
+from lab.lessons import Lesson, all_lessons, get_lesson
+from lab.probe import call_variant
 from tests.reliability.figures import TALLY
 from tests.reliability.tenancy import (
     FOREIGN_MARKER,
@@ -49,6 +53,51 @@ def test_tenant_scoped_lessons_hide_other_organizations(lesson: Lesson):
             params=lesson.example_params(context),
             foreign=foreign,
         )
+    TALLY["tenant isolation requests"] += assert_objects_hidden(context["user"], foreign)
+
+
+# B's objects that have a URL of their own in the tasks API.
+OBJECT_URLS = {"task": ["tasks:task-detail"], "job": ["tasks:report", "tasks:report-download"]}
+
+
+def assert_objects_hidden(user, foreign: Foreign) -> int:
+    client = Client()
+    client.force_login(user)
+    tried = 0
+    for name, url_names in OBJECT_URLS.items():
+        assert foreign.ids.get(name), f"no foreign {name} ids to guess"
+        for pk in foreign.ids[name]:
+            for url_name in url_names:
+                assert_hidden(client, reverse(url_name, kwargs={"pk": pk}), marker=foreign.marker)
+                tried += 1
+    return tried
+
+
+def test_the_tasks_api_hides_other_organizations():
+    lesson = get_lesson("task-report-export")
+    context = lesson.build_data(lesson.scales[0])
+    user, foreign = context["user"], context["foreign"]
+    client = Client()
+    client.force_login(user)
+    # A's own report job is visible: the hidden ones are hidden, not broken.
+    own = call_variant(lesson, "optimized", client=client, context=context)
+    assert own.status == 202, own.body[:300]
+    assert client.get(own.payload()["url"]).status_code == 200
+    tried = assert_objects_hidden(user, foreign)
+    guesses = Foreign(ids={"organization": foreign.ids["organization"]}, snapshot=foreign.snapshot)
+    for url in ("/tasks/api/tasks/", "/tasks/api/organizations/"):
+        tried += assert_tenant_isolated(client, method="GET", url=url, params={}, foreign=guesses)
+    # Writes: B's task cannot be edited, nor can a task be created in B.
+    task = foreign.ids["task"][0]
+    patch = client.patch(f"/tasks/api/tasks/{task}/", {"title": "mine now"}, "application/json")
+    create = client.post(
+        "/tasks/api/tasks/",
+        {"organization": foreign.ids["organization"][0], "title": "planted"},
+        "application/json",
+    )
+    assert (patch.status_code, create.status_code) == (404, 400)
+    assert foreign.marker.encode() not in patch.content + create.content
+    TALLY["tenant isolation requests"] += tried + 2
 
 
 # --- the helper, proven on a scoped view and on a leaky one ---------------------------------
