@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import kombu.exceptions
 from django.db import connection, transaction
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rest_framework.exceptions import APIException
 
 
@@ -29,6 +30,10 @@ def drain_on_commit() -> int:
 # --- Enqueue after commit, or answer 503 with nothing half-written ------------
 Saved = TypeVar("Saved")
 
+# What a dead or unreachable broker raises from apply_async/delay (kombu wraps most
+# connection errors; a Redis broker can also surface its own or a socket error).
+BROKER_DOWN = (kombu.exceptions.OperationalError, RedisConnectionError, OSError)
+
 
 class QueueUnavailable(APIException):
     status_code = 503
@@ -41,16 +46,23 @@ def save_then_enqueue(
 ) -> Saved:
     """Save rows, then enqueue their job once they are committed (a worker can see them).
 
-    Enqueueing inside the transaction races the COMMIT: a fast worker looks for a
-    row that does not exist yet. If the broker refuses the message after the
-    commit, `undo` removes the saved rows and the caller gets a 503: no row is
-    left waiting for a job that will never run.
+    The one way Weave offloads work: the worker never races the COMMIT (enqueueing
+    inside the transaction does: see the message-notify lesson's `racy` variant).
+    If the broker refuses the message after the commit, `undo` removes the saved
+    rows and the caller gets a 503: no row is left waiting for a job that will never
+    run. Called outside any transaction (views: ATOMIC_REQUESTS is off), the commit
+    and the enqueue both happen here, inside the request, where the 503 can still
+    be answered. Inside an outer atomic block the enqueue waits for the outer
+    commit, and a rollback (`manage.py compare` measures writes that way) drops it.
+
+    The job itself must be idempotent: it can be delivered twice (a worker killed
+    mid-job is redelivered with acks_late + reject_on_worker_lost, tasks/jobs.py).
     """
 
     def enqueue_or_undo(saved: Saved) -> None:
         try:
             enqueue(saved)
-        except kombu.exceptions.OperationalError as error:
+        except BROKER_DOWN as error:
             undo(saved)
             raise QueueUnavailable() from error
 
