@@ -32,6 +32,7 @@ from django.db import transaction
 from django.utils.cache import patch_cache_control
 from django.views.decorators.cache import cache_page
 
+from lab.cache import cache_unavailable
 from lab.measure import add_server_timing
 
 TOP_TAGS_FRAGMENT = "articles_top_tags"  # the {% cache %} fragment name
@@ -126,7 +127,10 @@ class Entry:
 def count_recomputation(name: str) -> None:
     key = RECOMPUTATIONS_KEY.format(name=name)
     cache.add(key, 0, timeout=None)
-    cache.incr(key)
+    try:
+        cache.incr(key)
+    except ValueError:  # evicted since the add, or Redis is down: a statistic, never a 500
+        cache.add(key, 1, timeout=None)
 
 
 def recomputations(name: str) -> int:
@@ -163,7 +167,8 @@ def get_or_recompute(
       do not all expire in the same second.
     - Cold cache: losers poll for the winner's value, up to `wait_seconds`; then
       they compute themselves rather than hang (the winner may have died).
-    Returns (value, how): how is "hit", "stale", "miss" or "waited".
+    Returns (value, how): how is "hit", "stale", "miss", "waited" or "unavailable"
+    (Redis is down: computed without the cache).
     """
     entry = cache.get(key)
     if entry is not None and entry.fresh_until > time.time():
@@ -177,6 +182,10 @@ def get_or_recompute(
         return value, "miss"
     if entry is not None:
         return entry.value, "stale"
+    if cache_unavailable(cache):
+        # No Redis, so no lock anybody could hold: compute, as without a cache,
+        # instead of polling for `wait_seconds` on every request.
+        return compute(), "unavailable"
     return _wait_for(key, compute, name=name, wait_seconds=wait_seconds)
 
 

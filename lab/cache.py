@@ -38,10 +38,12 @@ def _tolerant(miss):
                 add_server_timing("cache", desc="unavailable")
                 return miss(*args)
             try:
-                return method(self, *args)
+                result = method(self, *args)
             except UNAVAILABLE as error:
                 self._mark_down(error)
                 return miss(*args)
+            self.unavailable = False
+            return result
 
         return wrapper
 
@@ -57,8 +59,12 @@ class TolerantRedisCacheClient(RedisCacheClient):
         super().__init__(servers, **options)
         self.retry_after = retry_after
         self._skip_until = 0.0
+        # True from a failed call until a call succeeds: callers that coordinate
+        # through the cache (a lock taken with add()) can tell "taken" from "no Redis".
+        self.unavailable = False
 
     def _mark_down(self, error: Exception) -> None:
+        self.unavailable = True
         if self.retry_after > 0:
             self._skip_until = time.monotonic() + self.retry_after
         add_server_timing("cache", desc="unavailable")
@@ -87,3 +93,13 @@ class TolerantRedisCache(RedisCache):
     def __init__(self, server, params) -> None:
         super().__init__(server, params)
         self._class = TolerantRedisCacheClient
+
+    @property
+    def unavailable(self) -> bool:
+        """The last call found Redis down (its answer was a stand-in miss)."""
+        return self._cache.unavailable
+
+
+def cache_unavailable(cache) -> bool:
+    """True when `cache` is a TolerantRedisCache whose Redis is down right now."""
+    return getattr(cache, "unavailable", False)
