@@ -195,6 +195,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
+# The same bound for the Redis result backend: enqueueing a job whose result is kept
+# also subscribes to it there, and Celery's default retries that for about 20 s
+# (20 retries, 1 s apart) before the view can answer its 503.
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": CELERY_TASK_PUBLISH_RETRY_POLICY}
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BEAT_SCHEDULE = {
     "purge-deleted-messages": {

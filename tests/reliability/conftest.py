@@ -232,7 +232,8 @@ def stack_env(*, database_url: str, redis_url: str, debug: bool) -> dict[str, st
 
 @pytest.fixture(scope="session")
 def live_stack() -> Iterator[LiveStack]:
-    """Embedded PostgreSQL + Redis of our own, migrated, seeded (small), two gunicorns."""
+    """Embedded PostgreSQL + Redis of our own, migrated, seeded (small, every app), two
+    gunicorns."""
     data_dir = scratch_dir("weave-live-")
     pg_port, redis_port = free_port(), free_port()
     pg = services.Postgres(data_dir=data_dir, port=pg_port)
@@ -253,7 +254,7 @@ def live_stack() -> Iterator[LiveStack]:
             demo=Gunicorn(DEMO_PORT, demo_env, data_dir / "demo.log"),
         )
         stack.manage("migrate", "--noinput")  # demo settings: Silk's tables too
-        stack.manage("seed", "--preset", "small", "--only", "weave")
+        stack.manage("seed", "--preset", "small")  # every app: every lesson has its data
         for server in (stack.production, stack.demo):
             gunicorns.append(server)
             server.start()

@@ -1,8 +1,10 @@
 """A short Locust burst on every lesson's optimized variant, read from /api/lessons/.
 
-Used by test_live_stack.py (headless, 127.0.0.1 only, bounded by --run-time).
+Used by test_live_stack.py (headless, 127.0.0.1 only, bounded by --run-time). Lessons
+that need a signed-in member send the seeded member's token (WEAVE_BURST_TOKEN).
 """
 
+import os
 import random
 
 from locust import HttpUser, constant, task
@@ -13,8 +15,13 @@ class OptimizedBurst(HttpUser):
 
     def on_start(self) -> None:
         registry = self.client.get("/api/lessons/", name="registry").json()
+        token = os.environ.get("WEAVE_BURST_TOKEN", "")
         self.targets = [
-            (variant["url"], variant["params"])
+            (
+                variant["url"],
+                variant["params"],
+                {"Authorization": f"Token {token}"} if lesson["auth"] else {},
+            )
             for lesson in registry["lessons"]
             for variant in lesson["variants"]
             if variant["name"] == "optimized" and variant["method"] == "GET"
@@ -22,9 +29,9 @@ class OptimizedBurst(HttpUser):
 
     @task
     def optimized(self) -> None:
-        url, params = random.choice(self.targets)
+        url, params, headers = random.choice(self.targets)
         with self.client.get(
-            url, params=params, name=f"optimized:{url}", catch_response=True
+            url, params=params, headers=headers, name=f"optimized:{url}", catch_response=True
         ) as response:
             if response.status_code >= 400:
                 response.failure(f"status {response.status_code}")
