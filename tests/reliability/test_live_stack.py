@@ -35,7 +35,7 @@ from tests.reliability.figures import FIGURES, TALLY
 
 pytestmark = pytest.mark.slow
 
-BURST_SECONDS = 10
+BURST_SECONDS = 6
 BURST_USERS = 20
 REPORT = "task-report-export"
 ROUNDS_WITH_REDIS_DOWN = 3

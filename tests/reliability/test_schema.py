@@ -23,7 +23,7 @@ from lab.probe import MEASURE_HEADER
 from tests.reliability.figures import TALLY
 
 JSON_LESSONS = [lesson for lesson in all_lessons() if lesson.renders == "json"]
-EXAMPLES_PER_OPERATION = 30
+EXAMPLES_PER_OPERATION = 20
 # schemathesis signs in as a member (admin) of every organization the lessons built,
 # with the API token the tasks app hands out (the schema's `tokenAuth`).
 MEMBER_TOKEN = "schemathesis0000000000000000000000000000"
