@@ -130,7 +130,16 @@ class ThreadDetail(APIView):
         return Response({"title": thread.title})
 
 
+class ThreadRename(APIView):
+    """A write that forgets the scope: it answers without B's text but changes B's row."""
+
+    def post(self, request):
+        Thread.objects.filter(pk=int(request.data["thread"])).update(title="mine: taken")
+        return Response({"renamed": True})
+
+
 urlpatterns = [
+    path("leaky-write/", ThreadRename.as_view()),
     path("scoped/", ThreadTitles.as_view(scoped=True)),
     path("leaky/", ThreadTitles.as_view(scoped=False)),
     path("scoped/<int:pk>/", ThreadDetail.as_view(scoped=True)),
@@ -162,3 +171,16 @@ def test_the_helper_catches_a_leaky_list_and_a_guessed_id(two_tenants):
         )
     with pytest.raises(AssertionError):
         assert_hidden(Client(), f"/leaky/{two_tenants.ids['thread'][0]}/")
+
+
+@pytest.mark.urls(__name__)
+def test_the_helper_catches_a_write_into_another_organization(two_tenants):
+    theirs = two_tenants.ids["thread"][0]
+    foreign = Foreign(
+        ids=two_tenants.ids,
+        snapshot=lambda: list(Thread.objects.filter(pk=theirs).values_list("title")),
+    )
+    with pytest.raises(AssertionError, match="changed B's rows"):
+        assert_tenant_isolated(
+            Client(), method="POST", url="/leaky-write/", params={"thread": "0"}, foreign=foreign
+        )

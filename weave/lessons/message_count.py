@@ -31,7 +31,7 @@ class MessageListQuery(PageQuery):
     thread = serializers.PrimaryKeyRelatedField(queryset=Thread.objects.alive(), required=False)
     sender = serializers.PrimaryKeyRelatedField(queryset=Person.objects.all(), required=False)
     since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False, help_text="Must not be before `since`.")
 
     def validate(self, data):
         if "since" in data and "until" in data and data["since"] > data["until"]:
