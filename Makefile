@@ -80,6 +80,15 @@ format: install
 compare: migrate
 	$(PY) manage.py compare $(LESSONS) --rounds $(ROUNDS)
 
+# Seeding cost per preset, `compare` on every lesson and the load test, on a database
+# of its own (weave_bench): writes docs/BENCHMARKS.md and the README's lesson table.
+# BENCH_LARGE=1 adds the large preset; BENCH_DATABASE_URL overrides the database.
+bench: services-up
+	$(PY) -m lab.bench
+
+readme-lessons: install
+	$(PY) -m lab.bench readme
+
 # Regenerate the pinned dependency tree after editing pyproject.toml.
 lock:
 	$(BIN)/pip install --quiet uv
