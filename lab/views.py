@@ -121,6 +121,11 @@ def lesson_page(request: HttpRequest, slug: str) -> HttpResponse:
         "params": params,
         "params_error": params_error,
         "plans": lesson_plans(lesson),
+        "variants_without_plan": [
+            name for name in lesson.variant_names if name not in lesson.main_queries
+        ]
+        if lesson.main_queries
+        else [],
         "source": lesson_source(lesson),
         "measurement": measurement,
         "can_compare": may_compare(request),

@@ -180,9 +180,9 @@ def console() -> ConsoleLog:
 def page(chromium, demo_server, console, request):
     context = chromium.new_context(base_url=demo_server, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
-    # The toolbar starts collapsed to its handle (it is still on the page) so screenshots
-    # show the page.
-    context.add_cookies([{"name": "djdt", "value": "hide", "url": demo_server}])
+    # The toolbar starts collapsed to its handle (it is still on the page), so that
+    # screenshots show the page; it keeps that state in localStorage.
+    context.add_init_script("window.localStorage.setItem('djdt.show', 'false')")
     page = context.new_page()
     page.on("console", console.on_console)
     page.on("pageerror", console.on_page_error)
