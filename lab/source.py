@@ -40,6 +40,12 @@ def lesson_module(lesson: Lesson) -> ModuleType | None:
         name = getattr(module, "__name__", "")
         if ".lessons." in name and any(value is lesson for value in vars(module).values()):
             return module
+    # `register(Lesson(...))` without keeping the lesson: where its views are written.
+    for variant in lesson.variants:
+        for obj in (getattr(variant.view, "view_class", None), variant.view):
+            module = sys.modules.get(getattr(obj, "__module__", None) or "")
+            if module is not None and ".lessons." in module.__name__:
+                return module
     return None
 
 
