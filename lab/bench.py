@@ -8,7 +8,7 @@
 4. Writes docs/BENCHMARKS.md and docs/benchmarks.json, then rewrites the README's
    lesson table between its `<!-- lessons:start -->` / `<!-- lessons:end -->` markers.
 
-`python -m lab.bench readme` only regenerates the README table from docs/benchmarks.json.
+`python -m lab.bench readme` only rewrites both documents from docs/benchmarks.json.
 The demo database is never touched unless BENCH_DATABASE_URL points at it.
 """
 
@@ -199,6 +199,13 @@ def number(value, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def size(count: float) -> str:
+    for unit, scale in (("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count:.0f} B"
+
+
 def report(results: dict) -> str:
     machine = results["machine"]
     memory = f"{machine.get('memory_gb')} GB"
@@ -225,7 +232,7 @@ def report(results: dict) -> str:
         "```sh",
         "make bench                  # python -m lab.bench: seed, compare, load test, report",
         "BENCH_LARGE=1 make bench    # adds the large preset (1,000,000 messages)",
-        "python -m lab.bench readme  # only regenerate the README table from docs/benchmarks.json",
+        "python -m lab.bench readme  # rewrite this file and the README table from benchmarks.json",
         "```",
         "",
         "It runs on its own database, `weave_bench` on the server of `DATABASE_URL` (or the",
@@ -303,7 +310,7 @@ def readme_table(results: dict) -> str:
     if large:
         header += " total ms (large) |"
         rule += "---|"
-    header += " payload | x faster |"
+    header += " payload | x faster (workshop) |"
     rule += "---|---|"
     lines = [
         f"Measured by `make bench` on {results['date'][:10]} ({machine['cores']} cores, "
@@ -327,7 +334,7 @@ def readme_table(results: dict) -> str:
                     if r["variant"] == row["variant"]
                 ]
                 cells.append(number(match[0]["total_ms"]) if match else "-")
-            cells += [f"{row['bytes'] / 1000:.1f} kB", f"{number(row['speedup'])}x"]
+            cells += [size(row["bytes"]), f"{number(row['speedup'])}x"]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -341,7 +348,9 @@ def rewrite_readme(results: dict) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["readme"]:
-        rewrite_readme(json.loads(RESULTS.read_text()))
+    if sys.argv[1:] == ["readme"]:  # both documents again from docs/benchmarks.json
+        saved = json.loads(RESULTS.read_text())
+        REPORT.write_text(report(saved))
+        rewrite_readme(saved)
     else:
         main()
