@@ -89,6 +89,11 @@ bench: services-up
 readme-lessons: install
 	$(PY) -m lab.bench readme
 
+# Silk keeps at most SILKY_MAX_RECORDED_REQUESTS requests; this empties its tables now.
+.PHONY: silk-clear
+silk-clear: migrate
+	$(PY) manage.py silk_clear_request_log
+
 # Regenerate the pinned dependency tree after editing pyproject.toml.
 lock:
 	$(BIN)/pip install --quiet uv
@@ -97,3 +102,34 @@ lock:
 
 clean: services-down
 	rm -rf $(VENV) .data reports
+
+# ---------------------------------------------------------------------------
+# Load tests (loadtests/, docs/WORKSHOP.md). Headless Locust against our own
+# production-like gunicorn on 127.0.0.1 (DJANGO_DEBUG=0), or against HOST=.
+#   make loadtest [LESSONS="a b"] [USERS=10] [DURATION=30s] [WORKERS=1] [HOST=url]
+#   make loadtest-connections   CONN_MAX_AGE=0 vs persistent vs psycopg pool
+# Reports (Locust CSV + HTML per run, comparison.md/.json) go to reports/<timestamp>/.
+USERS ?= 10
+DURATION ?= 30s
+WORKERS ?= 1
+HOST ?=
+MIX ?= per-variant
+GUNICORN_WORKERS ?= 2
+CONN_LESSON ?= latest-messages
+CONN_PARAMS ?= limit=1
+
+.PHONY: loadtest loadtest-connections workshop-guide
+
+loadtest: seed
+	$(PY) -m loadtests.run $(if $(LESSONS),--lessons $(LESSONS)) --users $(USERS) \
+		--duration $(DURATION) --workers $(WORKERS) --mix $(MIX) \
+		--gunicorn-workers $(GUNICORN_WORKERS) $(if $(HOST),--host $(HOST))
+
+loadtest-connections: seed
+	$(PY) -m loadtests.run --connections --conn-lesson $(CONN_LESSON) \
+		$(if $(CONN_PARAMS),--conn-params $(CONN_PARAMS)) --users $(USERS) \
+		--duration $(DURATION) --workers $(WORKERS) --gunicorn-workers $(GUNICORN_WORKERS)
+
+# Regenerate the per-lesson part of docs/WORKSHOP.md from the registry.
+workshop-guide: install
+	$(PY) manage.py workshop_guide --write docs/WORKSHOP.md

@@ -35,12 +35,17 @@ DEBUG = env_bool("DJANGO_DEBUG", True)
 # tests start a demo-mode server of their own).
 TESTING = env_bool("WEAVE_TESTING", "pytest" in sys.modules)
 
+DEMO_SECRET_KEY = "weave-demo-key-not-for-production"
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise RuntimeError("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off.")
-    # Demo mode only: a key that is obviously not a secret.
-    SECRET_KEY = "weave-demo-key-not-for-production"
+if not DEBUG and SECRET_KEY in {"", DEMO_SECRET_KEY}:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY must be set to a long random value when DJANGO_DEBUG is off; "
+        "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
+# Demo mode only: a key that is obviously not a secret.
+SECRET_KEY = SECRET_KEY or DEMO_SECRET_KEY
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]" if DEBUG else "")
 INTERNAL_IPS = ["127.0.0.1"]
@@ -60,6 +65,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",  # tasks API: token auth for scripts and Locust
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served locally, no CDN
     "lab",
     "weave",
     "articles",
@@ -68,6 +75,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "lab.measure.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "lab.errors.ServiceErrorMiddleware",  # a dead service or a timeout: 503/504, not 500
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -113,19 +121,53 @@ DATABASES = {
     )
 }
 DATABASES["default"]["OPTIONS"] = {"application_name": "weave"}
+# A runaway statement is cancelled by PostgreSQL after this many ms and answered
+# with a 504 (lab.errors) instead of holding a worker; 0 = no limit (the demo
+# default: naive variants at the large preset run for a minute on purpose).
+# https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-STATEMENT-TIMEOUT
+STATEMENT_TIMEOUT_MS = int(os.environ.get("DJANGO_STATEMENT_TIMEOUT_MS", "0" if DEBUG else "30000"))
+if STATEMENT_TIMEOUT_MS:
+    DATABASES["default"]["OPTIONS"]["options"] = f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+# DJANGO_DB_POOL=1: psycopg's connection pool (Django 5.1+), one pool per process.
+# Pooling replaces persistent connections, so Django requires CONN_MAX_AGE=0 with it:
+# https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool
+# `make loadtest-connections` compares CONN_MAX_AGE=0, persistent and pooled.
+if env_bool("DJANGO_DB_POOL", False):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": int(os.environ.get("DJANGO_DB_POOL_MIN_SIZE", "1")),
+        "max_size": int(os.environ.get("DJANGO_DB_POOL_MAX_SIZE", "4")),
+        "timeout": int(os.environ.get("DJANGO_DB_POOL_TIMEOUT", "10")),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, sessions, Celery -----------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL") or services.default_redis_url()
+# Django's built-in Redis backend (no django-redis):
+# https://docs.djangoproject.com/en/5.2/topics/cache/#redis
+# KEY_PREFIX separates deployments sharing one Redis; bumping VERSION orphans
+# every existing key at once (a deploy-wide invalidation).
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # RedisCache that serves misses while Redis is down (lab/cache.py): a cache
+        # holds copies, so a dead Redis means the slow path, not a 500.
+        "BACKEND": "lab.cache.TolerantRedisCache",
         "LOCATION": REDIS_URL,
+        "OPTIONS": {
+            "retry_after": float(os.environ.get("WEAVE_CACHE_RETRY_AFTER", "1")),
+            "socket_connect_timeout": 0.5,
+            "socket_timeout": 0.5,
+        },
         "KEY_PREFIX": os.environ.get("WEAVE_CACHE_PREFIX", "weave"),
         "VERSION": int(os.environ.get("WEAVE_CACHE_VERSION", "1")),
+        "TIMEOUT": 300,
     }
 }
+# Sessions read from Redis, written through to PostgreSQL: a signed-in request
+# costs no session query while the cache is warm, and survives a Redis flush.
+# https://docs.djangoproject.com/en/5.2/topics/http/sessions/#using-cached-sessions
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_CACHE_ALIAS = "default"
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
@@ -201,6 +243,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "EXCEPTION_HANDLER": "lab.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -227,6 +270,40 @@ SILKY_MAX_RECORDED_REQUESTS_CHECK_PERCENT = 10
 SILKY_MAX_RESPONSE_BODY_SIZE = 64 * 1024
 SILKY_MAX_REQUEST_BODY_SIZE = 64 * 1024
 SILKY_META = True
+
+# --- OpenAPI schema (drf-spectacular; lab/schema.py adds every lesson variant) ---
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Weave API",
+    "DESCRIPTION": "Every JSON endpoint of the Weave performance lab, lesson variants included.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["lab.schema.add_lesson_variants"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "lab.schema.document_errors",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Production profile (DJANGO_DEBUG=0): HTTPS-only cookies, HSTS ------------
+# Secure by default in production; each can be relaxed by its variable (e.g. a
+# TLS-terminating proxy that already redirects). `manage.py check --deploy`
+# warnings that remain are explained in the README.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", not DEBUG)
+HSTS_DEFAULT = "0" if DEBUG else "31536000"  # one year in production
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", HSTS_DEFAULT))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+    # Only behind a proxy that sets this header itself (never trust a client's).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+# Bodies beyond 1 MB are refused with a 400 before any parsing.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 LOGGING = {
     "version": 1,

@@ -4,7 +4,7 @@
    of its own (`weave_bench`, created when missing; BENCH_DATABASE_URL overrides),
    measuring the wall clock and the peak resident memory of `manage.py seed`.
 2. Runs `manage.py compare` on every lesson at the workshop preset (and large).
-3. Runs the Locust load test per key lesson when `make loadtest` exists.
+3. Runs a short Locust load test per key lesson (`python -m loadtests.run`).
 4. Writes docs/BENCHMARKS.md and docs/benchmarks.json, then rewrites the README's
    lesson table between its `<!-- lessons:start -->` / `<!-- lessons:end -->` markers.
 
@@ -118,23 +118,43 @@ def compare(preset: str) -> dict:
     return json.loads(path.read_text())
 
 
-def run_loadtest() -> dict:
-    """Hook for the Locust load test (`make loadtest`, built on another branch).
+def key_lessons() -> list[str]:
+    """The first read lesson of each app (BENCH_LOADTEST_LESSONS="a b" overrides)."""
+    chosen = os.environ.get("BENCH_LOADTEST_LESSONS", "").split()
+    if chosen:
+        return chosen
+    document = json.loads((WORK / "compare-workshop.json").read_text())
+    apps: dict[str, str] = {}
+    kinds = lesson_kinds()
+    for lesson in document["lessons"]:
+        if kinds.get(lesson["slug"]) == "read":
+            apps.setdefault(lesson["app"], lesson["slug"])
+    return list(apps.values())
 
-    Runs it on the bench database when the Makefile has the target; the report keeps
-    its summary table verbatim.
-    """
-    makefile = (ROOT / "Makefile").read_text()
-    if not re.search(r"^loadtest:", makefile, re.MULTILINE):
-        return {"ran": False, "reason": "`make loadtest` does not exist on this branch yet"}
-    env = {**bench_env(), "LOCUST_RUN_TIME": os.environ.get("LOCUST_RUN_TIME", "20s")}
-    command = ["make", "--no-print-directory", "loadtest"]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+
+def run_loadtest() -> dict:
+    """A short Locust run per key lesson (`python -m loadtests.run`, what `make loadtest` runs),
+    against its own production-like gunicorn on the bench database."""
+    if not (ROOT / "loadtests" / "run.py").exists():
+        return {"ran": False, "reason": "loadtests/ does not exist on this branch"}
+    lessons = key_lessons()
+    duration = os.environ.get("BENCH_LOADTEST_DURATION", "10s")
+    users = os.environ.get("BENCH_LOADTEST_USERS", "10")
+    reports = WORK / "loadtest"
+    command = [sys.executable, "-m", "loadtests.run", "--lessons", *lessons]
+    command += ["--users", users, "--duration", duration, "--reports", str(reports)]
+    command += ["--port", os.environ.get("BENCH_LOADTEST_PORT", "0")]
+    result = subprocess.run(command, cwd=ROOT, env=bench_env(), capture_output=True, text=True)
+    runs = sorted(reports.glob("*/comparison.md")) if reports.exists() else []
+    shown = "python -m loadtests.run --lessons " + " ".join(lessons)
+    shown += f" --users {users} --duration {duration}"
     return {
         "ran": True,
-        "command": "make loadtest",
+        "command": shown,
         "returncode": result.returncode,
-        "summary": result.stdout[-6000:],
+        "summary": runs[-1].read_text()
+        if runs and not result.returncode
+        else result.stdout[-4000:],
     }
 
 
@@ -277,8 +297,12 @@ def report(results: dict) -> str:
                 )
     lines += ["", "## Load test", ""]
     loadtest = results["loadtest"]
-    if loadtest["ran"]:
-        lines += [f"`{loadtest['command']}` (exit {loadtest['returncode']}):", "", "```"]
+    if loadtest["ran"] and loadtest["returncode"] == 0:
+        lines += [f"`{loadtest['command']}` (Locust, headless, each variant alone in turn,"]
+        lines += ["against a production-like gunicorn on the bench database):", ""]
+        lines += [demote_headings(loadtest["summary"].rstrip())]
+    elif loadtest["ran"]:
+        lines += [f"`{loadtest['command']}` failed ({loadtest['returncode']}):", "", "```"]
         lines += [loadtest["summary"].rstrip(), "```"]
     else:
         lines.append(f"Not run: {loadtest['reason']} (hook: `lab.bench.run_loadtest`).")
@@ -286,8 +310,21 @@ def report(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def demote_headings(markdown: str) -> str:
+    """The load test's own report nests under this report's section."""
+    return re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", markdown, flags=re.M)
+
+
+def lesson_kinds() -> dict[str, str]:
+    return registry_field("kind")
+
+
 def lesson_techniques() -> dict[str, str]:
-    """slug -> technique, from the registry (needs Django; falls back to nothing)."""
+    return registry_field("technique")
+
+
+def registry_field(name: str) -> dict[str, str]:
+    """slug -> a field of the lesson, from the registry (needs Django; else nothing)."""
     try:
         import django
 
@@ -295,7 +332,7 @@ def lesson_techniques() -> dict[str, str]:
         django.setup()
         from lab.lessons import all_lessons
 
-        return {lesson.slug: lesson.technique for lesson in all_lessons()}
+        return {lesson.slug: getattr(lesson, name) for lesson in all_lessons()}
     except Exception:  # the report is still useful without the techniques
         return {}
 

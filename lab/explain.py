@@ -58,3 +58,27 @@ def explain(
         execution_ms=document.get("Execution Time"),
         planning_ms=document.get("Planning Time"),
     )
+
+
+def update_sql(queryset: QuerySet, **values: Any) -> tuple[str, list[Any]]:
+    """The UPDATE that `queryset.update(**values)` would run, for a plain EXPLAIN."""
+    from django.db.models.sql import UpdateQuery
+
+    query = queryset.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    sql, params = query.get_compiler(queryset.db).as_sql()
+    return sql, list(params)
+
+
+def insert_sql(model, objects: list[Any]) -> tuple[str, list[Any]]:
+    """The INSERT that `bulk_create(objects)` (one batch) would run, for a plain EXPLAIN."""
+    from django.db.models.sql import InsertQuery
+
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    for instance in objects:
+        for field in fields:
+            field.pre_save(instance, add=True)  # fills auto_now / auto_now_add like a save
+    query = InsertQuery(model)
+    query.insert_values(fields, objects)
+    (sql, params), *_ = query.get_compiler(using="default").as_sql()
+    return sql, list(params)

@@ -26,6 +26,10 @@ class Variant:
     name: str
     view: Callable[..., Any]  # a Django view callable (`APIView.as_view()` or a function)
     summary: str = ""
+    # Silk recording for this variant's requests in demo mode: None follows
+    # lab.measure.silk_should_record; True records even measured requests (the
+    # profiler-overhead lesson); False never records.
+    silk: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,11 @@ class Lesson:
     # drop an estimated count that the lesson compares within a tolerance).
     normalize: Callable[[Any], Any] | None = None
     notes: str = ""
-    # False for lessons whose fix is a plan, not a query count (an index): both
-    # variants run one query, so the contract does not expect the naive count to grow.
+    # Payload keys compared within a relative tolerance instead of exactly (for
+    # example {"count": 0.03} for an estimated count); `normalize` drops them.
+    tolerances: Mapping[str, float] = field(default_factory=dict)
+    # False for lessons about the cost of each query (counts, offsets, indexes,
+    # profilers) rather than their number: the naive query count stays flat too.
     naive_grows: bool = True
 
     def __post_init__(self) -> None:

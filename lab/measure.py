@@ -136,9 +136,29 @@ def silk_should_record(request: HttpRequest) -> bool:
     `?silk=off` (or the header `X-Weave-Silk: off`) turns recording off for one
     request, so a measurement can be taken without Silk's overhead.
     """
+    policy = variant_silk_policy(request)
+    if policy is not None:  # a lesson variant that is about the profiler itself
+        return policy
     if not settings.SILK_RECORDING or request.path.startswith(SILK_SKIPPED_PREFIXES):
         return False
     if is_measurement(request):
         return False
     switch = request.GET.get("silk") or request.headers.get("X-Weave-Silk", "")
     return switch.lower() != "off"
+
+
+def variant_silk_policy(request: HttpRequest) -> bool | None:
+    """`Variant.silk` of the lesson variant this request is for (None: no policy)."""
+    from django.urls import Resolver404, resolve
+
+    from lab.lessons import get_lesson
+
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return None
+    if match.view_name != "lab:variant":
+        return None
+    lesson = get_lesson(match.kwargs["slug"])
+    variant = lesson.variant(match.kwargs["variant"]) if lesson else None
+    return variant.silk if variant else None

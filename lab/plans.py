@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import QuerySet
 
 from lab.explain import explain
 from lab.lessons import Lesson
@@ -50,21 +51,31 @@ class VariantPlan:
 
 def lesson_plans(lesson: Lesson) -> list[VariantPlan]:
     """One plan per variant that declares a main query, in the lesson's variant order."""
-    analyze = lesson.kind == "read"  # ANALYZE executes the query: never for writes
     return [
-        variant_plan(name, lesson.main_queries[name], analyze=analyze)
+        variant_plan(name, lesson.main_queries[name], read_lesson=lesson.kind == "read")
         for name in lesson.variant_names
         if name in lesson.main_queries
     ]
 
 
-def variant_plan(name: str, main_query, *, analyze: bool) -> VariantPlan:
-    result = VariantPlan(variant=name, analyzed=analyze)
+def is_read_query(query: Any) -> bool:
+    """EXPLAIN ANALYZE runs the query: only plain SELECTs of read lessons get ANALYZE."""
+    if isinstance(query, QuerySet):
+        return True
+    sql = query[0].lstrip().upper()
+    writes = ("INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE")
+    return sql.startswith(("SELECT", "WITH")) and not any(word in sql for word in writes)
+
+
+def variant_plan(name: str, main_query, *, read_lesson: bool) -> VariantPlan:
+    result = VariantPlan(variant=name, analyzed=False)
     try:
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
-            plan = explain(main_query(), analyze=analyze)
+            query = main_query()
+            result.analyzed = analyze = read_lesson and is_read_query(query)
+            plan = explain(query, analyze=analyze)
             transaction.set_rollback(True)  # ANALYZE of a read still leaves nothing behind
     except Exception as exc:  # a broken main query must not take the lesson page down
         result.error = f"{type(exc).__name__}: {exc}".strip()

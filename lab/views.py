@@ -14,12 +14,17 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+from drf_spectacular.utils import extend_schema
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from lab.api import json_error
 from lab.comparison import compare_lesson
 from lab.lessons import Lesson, all_lessons, get_lesson
 from lab.models import Measurement
 from lab.plans import lesson_plans
+from lab.schema import LessonRegistrySerializer
 from lab.source import lesson_source
 
 logger = logging.getLogger(__name__)
@@ -51,10 +56,18 @@ def lesson_as_json(lesson: Lesson, request: HttpRequest) -> dict[str, Any]:
     }
 
 
-@require_GET
-def lessons_api(request: HttpRequest) -> JsonResponse:
-    lessons = [lesson_as_json(lesson, request) for lesson in all_lessons()]
-    return JsonResponse({"count": len(lessons), "lessons": lessons})
+class LessonsApiView(APIView):
+    """The registry as JSON: what tools outside Django (Locust, scripts) read."""
+
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(responses=LessonRegistrySerializer, summary="The lesson registry")
+    def get(self, request: HttpRequest) -> Response:
+        lessons = [lesson_as_json(lesson, request) for lesson in all_lessons()]
+        return Response({"count": len(lessons), "lessons": lessons})
+
+
+lessons_api = LessonsApiView.as_view()
 
 
 class CatalogueFilter(forms.Form):

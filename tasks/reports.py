@@ -44,8 +44,12 @@ def max_rows() -> int:
 
 
 def report_rows(organization_id: int):
-    # values_list with the three usernames joined in: one query streamed through
-    # a server-side cursor, no model instances, bounded memory.
+    # One query streamed through a server-side cursor: bounded memory.
+    return report_rows_queryset(organization_id).iterator(chunk_size=CHUNK)
+
+
+def report_rows_queryset(organization_id: int):
+    # values_list with the three usernames joined in: no model instances.
     return (
         Task.objects.filter(organization_id=organization_id)
         .order_by("id")
@@ -61,7 +65,6 @@ def report_rows(organization_id: int):
             "updated_at",
             "due_date",
         )
-        .iterator(chunk_size=CHUNK)
     )
 
 

@@ -177,3 +177,11 @@ def demo_context() -> dict:
         "organization": Organization.objects.filter(slug="org-01").first(),
         "size": 1_000,  # tasks per import
     }
+
+
+def demo_organization():
+    """The seeded organization the lessons' main queries use (lesson pages)."""
+    organization = demo_context()["organization"]
+    if organization is None:
+        raise LookupError("No seeded organization: run `manage.py seed` first.")
+    return organization

@@ -49,6 +49,10 @@ class Person(TimeStamped):
 
 
 class Thread(TimeStamped):
+    # A thread page shows at most this many of each thread's latest live messages:
+    # the talk's nested list was unbounded (24.7 MB at 1,000,000 messages).
+    MESSAGES_SHOWN = 100
+
     title = models.CharField(max_length=200)
     # Kept by an event (weave.signals: every saved message updates its thread)
     # instead of recomputed by a periodic scan: see weave/lessons/thread_activity.py.
@@ -71,6 +75,18 @@ class Thread(TimeStamped):
 
     def __str__(self) -> str:
         return self.title
+
+    def visible_messages(self):
+        """The latest live messages: one query per thread, unless a
+        `Prefetch(..., to_attr=PREFETCHED_MESSAGES)` already loaded them."""
+        prefetched = self.__dict__.get(PREFETCHED_MESSAGES)
+        if prefetched is not None:
+            return prefetched
+        return self.messages.alive().order_by("-updated", "-id")[: self.MESSAGES_SHOWN]
+
+
+# Where a thread page's Prefetch puts each thread's latest messages.
+PREFETCHED_MESSAGES = "prefetched_messages"
 
 
 class Message(TimeStamped):
@@ -95,7 +111,50 @@ class Message(TimeStamped):
                 name="message_deleted_updated_idx",
                 condition=Q(deleted=True),
             ),
+            # A thread's latest live messages: the thread page's prefetch (one
+            # index range per thread) and a thread-filtered list read it in order.
+            # INCLUDE (sent_by_id) covers "who wrote lately": an Index Only Scan.
+            models.Index(
+                fields=["thread", "-updated", "-id"],
+                name="message_thread_alive_idx",
+                condition=Q(deleted=False),
+                include=["sent_by"],
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.sent_by_id}: {self.text[:40]}"
+
+
+class PlainMessage(models.Model):
+    """The same rows as Message in a table with no index but its primary key.
+
+    The indexes lesson runs the same queries on both tables, so the plans and
+    timings differ only by the indexes. The seeder and `mirror_messages` fill it.
+    """
+
+    text = models.TextField()
+    sent_by_id = models.BigIntegerField()
+    thread_id = models.BigIntegerField()
+    created = models.DateTimeField()
+    updated = models.DateTimeField()
+    deleted = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "weave_message_plain"
+
+    def __str__(self) -> str:
+        return f"{self.sent_by_id}: {self.text[:40]}"
+
+
+def mirror_messages(*, using: str = "default") -> None:
+    """Copy weave_message into weave_message_plain (ids kept), in one statement."""
+    from django.db import connections
+
+    with connections[using].cursor() as cursor:
+        cursor.execute("TRUNCATE weave_message_plain")
+        cursor.execute(
+            "INSERT INTO weave_message_plain (id, text, sent_by_id, thread_id, created, updated,"
+            " deleted) SELECT id, text, sent_by_id, thread_id, created, updated, deleted"
+            " FROM weave_message"
+        )

@@ -15,8 +15,12 @@ MESSAGE_HEADER = "X-Weave-Message"
 
 
 def participant_ids(message: Message) -> list[int]:
+    return list(participants_queryset(message))
+
+
+def participants_queryset(message: Message):
     """Live people who wrote live messages in the thread, except the sender."""
-    return list(
+    return (
         Person.objects.alive()
         .filter(messages__thread_id=message.thread_id, messages__deleted=False)
         .exclude(pk=message.sent_by_id)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from lab.seeding import SeedContext, Seeder, register_seeder
 from weave.activity import threads_refresh_activity_sql
+from weave.models import mirror_messages
 
 SIZES = {
     #            persons, threads, messages
@@ -116,13 +117,16 @@ def seed_messaging(context: SeedContext) -> None:
     )
     # COPY sends no signals: fill the event-kept column once, as its migration does.
     threads_refresh_activity_sql()
+    # The indexes lesson compares the same rows in a table without indexes.
+    context.out("weave_message_plain: mirroring weave_message")
+    mirror_messages()
 
 
 register_seeder(
     Seeder(
         app="weave",
         order=10,
-        tables=("weave_message", "weave_thread", "weave_person"),
+        tables=("weave_message_plain", "weave_message", "weave_thread", "weave_person"),
         run=seed_messaging,
     )
 )

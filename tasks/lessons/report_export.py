@@ -19,9 +19,13 @@ from lab.lessons import Lesson, Variant, register
 from lab.oncommit import drain_on_commit
 from tasks.lessons.task_close_done import OrganizationBody
 from tasks.models import ReportJob
-from tasks.reports import report_build_in_request, report_request_offloaded
+from tasks.reports import (
+    report_build_in_request,
+    report_request_offloaded,
+    report_rows_queryset,
+)
 from tasks.sample import make_members, make_organization, make_tasks
-from tasks.seed import demo_context
+from tasks.seed import demo_context, demo_organization
 from tasks.serializers import ReportJobSerializer
 from tasks.tenancy import organization_for
 from tasks.views import TenantAPIView, csv_response
@@ -71,6 +75,14 @@ def params(context: Mapping[str, Any] | None) -> dict[str, str]:
     return {"organization": context["organization"].slug if context else "org-01"}
 
 
+def report_query():
+    # The same query either way: in the request (naive) or in the worker (optimized).
+    return report_rows_queryset(demo_organization().pk)
+
+
+MAIN_QUERIES = {"naive": report_query, "optimized": report_query}
+
+
 lesson = register(
     Lesson(
         slug="task-report-export",
@@ -95,6 +107,7 @@ lesson = register(
         ),
         query_budget=5,
         build_data=build_data,
+        main_queries=MAIN_QUERIES,
         method="POST",
         params=params,
         kind="write",

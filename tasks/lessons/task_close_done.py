@@ -14,10 +14,11 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from lab.explain import update_sql
 from lab.lessons import Lesson, Variant, register
 from tasks.models import Status, Task
 from tasks.sample import make_members, make_organization, make_tasks
-from tasks.seed import demo_context
+from tasks.seed import demo_context, demo_organization
 from tasks.tenancy import organization_for
 from tasks.views import TenantAPIView
 
@@ -76,6 +77,20 @@ def params(context: Mapping[str, Any] | None) -> dict[str, str]:
     return {"organization": context["organization"].slug if context else "org-01"}
 
 
+def done_tasks_of_demo_organization():
+    return Task.objects.filter(organization=demo_organization(), status=Status.DONE)
+
+
+MAIN_QUERIES = {
+    # The loop's first query; then one UPDATE per row.
+    "naive": done_tasks_of_demo_organization,
+    # One UPDATE over the composite index (organization, status, created_at).
+    "optimized": lambda: update_sql(
+        done_tasks_of_demo_organization(), status=Status.CLOSED, updated_at=timezone.now()
+    ),
+}
+
+
 lesson = register(
     Lesson(
         slug="task-close-done",
@@ -104,6 +119,7 @@ lesson = register(
         ),
         query_budget=4,
         build_data=build_data,
+        main_queries=MAIN_QUERIES,
         method="POST",
         params=params,
         kind="write",

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from lab.lessons import Lesson, Variant, register
 from lab.oncommit import drain_on_commit, save_then_enqueue
 from weave.models import Message, Person, Thread
-from weave.notifications import MESSAGE_HEADER, notify_one_by_one
+from weave.notifications import MESSAGE_HEADER, notify_one_by_one, participants_queryset
 from weave.sample import make_messages, make_people, make_threads
 
 
@@ -104,6 +104,17 @@ def params(context: Mapping[str, Any] | None) -> dict[str, str]:
     return {"thread": str(thread and thread.pk), "sender": str(sender and sender.pk), "text": "Hi"}
 
 
+def participants_of_a_demo_thread():
+    message = Message.objects.alive().order_by("-updated", "-id").first()
+    if message is None:
+        raise LookupError("No messages: run `manage.py seed` first.")
+    return participants_queryset(message)
+
+
+# The same recipients query either way; the lesson is where the emails are sent.
+MAIN_QUERIES = {"naive": participants_of_a_demo_thread, "optimized": participants_of_a_demo_thread}
+
+
 lesson = register(
     Lesson(
         slug="message-notify",
@@ -137,6 +148,7 @@ lesson = register(
         ),
         query_budget=4,
         build_data=build_data,
+        main_queries=MAIN_QUERIES,
         method="POST",
         params=params,
         kind="write",

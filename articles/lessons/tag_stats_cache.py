@@ -1,0 +1,141 @@
+"""Per-tag statistics: the low-level cache, and the stampede when it expires.
+
+Slow: the statistics table computes four aggregates for every tag on every request.
+Why: as first written, 4 queries per tag; as one query, it still joins and groups the whole
+article-tag table (tens of ms at the workshop preset), for numbers that change rarely.
+Fix: `cache.get_or_set` keeps the result in Redis; when it expires under load, every request
+recomputes at once (a stampede), so the fix adds a lock, stale-while-revalidate and jitter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db.models import Count, Max, Q
+from django.views.decorators.http import require_GET
+
+from articles.cache import (
+    TAG_STATS_KEY,
+    TAG_STATS_PLAIN_KEY,
+    TAG_STATS_SECONDS,
+    get_or_recompute,
+    get_or_set_counted,
+)
+from articles.models import Article, Tag
+from articles.pages import render_page
+from articles.sample import make_articles, make_authors, make_tags
+from lab.lessons import Lesson, Variant, register
+from lab.measure import add_server_timing
+
+PUBLISHED = Q(articles__status=Article.Status.PUBLISHED)
+DRAFT = Q(articles__status=Article.Status.DRAFT)
+
+
+def tag_stats_naive() -> list[dict[str, Any]]:
+    # Four queries per tag: the table's cost grows with the number of tags.
+    rows = []
+    for tag in Tag.objects.order_by("name", "id"):
+        published = tag.articles.published()
+        rows.append(
+            {
+                "name": tag.name,
+                "slug": tag.slug,
+                "published": published.count(),
+                "drafts": tag.articles.filter(status=Article.Status.DRAFT).count(),
+                "authors": published.values("author").distinct().count(),
+                "latest": published.aggregate(latest=Max("published_at"))["latest"],
+            }
+        )
+    return rows
+
+
+def tag_stats_queryset():
+    # One GROUP BY over tag x article: a single pass, but over the whole table.
+    return Tag.objects.annotate(
+        published=Count("articles", filter=PUBLISHED),
+        drafts=Count("articles", filter=DRAFT),
+        authors=Count("articles__author", filter=PUBLISHED, distinct=True),
+        latest=Max("articles__published_at", filter=PUBLISHED),
+    ).order_by("name", "id")
+
+
+def tag_stats_aggregated() -> list[dict[str, Any]]:
+    return list(
+        tag_stats_queryset().values("name", "slug", "published", "drafts", "authors", "latest")
+    )
+
+
+def tag_stats_get_or_set() -> list[dict[str, Any]]:
+    # Right while warm. On a miss, every concurrent request runs the aggregate.
+    return get_or_set_counted(
+        TAG_STATS_PLAIN_KEY, tag_stats_aggregated, name="tag-stats-plain", seconds=TAG_STATS_SECONDS
+    )
+
+
+def tag_stats_optimized() -> list[dict[str, Any]]:
+    # One recomputation per expiry: a Redis lock elects the recomputer, the others
+    # serve the stale value (or wait for the first one on a cold cache).
+    stats, how = get_or_recompute(
+        TAG_STATS_KEY, tag_stats_aggregated, name="tag-stats", seconds=TAG_STATS_SECONDS
+    )
+    add_server_timing("cache", desc=how)
+    return stats
+
+
+def tag_stats_view(stats):
+    @require_GET
+    def view(request):
+        return render_page(request, "articles/tag_stats.html", {"stats": stats()})
+
+    return view
+
+
+def build_data(size: int) -> Mapping[str, Any]:
+    # `size` tags over 12 published articles and 4 drafts: the naive table runs 4
+    # queries per tag, so its count grows with `size`.
+    authors = make_authors(3)
+    tags = make_tags(size)
+    make_articles(12, authors=authors, tags=tags, tags_per_article=3)
+    make_articles(4, authors=authors, tags=tags, status=Article.Status.DRAFT)
+    return {}
+
+
+lesson = register(
+    Lesson(
+        slug="tag-stats-cache",
+        title="Tag statistics: low-level cache and stampede protection",
+        app="articles",
+        technique="cache.get_or_set + lock",
+        explanation=(
+            "The tag statistics table recomputes four aggregates per tag on every request.",
+            "Even as one GROUP BY it reads the whole article-tag table; and a plain cached "
+            "copy, when it expires under load, is recomputed by every request at once.",
+            "Cache the single aggregate in Redis; on expiry a lock lets one request "
+            "recompute while the others serve the stale copy; jitter spreads expiries.",
+        ),
+        variants=(
+            Variant("naive", tag_stats_view(tag_stats_naive), "4 queries per tag, uncached"),
+            Variant("aggregated", tag_stats_view(tag_stats_aggregated), "one GROUP BY, uncached"),
+            Variant(
+                "get_or_set",
+                tag_stats_view(tag_stats_get_or_set),
+                "cache.get_or_set: warm is free, expiry is a stampede",
+            ),
+            Variant(
+                "optimized",
+                tag_stats_view(tag_stats_optimized),
+                "lock + stale-while-revalidate + jittered TTL",
+            ),
+        ),
+        query_budget=1,
+        build_data=build_data,
+        renders="html",
+        main_queries={"aggregated": tag_stats_queryset, "optimized": tag_stats_queryset},
+        notes=(
+            "Recomputations are counted in Redis (articles.cache.recomputations): "
+            "GET /articles/cache-stats/ shows them, so a load test can show one "
+            "recomputation per expiry with the lock against one per waiting request without."
+        ),
+    )
+)

@@ -1,0 +1,135 @@
+"""Blog: Author, Tag, Article — the server-rendered half of Weave.
+
+Lists read published articles newest first, so a partial index on
+(published_at, id) WHERE status = 'published' serves ORDER BY ... LIMIT without a
+sort; the tag filter goes through the M2M table, whose (article_id, tag_id)
+unique index and tag_id index Django creates.
+
+Two attributes are `cached_property` on purpose: `Article.tag_count` and
+`Tag.published_count` fall back to one COUNT query per instance, and a queryset
+that annotates the same name fills the instance's `__dict__` first, so the
+fallback never runs. The lessons show both paths with the same template.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils.functional import cached_property
+
+
+class Author(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="author"
+    )
+    display_name = models.CharField(max_length=100)
+    bio = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["display_name", "id"]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=50)
+    slug = models.SlugField(max_length=60, unique=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("articles:tag", kwargs={"slug": self.slug})
+
+    @cached_property
+    def published_count(self) -> int:
+        # One COUNT per tag unless the query annotated `published_count`.
+        return self.articles.published().count()
+
+
+class ArticleQuerySet(models.QuerySet):
+    def published(self) -> ArticleQuerySet:
+        return self.filter(status=Article.Status.PUBLISHED)
+
+
+class Article(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        PUBLISHED = "published"
+
+    title = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=220, unique=True)
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    published_at = models.DateTimeField(null=True, blank=True)
+    author = models.ForeignKey(Author, on_delete=models.CASCADE, related_name="articles")
+    tags = models.ManyToManyField(Tag, related_name="articles", blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ArticleQuerySet.as_manager()
+
+    class Meta:
+        # `id` breaks ties so that pages are stable.
+        ordering = ["-published_at", "-id"]
+        indexes = [
+            # Serves the public list: ORDER BY published_at DESC, id DESC LIMIT 20
+            # over published rows reads 20 index entries instead of sorting.
+            models.Index(
+                fields=["-published_at", "-id"],
+                name="article_published_idx",
+                condition=Q(status="published"),
+            ),
+            # An author's published articles, newest first.
+            models.Index(
+                fields=["author", "-published_at"],
+                name="article_author_published_idx",
+                condition=Q(status="published"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("articles:detail", kwargs={"slug": self.slug})
+
+    @cached_property
+    def tag_count(self) -> int:
+        # Free when the tags were prefetched (count() reads the prefetched list)
+        # or annotated; otherwise one COUNT query per article.
+        return self.tags.count()
+
+    def related_articles(self) -> ArticleQuerySet:
+        """Other published articles sharing at least one tag with this one."""
+        return (
+            Article.objects.published()
+            .filter(tags__in=self.tags.all())
+            .exclude(pk=self.pk)
+            .distinct()
+        )
+
+    def related_count(self) -> int:
+        # A method: a template calls it again at every `{{ article.related_count }}`.
+        return self.related_articles().count()
+
+
+class ArticleWithCachedCounts(Article):
+    """The same rows, with `related_count` computed once per instance.
+
+    In an application you would change the decorator on Article itself; a proxy
+    model keeps both versions side by side so the two lesson variants share one
+    template (articles/lessons/related_count.py).
+    """
+
+    class Meta:
+        proxy = True
+
+    @cached_property
+    def related_count(self) -> int:  # type: ignore[override]
+        return self.related_articles().count()

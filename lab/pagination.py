@@ -1,0 +1,366 @@
+"""Pagination that stays fast on big tables: estimated counts and keyset cursors.
+
+- `estimated_count`: the exact COUNT(*) when it is cheap (under a short
+  statement timeout) or small, else an estimate from `pg_class` and a
+  `TABLESAMPLE SYSTEM` page sample of the *filtered* query.
+- `EstimatedCountPaginator` (Django) / `EstimatedCountPagination` (DRF): pages
+  that never depend on the count, so an estimate can be wrong without serving
+  empty pages with a `next` link or 404-ing pages whose rows exist.
+- `KeysetPagination`: signed cursors on a unique ordering such as
+  (-updated, -id); page 900 costs what page 1 costs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.core import signing
+from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
+from django.db import OperationalError, connections, transaction
+from django.db.models import Count, F, QuerySet
+from django.db.models.fields.tuple_lookups import Tuple, TupleLessThan
+from django.db.models.sql.datastructures import BaseTable
+from django.db.models.sql.where import WhereNode
+from django.utils.functional import cached_property
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+
+# Page numbers beyond this are a 400: OFFSET 10**12 * size would overflow bigint.
+MAX_PAGE = 1_000_000
+QUERY_CANCELED = "57014"  # SQLSTATE of statement_timeout
+
+
+class PageQuery(serializers.Serializer):
+    """`page` and `page_size` for `lab.api.validated_query`; sizes are capped, not refused."""
+
+    page = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, required=False)
+    page_size = serializers.IntegerField(min_value=1, required=False)
+
+
+# --- counting ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CountResult:
+    value: int
+    estimated: bool
+    method: str  # "exact", "reltuples" or "tablesample"
+
+
+def estimated_count(
+    queryset: QuerySet,
+    *,
+    timeout_ms: int = 2,
+    exact_below: int = 10_000,
+    sample_rows: int = 50_000,
+    seed: int = 1,
+) -> CountResult:
+    """The exact count if it takes under `timeout_ms`, else an estimate.
+
+    A table smaller than `exact_below` (or never analyzed) is simply counted; an
+    estimate under `exact_below` is replaced by the exact count (small filters
+    are always exact). Everything runs on the queryset's own database.
+    """
+    total = table_rows_estimate(queryset)
+    if total is None or total < exact_below:
+        return CountResult(queryset.count(), False, "exact")
+    exact = exact_count_within(queryset, timeout_ms=timeout_ms)
+    if exact is not None:
+        return CountResult(exact, False, "exact")
+    if (matching := partial_index_rows(queryset)) is not None:
+        value, method = round(matching), "reltuples"
+    elif queryset.query.where:
+        value = sampled_count(queryset, total=total, rows=sample_rows, seed=seed)
+        method = "tablesample"
+    else:
+        value, method = round(total), "reltuples"
+    if value < exact_below:
+        return CountResult(queryset.count(), False, "exact")
+    return CountResult(value, True, method)
+
+
+def exact_count_within(queryset: QuerySet, *, timeout_ms: int) -> int | None:
+    """COUNT(*) under `SET LOCAL statement_timeout`; None when it is cancelled.
+
+    A savepoint, always rolled back, confines the timeout to this count. No
+    parallel workers: a cancelled parallel query writes an ERROR plus a FATAL
+    per killed worker to the server log; a serial one writes a single ERROR.
+    """
+    try:
+        with transaction.atomic(using=queryset.db):
+            with connections[queryset.db].cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('statement_timeout', %s, true),"
+                    " set_config('max_parallel_workers_per_gather', '0', true)",
+                    [str(int(timeout_ms))],
+                )
+            count = queryset.count()
+            # Roll the savepoint back even on success: SET LOCAL survives a RELEASE
+            # SAVEPOINT and would cap every later statement of the transaction.
+            transaction.set_rollback(True, using=queryset.db)
+        return count
+    except OperationalError as error:
+        if getattr(error.__cause__, "sqlstate", None) == QUERY_CANCELED:
+            return None
+        raise
+
+
+def table_rows_estimate(queryset: QuerySet) -> float | None:
+    """Rows in the base table now (pg_class), or None if it was never analyzed."""
+    return relation_rows_estimate(queryset.model._meta.db_table, using=queryset.db)
+
+
+def relation_rows_estimate(relation: str, *, using: str) -> float | None:
+    """pg_class's rows per page x the relation's current pages.
+
+    The planner does the same, so the estimate follows inserts since the last ANALYZE.
+    """
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples / relpages * (pg_relation_size(oid)"
+            " / current_setting('block_size')::int) FROM pg_class"
+            " WHERE oid = %s::regclass AND relpages > 0 AND reltuples >= 0",
+            [connection.ops.quote_name(relation)],
+        )
+        row = cursor.fetchone()
+    return None if row is None else float(row[0])
+
+
+def partial_index_rows(queryset: QuerySet) -> float | None:
+    """The query's row count, when a partial index has exactly the query's filter.
+
+    ANALYZE and VACUUM store each index's row count in pg_class; for a partial
+    index that is the number of rows matching its predicate (the soft-delete
+    filter `NOT deleted`, say), read in a fraction of a millisecond.
+    """
+    model, using = queryset.model, queryset.db
+    where = compiled_where(queryset.query, using)
+    for index in model._meta.indexes:
+        if index.condition is None:
+            continue
+        predicate = model._base_manager.filter(index.condition).query
+        if compiled_where(predicate, using) == where:
+            return relation_rows_estimate(index.name, using=using)
+    return None
+
+
+def compiled_where(query, using: str) -> tuple[str, tuple[Any, ...]]:
+    if not query.where:
+        return "", ()
+    compiler = query.get_compiler(using)
+    sql, params = compiler.compile(query.where)
+    return sql, tuple(params)
+
+
+class SampledTable(BaseTable):
+    """The base table of a query, read through `TABLESAMPLE SYSTEM (p) REPEATABLE (seed)`.
+
+    Compiled by Django with parameters, so only the query's own base table is
+    sampled (never a subquery's or a join's, as a string replace would).
+    """
+
+    def __init__(self, table_name: str, alias: str, *, percent: float, seed: int) -> None:
+        super().__init__(table_name, alias)
+        self.percent, self.seed = percent, seed
+
+    def as_sql(self, compiler, connection):
+        sql, params = super().as_sql(compiler, connection)
+        return f"{sql} TABLESAMPLE SYSTEM (%s) REPEATABLE (%s)", [*params, self.percent, self.seed]
+
+    def relabeled_clone(self, change_map):
+        alias = change_map.get(self.table_alias, self.table_alias)
+        return self.__class__(self.table_name, alias, percent=self.percent, seed=self.seed)
+
+
+def sampled_count(queryset: QuerySet, *, total: float, rows: int, seed: int) -> int:
+    """Estimate the filtered count: total rows x the share of sampled rows that match.
+
+    SYSTEM samples whole pages (BERNOULLI reads every page to sample rows). The
+    number of pages drawn varies, so scaling the matches by 100/p is noisy;
+    the share matched within the sample is not. `percent` reads about `rows` rows.
+    """
+    percent = min(100.0, 100.0 * rows / max(total, 1.0))
+    sample = queryset.order_by()
+    condition = sample.query.where
+    sample.query.where = WhereNode()
+    base = sample.query.base_table
+    sample.query.alias_map[base] = SampledTable(
+        sample.query.alias_map[base].table_name, base, percent=percent, seed=seed
+    )
+    counts = sample.aggregate(sampled=Count("pk"), matched=Count("pk", filter=condition))
+    if not counts["sampled"]:
+        return 0
+    return round(total * counts["matched"] / counts["sampled"])
+
+
+# --- page numbers that do not depend on the count ------------------------------------
+
+
+class EstimatedPage(Page):
+    """A page that knows whether a next page exists from one extra row, not from the count."""
+
+    def __init__(self, object_list, number, paginator, *, has_next: bool) -> None:
+        super().__init__(object_list, number, paginator)
+        self._has_next = has_next
+
+    def has_next(self) -> bool:
+        return self._has_next
+
+    def start_index(self) -> int:
+        return (self.number - 1) * self.paginator.per_page + 1 if self.object_list else 0
+
+    def end_index(self) -> int:
+        return self.start_index() + len(self.object_list) - 1 if self.object_list else 0
+
+
+class EstimatedCountPaginator(Paginator):
+    """A Django Paginator whose count may be estimated and whose pages never depend on it.
+
+    A page is fetched with one extra row: rows found means the page exists, the
+    extra row means a next page exists. An over-estimate cannot serve an empty
+    page with a `next` link; an under-estimate cannot 404 a page whose rows exist.
+    """
+
+    count_options: dict[str, Any] = {}
+
+    @cached_property
+    def count_result(self) -> CountResult:
+        if not isinstance(self.object_list, QuerySet):
+            return CountResult(len(self.object_list), False, "exact")
+        return estimated_count(self.object_list, **self.count_options)
+
+    @cached_property
+    def count(self) -> int:
+        return self.count_result.value
+
+    @cached_property
+    def num_pages(self) -> int:
+        return max(1, math.ceil(self.count / self.per_page)) if self.count else 1
+
+    def validate_number(self, number) -> int:
+        """Only the shape of the number; whether the page exists is decided by its rows."""
+        try:
+            number = int(number)
+        except (TypeError, ValueError) as error:
+            raise PageNotAnInteger(self.error_messages["invalid_page"]) from error
+        if number < 1:
+            raise EmptyPage(self.error_messages["min_page"])
+        return number
+
+    def page(self, number) -> EstimatedPage:
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        rows = list(self.object_list[bottom : bottom + self.per_page + 1])
+        if not rows and number > 1:
+            raise EmptyPage(self.error_messages["no_results"])
+        return EstimatedPage(
+            rows[: self.per_page], number, self, has_next=len(rows) > self.per_page
+        )
+
+
+class EstimatedCountPagination(PageNumberPagination):
+    """DRF page-number pagination over EstimatedCountPaginator; says if the count is estimated."""
+
+    django_paginator_class = EstimatedCountPaginator
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 500
+    last_page_strings = ()  # "last" would need the exact count
+
+    def get_paginated_response(self, data) -> Response:
+        result = self.page.paginator.count_result
+        return Response(
+            {
+                "count": result.value,
+                "count_is_estimated": result.estimated,
+                "next": self.get_next_link(),
+                "previous": self.get_previous_link(),
+                "results": data,
+            }
+        )
+
+
+# --- keyset cursors -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in a list: the page number and the ordering key of the row before it."""
+
+    page: int
+    key: tuple[Any, ...]
+
+
+class KeysetPagination:
+    """Forward cursor pagination on a unique ordering, e.g. ("-updated", "-id").
+
+    The cursor is signed (a forged or edited one is a 400) and expires after
+    `max_age` seconds (a stale one is a 400). It carries the page number too, so
+    an OFFSET implementation can serve the same cursors for comparison.
+    """
+
+    max_age = 24 * 3600
+
+    def __init__(self, *, ordering: Sequence[str], salt: str, page_size: int = 100) -> None:
+        if not all(field.startswith("-") for field in ordering):
+            raise ValueError("KeysetPagination supports descending orderings only")
+        self.ordering = tuple(ordering)
+        self.fields = tuple(field.lstrip("-") for field in ordering)
+        self.salt = salt
+        self.page_size = page_size
+
+    def encode(self, cursor: Cursor) -> str:
+        key = [value.isoformat() if isinstance(value, datetime) else value for value in cursor.key]
+        return signing.dumps({"p": cursor.page, "k": key, "o": self.ordering}, salt=self.salt)
+
+    def decode(self, token: str | None) -> Cursor:
+        if not token:
+            return Cursor(page=1, key=())
+        try:
+            data = signing.loads(token, salt=self.salt, max_age=self.max_age)
+        except signing.SignatureExpired as error:
+            raise ValidationError({"cursor": ["This cursor has expired."]}) from error
+        except signing.BadSignature as error:
+            raise ValidationError({"cursor": ["Invalid cursor."]}) from error
+        if data.get("o") != list(self.ordering) or len(data.get("k", ())) != len(self.fields):
+            raise ValidationError({"cursor": ["This cursor belongs to another list."]})
+        key = tuple(self._parse(value) for value in data["k"])
+        return Cursor(page=int(data["p"]), key=key)
+
+    @staticmethod
+    def _parse(value):
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value)
+            except ValueError:
+                return value
+        return value
+
+    def after(self, queryset: QuerySet, cursor: Cursor) -> QuerySet:
+        """Rows after the cursor: WHERE (updated, id) < (%s, %s), an index range condition."""
+        queryset = queryset.order_by(*self.ordering)
+        if not cursor.key:
+            return queryset
+        # A row comparison, not `a < x OR (a = x AND b < y)`: PostgreSQL starts the
+        # descending index scan right at the key instead of filtering an OR.
+        columns = Tuple(*(F(field) for field in self.fields))
+        return queryset.filter(TupleLessThan(columns, cursor.key))
+
+    def page(self, rows: Sequence[Any], cursor: Cursor) -> tuple[list[Any], str | None]:
+        """Cut one extra row off `rows` (page_size + 1 fetched) and build the next cursor."""
+        rows = list(rows)
+        if not rows and cursor.page > 1:
+            raise NotFound("This cursor is past the end of the list.")
+        shown = rows[: self.page_size]
+        if len(rows) <= self.page_size:
+            return shown, None
+        last = shown[-1]
+        key = tuple(getattr(last, field) for field in self.fields)
+        return shown, self.encode(Cursor(page=cursor.page + 1, key=key))

@@ -1,0 +1,154 @@
+"""The OpenAPI schema, generated from the URLconf and from the lesson registry.
+
+Every lesson variant is served by one URL pattern (`lab.views.variant_view`), which
+drf-spectacular cannot see through, so a preprocessing hook adds one concrete
+endpoint per JSON variant (`/lessons/<slug>/<variant>/`) with the variant's own
+DRF view. A lesson documents its parameters and payload where it defines them,
+on its view: `@extend_schema(parameters=[<QuerySerializer>], responses=<Serializer>)`
+(see weave/lessons/latest_messages.py). A variant view without that annotation
+still appears, with its example parameters as optional strings. A postprocessing
+hook adds the registry's explanation to each variant and documents the error
+responses every endpoint can give, in the one shape of `lab.api`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+
+from lab.lessons import Lesson, all_lessons
+
+VARIANT_PATH = re.compile(r"^/lessons/(?P<slug>[-\w]+)/(?P<variant>[-\w]+)/$")
+
+
+class LessonVariantSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    summary = serializers.CharField(allow_blank=True)
+    url = serializers.CharField()
+    method = serializers.CharField()
+    params = serializers.DictField(child=serializers.CharField())
+
+
+class LessonSerializer(serializers.Serializer):
+    slug = serializers.SlugField()
+    title = serializers.CharField()
+    app = serializers.CharField()
+    technique = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["read", "write"])
+    renders = serializers.ChoiceField(choices=["json", "html"])
+    auth = serializers.BooleanField()
+    explanation = inline_serializer(
+        "LessonExplanation",
+        fields={
+            "slow": serializers.CharField(),
+            "why": serializers.CharField(),
+            "fix": serializers.CharField(),
+        },
+    )
+    query_budget = serializers.IntegerField()
+    page = serializers.URLField()
+    variants = LessonVariantSerializer(many=True)
+
+
+class LessonRegistrySerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    lessons = LessonSerializer(many=True)
+
+
+def lesson_endpoints(lesson: Lesson) -> list[tuple[str, str, str, Any]]:
+    """(path, path_regex, method, callback) for each JSON variant served by a DRF view."""
+    if lesson.renders != "json":
+        return []
+    endpoints = []
+    for variant in lesson.variants:
+        if not hasattr(variant.view, "cls"):
+            continue  # a plain Django view: drf-spectacular cannot describe it
+        path = lesson.url(variant.name)
+        endpoints.append((path, f"^{re.escape(path.lstrip('/'))}$", lesson.method, variant.view))
+    return endpoints
+
+
+def add_lesson_variants(endpoints: list) -> list:
+    """PREPROCESSING_HOOKS: the URLconf's DRF endpoints plus every lesson variant."""
+    return [*endpoints, *(row for lesson in all_lessons() for row in lesson_endpoints(lesson))]
+
+
+ERRORS = {
+    400: "Invalid parameters or body (each field's messages under `errors`).",
+    404: "Unknown lesson, variant or object.",
+    406: "The Accept header asks for a format the endpoint does not produce.",
+    503: "The database or the job queue is unavailable; nothing was changed (Retry-After).",
+    504: "A statement ran past the statement timeout and was stopped.",
+}
+
+
+def document_errors(result: dict, generator, request, public) -> dict:
+    """POSTPROCESSING_HOOKS: error responses everywhere, the registry's words on variants."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Error"] = error_schema()
+    for path, operations in result.get("paths", {}).items():
+        match = VARIANT_PATH.match(path)
+        from lab.lessons import get_lesson
+
+        lesson = get_lesson(match["slug"]) if match else None
+        for operation in operations.values():
+            add_error_responses(operation)
+            allow_empty_optional_parameters(operation)
+            if lesson is not None:
+                describe_variant(operation, lesson, match["variant"])
+    return result
+
+
+def error_schema() -> dict:
+    return {
+        "type": "object",
+        "properties": {
+            "detail": {"type": "string"},
+            "status": {"type": "integer"},
+            "errors": {"type": "object", "additionalProperties": True},
+            "variants": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["detail", "status"],
+    }
+
+
+def add_error_responses(operation: dict) -> None:
+    responses = operation.setdefault("responses", {})
+    codes = dict(ERRORS)
+    if {} not in operation.get("security", [{}]):
+        codes[403] = "Not signed in, or not allowed to see this."
+    for code, description in codes.items():
+        responses.setdefault(
+            str(code),
+            {
+                "description": description,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+        )
+
+
+def allow_empty_optional_parameters(operation: dict) -> None:
+    """`?limit=` means "no limit given": DRF reads an empty optional query parameter as
+    absent (its default applies), and the schema says so rather than promise a 400."""
+    for param in operation.get("parameters", []):
+        if param["in"] == "query" and not param.get("required"):
+            param.setdefault("allowEmptyValue", True)
+
+
+def describe_variant(operation: dict, lesson: Lesson, variant: str) -> None:
+    chosen = lesson.variant(variant)
+    operation["tags"] = [f"lesson: {lesson.slug}"]
+    operation["summary"] = f"{lesson.title} — {variant}"
+    operation["description"] = "\n\n".join(
+        [*lesson.explanation, f"This variant: {chosen.summary}" if chosen else ""]
+    ).strip()
+    declared = {param["name"] for param in operation.get("parameters", [])}
+    for name in lesson.example_params():
+        if name not in declared:  # the view does not document it: say at least that it exists
+            operation.setdefault("parameters", []).append(
+                {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+            )
+    allow_empty_optional_parameters(operation)

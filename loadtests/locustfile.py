@@ -1,0 +1,156 @@
+"""Locust scenarios generated from the lesson registry: one user class per lesson.
+
+    locust -f loadtests/locustfile.py --host http://127.0.0.1:8000
+
+Each lesson becomes a user class (`latest-messages` -> `LatestMessagesUser`) with one
+task per variant. Request names are `<variant>:/lessons/<slug>/`, so Locust's table
+shows a lesson's naive, tier and optimized rows side by side. Every task carries
+the tags `<slug>`, `<variant>` and `<slug>:<variant>` (and `auth` for lessons that
+need a user): `--tags optimized` runs every optimized variant, `--tags
+latest-messages:naive` exactly one. A lesson added to the registry is covered
+without any change here.
+
+Environment (all optional; `loadtests.run` sets them):
+- LOCUST_HOST: the server (or `--host`); its /api/lessons/ is read at import time.
+- WEAVE_LESSONS_JSON: read the registry from this file instead (master and
+  workers then see the same lessons).
+- WEAVE_LESSONS: comma-separated slugs; only these lessons get a user class.
+- WEAVE_REQUEST_LABEL: replaces the variant in request names (the connection
+  lesson labels rows with the server setting: `conn_max_age=0:/lessons/...`).
+- WEAVE_REQUEST_TIMEOUT: seconds before a request counts as failed (default 60).
+- WEAVE_WAIT: seconds each user waits between requests (default 0: a closed loop,
+  every user sends its next request as soon as the last one answered).
+- Authentication: see loadtests/registry.py (seeded users, DRF tokens).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from locust import constant, tag
+from locust.contrib.fasthttp import FastHttpUser
+from locust.exception import StopUser
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from loadtests.registry import (
+    MEASURE_HEADERS,
+    AuthConfig,
+    LessonSpec,
+    VariantSpec,
+    fetch_registry,
+    parse_registry,
+    preflight_auth,
+    select,
+    tag_for,
+    token_from,
+)
+
+logger = logging.getLogger("weave.loadtests")
+_user_numbers = itertools.count()
+
+
+def host_from_command_line(default: str = "http://127.0.0.1:8000") -> str:
+    """The host is needed before Locust parses its options: LOCUST_HOST, --host or -H."""
+    args = sys.argv[1:]
+    for index, arg in enumerate(args):
+        if arg.startswith("--host="):
+            return arg.split("=", 1)[1]
+        if arg in {"--host", "-H"} and index + 1 < len(args):
+            return args[index + 1]
+    return os.environ.get("LOCUST_HOST") or default
+
+
+def load_document(host: str) -> dict:
+    path = os.environ.get("WEAVE_LESSONS_JSON")
+    if path:
+        return json.loads(Path(path).read_text())
+    return fetch_registry(host, wait_s=float(os.environ.get("WEAVE_REGISTRY_WAIT", "60")))
+
+
+class LessonUser(FastHttpUser):
+    """A user that calls the variants of one lesson; subclasses are generated below."""
+
+    abstract = True
+    lesson: LessonSpec
+    auth_config: AuthConfig = AuthConfig()
+    wait_time = constant(float(os.environ.get("WEAVE_WAIT", "0")))
+    network_timeout = float(os.environ.get("WEAVE_REQUEST_TIMEOUT", "60"))
+    connection_timeout = network_timeout
+    label = os.environ.get("WEAVE_REQUEST_LABEL", "")
+
+    def on_start(self) -> None:
+        self.headers = dict(MEASURE_HEADERS)
+        if self.lesson.renders == "json":
+            self.headers["Accept"] = "application/json"
+        if self.lesson.auth:
+            self.log_in()
+
+    def log_in(self) -> None:
+        """Each simulated user logs in as its own seeded user (a DRF token)."""
+        auth = self.auth_config
+        with self.client.post(
+            auth.token_url,
+            json=auth.credentials(next(_user_numbers)),
+            name=f"auth:{auth.token_url}",
+            catch_response=True,
+        ) as response:
+            token = token_from(response.json()) if response.status_code == 200 else None
+            if not token:
+                response.failure(f"login failed: {response.status_code}")
+                raise StopUser()
+        self.headers["Authorization"] = f"{auth.scheme} {token}"
+
+    def call(self, variant: VariantSpec) -> None:
+        name = self.lesson.request_name(self.label or variant.name)
+        if variant.method == "GET":
+            self.client.get(variant.target(), name=name, headers=self.headers)
+        else:
+            self.client.request(
+                variant.method, variant.url, name=name, headers=self.headers, json=variant.params
+            )
+
+
+def variant_task(lesson: LessonSpec, variant: VariantSpec):
+    def task(user: LessonUser) -> None:
+        user.call(variant)
+
+    task.__name__ = f"{lesson.slug}:{variant.name}"
+    tags = [lesson.slug, variant.name, tag_for(lesson.slug, variant.name)]
+    return tag(*tags, *(["auth"] if lesson.auth else []))(task)
+
+
+def user_class(lesson: LessonSpec, auth: AuthConfig) -> type[LessonUser]:
+    return type(
+        lesson.class_name(),
+        (LessonUser,),
+        {
+            "__module__": __name__,
+            "__doc__": f"{lesson.title} ({lesson.technique}): {', '.join(lesson.variant_names)}",
+            "lesson": lesson,
+            "auth_config": auth,
+            "tasks": [variant_task(lesson, variant) for variant in lesson.variants],
+        },
+    )
+
+
+def build_user_classes() -> dict[str, type[LessonUser]]:
+    host = host_from_command_line()
+    document = load_document(host)
+    wanted = os.environ.get("WEAVE_LESSONS", "").replace(" ", ",").split(",")
+    lessons = select(parse_registry(document), wanted)
+    auth = AuthConfig.resolve(document)
+    skipped = preflight_auth(host, lessons, auth)
+    if skipped:
+        logger.warning(skipped)
+        lessons = [lesson for lesson in lessons if not lesson.auth]
+    return {lesson.class_name(): user_class(lesson, auth) for lesson in lessons}
+
+
+USER_CLASSES = build_user_classes()
+globals().update(USER_CLASSES)

@@ -1,0 +1,199 @@
+"""The lesson registry as Locust sees it: fetched from `/api/lessons/`, no copy of it here.
+
+Authentication hook (for lessons with `"auth": true`): each simulated user logs in
+once through a token endpoint and sends `Authorization: <scheme> <token>`. Where
+the values come from, first match wins:
+1. environment: WEAVE_TOKEN_URL, WEAVE_LOADTEST_USERNAME (a format string with
+   `{n}`), WEAVE_LOADTEST_USER_COUNT, WEAVE_LOADTEST_PASSWORD, WEAVE_TOKEN_SCHEME;
+2. an optional `"auth"` object in the registry JSON with the keys `token_url`,
+   `username`, `users`, `password`, `scheme`;
+3. defaults: POST /api/auth/token/ with the seeded users member0001..member0100,
+   password `weave-demo`, header `Authorization: Token <token>`.
+Before a run, `preflight_auth` logs one user in; if that fails, the auth lessons
+are skipped with the reason instead of reporting a wall of 401s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+REGISTRY_PATH = "/api/lessons/"
+# Every load-test request carries it: Silk and the debug toolbar stay out of it
+# (lab.measure.is_measurement), so a demo-mode server is not measuring its profiler.
+MEASURE_HEADERS = {"X-Weave-Measure": "1"}
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    name: str
+    url: str
+    method: str
+    params: Mapping[str, str]
+
+    def target(self) -> str:
+        """The URL with its example parameters (GET) or without them (a JSON body)."""
+        if self.method == "GET" and self.params:
+            return f"{self.url}?{urllib.parse.urlencode(self.params)}"
+        return self.url
+
+
+@dataclass(frozen=True)
+class LessonSpec:
+    slug: str
+    title: str
+    app: str
+    technique: str
+    kind: str
+    renders: str
+    auth: bool
+    variants: tuple[VariantSpec, ...]
+
+    @property
+    def variant_names(self) -> list[str]:
+        return [variant.name for variant in self.variants]
+
+    @property
+    def page(self) -> str:
+        return f"/lessons/{self.slug}/"
+
+    def request_name(self, label: str) -> str:
+        """`naive:/lessons/latest-messages/`: Locust sorts these rows side by side."""
+        return f"{label}:{self.page}"
+
+    def class_name(self) -> str:
+        return "".join(part.title() for part in self.slug.replace("_", "-").split("-")) + "User"
+
+
+def tag_for(slug: str, variant: str) -> str:
+    """The tag that selects one variant of one lesson (`--tags latest-messages:naive`)."""
+    return f"{slug}:{variant}"
+
+
+def parse_registry(document: Mapping[str, Any]) -> list[LessonSpec]:
+    return [
+        LessonSpec(
+            slug=item["slug"],
+            title=item.get("title", item["slug"]),
+            app=item.get("app", ""),
+            technique=item.get("technique", ""),
+            kind=item.get("kind", "read"),
+            renders=item.get("renders", "json"),
+            auth=bool(item.get("auth", False)),
+            variants=tuple(
+                VariantSpec(
+                    name=variant["name"],
+                    url=variant["url"],
+                    method=variant.get("method", "GET").upper(),
+                    params={key: str(value) for key, value in variant.get("params", {}).items()},
+                )
+                for variant in item["variants"]
+            ),
+        )
+        for item in document["lessons"]
+    ]
+
+
+def fetch_registry(host: str, *, wait_s: float = 30.0) -> dict[str, Any]:
+    """GET /api/lessons/, retrying while the server starts (compose starts Locust early)."""
+    deadline = time.monotonic() + wait_s
+    url = host.rstrip("/") + REGISTRY_PATH
+    while True:
+        try:
+            request = urllib.request.Request(url, headers=MEASURE_HEADERS)
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.load(response)
+        except (OSError, ValueError) as error:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"cannot read the lesson registry at {url}: {error}") from None
+            time.sleep(0.5)
+
+
+def select(lessons: Iterable[LessonSpec], slugs: Iterable[str]) -> list[LessonSpec]:
+    """The lessons named (all when none); an unknown slug is an error listing the known ones."""
+    lessons = list(lessons)
+    wanted = [slug for slug in slugs if slug]
+    known = {lesson.slug: lesson for lesson in lessons}
+    unknown = [slug for slug in wanted if slug not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown lesson(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    return [known[slug] for slug in wanted] if wanted else lessons
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    token_url: str = "/api/auth/token/"
+    username: str = "member{n:04d}"
+    users: int = 100
+    password: str = "weave-demo"
+    scheme: str = "Token"
+
+    @classmethod
+    def resolve(cls, document: Mapping[str, Any] | None = None) -> AuthConfig:
+        from_registry = dict((document or {}).get("auth") or {})
+        from_env = {
+            "token_url": os.environ.get("WEAVE_TOKEN_URL"),
+            "username": os.environ.get("WEAVE_LOADTEST_USERNAME"),
+            "users": os.environ.get("WEAVE_LOADTEST_USER_COUNT"),
+            "password": os.environ.get("WEAVE_LOADTEST_PASSWORD"),
+            "scheme": os.environ.get("WEAVE_TOKEN_SCHEME"),
+        }
+        values = {**from_registry, **{key: value for key, value in from_env.items() if value}}
+        known = {key: values[key] for key in cls.__dataclass_fields__ if key in values}
+        if "users" in known:
+            known["users"] = int(known["users"])
+        return cls(**known)
+
+    def username_for(self, index: int) -> str:
+        """The index-th seeded user, cycling over the first `users` of them (1-based)."""
+        return self.username.format(n=index % max(self.users, 1) + 1)
+
+    def credentials(self, index: int) -> dict[str, str]:
+        return {"username": self.username_for(index), "password": self.password}
+
+
+def token_from(payload: Mapping[str, Any]) -> str | None:
+    """DRF's obtain_auth_token answers {"token": ...}; JWT-style endpoints {"access": ...}."""
+    return payload.get("token") or payload.get("access")
+
+
+def login(host: str, auth: AuthConfig, index: int = 0) -> str:
+    """Log one seeded user in and return the token (raises RuntimeError with the reason)."""
+    url = host.rstrip("/") + auth.token_url
+    body = json.dumps(auth.credentials(index)).encode()
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            token = token_from(json.load(response))
+    except urllib.error.HTTPError as error:
+        raise RuntimeError(f"POST {auth.token_url} answered {error.code}") from None
+    except (OSError, ValueError) as error:
+        raise RuntimeError(f"POST {auth.token_url} failed: {error}") from None
+    if not token:
+        raise RuntimeError(f"POST {auth.token_url} answered without a token")
+    return token
+
+
+def preflight_auth(host: str, lessons: Iterable[LessonSpec], auth: AuthConfig) -> str | None:
+    """None when the auth lessons can run; otherwise why they are skipped."""
+    if not any(lesson.auth for lesson in lessons):
+        return None
+    try:
+        login(host, auth, 0)
+    except RuntimeError as error:
+        return (
+            f"{error} for user {auth.username_for(0)!r}: lessons with auth=true are skipped. "
+            "Seed the users (manage.py seed) and provide a token endpoint, or set "
+            "WEAVE_TOKEN_URL / WEAVE_LOADTEST_USERNAME / WEAVE_LOADTEST_PASSWORD."
+        )
+    return None

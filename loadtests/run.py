@@ -1,0 +1,332 @@
+"""`make loadtest`: headless Locust runs, each variant alone in turn, then one comparison.
+
+    python -m loadtests.run [--lessons SLUG ...] [--users 10] [--duration 30s]
+                            [--workers 1] [--host URL] [--mix per-variant|together]
+    python -m loadtests.run --connections        # CONN_MAX_AGE=0 vs persistent vs pool
+
+Without --host it starts its own production-like gunicorn on 127.0.0.1 (see
+loadtests/server.py) and stops it at the end. Per run it writes Locust's CSV, HTML
+and log under reports/<timestamp>/, then prints the comparison table and writes it
+as comparison.md and comparison.json beside them.
+
+Each variant runs alone against the same server (`--tags <slug>:<variant>`), so a
+slow naive variant cannot steal the CPU from the optimized one it is compared with;
+before each run the server is drained (requests a slow variant left queued are
+finished) and every URL is called once to warm it up. `--mix together` instead runs
+all selected variants at once in a single run (the smoke test does, to stay short).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+from lab.procfile import BASE_DIR
+from loadtests import report, server
+from loadtests.registry import (
+    REGISTRY_PATH,
+    AuthConfig,
+    LessonSpec,
+    fetch_registry,
+    parse_registry,
+    preflight_auth,
+    select,
+    tag_for,
+)
+
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+
+# The connection lesson: one endpoint, the server restarted with each setting.
+# https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
+CONNECTION_SETTINGS: dict[str, dict[str, str]] = {
+    # a new PostgreSQL connection (a forked backend, a handshake) for every request
+    "conn_max_age=0": {"DJANGO_CONN_MAX_AGE": "0", "DJANGO_DB_POOL": "0"},
+    # each worker keeps its connection for 60 s (plus a health check per request)
+    "persistent": {"DJANGO_CONN_MAX_AGE": "60", "DJANGO_DB_POOL": "0"},
+    # psycopg's pool (Django 5.1+), which requires CONN_MAX_AGE=0
+    "pool": {"DJANGO_CONN_MAX_AGE": "0", "DJANGO_DB_POOL": "1"},
+}
+
+
+@dataclass
+class Run:
+    label: str  # file prefix under the report directory
+    lessons: list[LessonSpec]
+    tags: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.run", description=__doc__)
+    parser.add_argument("--lessons", nargs="*", default=[], help="slugs (default: all)")
+    parser.add_argument("--variants", nargs="*", default=[], help="variant names (default: all)")
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--spawn-rate", type=float, default=0, help="default: all users at once")
+    parser.add_argument("--duration", default="30s", help="per run, as Locust's --run-time")
+    parser.add_argument("--workers", type=int, default=1, help="Locust processes (master+workers)")
+    parser.add_argument("--host", default="", help="an existing server; default: start gunicorn")
+    parser.add_argument("--port", type=int, default=0, help="port of our gunicorn (0: any free)")
+    parser.add_argument("--gunicorn-workers", type=int, default=2)
+    parser.add_argument("--gunicorn-threads", type=int, default=1)
+    parser.add_argument("--mix", choices=("per-variant", "together"), default="per-variant")
+    parser.add_argument("--connections", action="store_true", help="the connection lesson")
+    parser.add_argument("--conn-lesson", default="latest-messages")
+    parser.add_argument("--conn-variant", default="optimized")
+    parser.add_argument(
+        "--conn-params",
+        nargs="*",
+        default=[],
+        help="key=value pairs replacing the example parameters (a cheap request shows "
+        "the connection cost best, e.g. limit=1)",
+    )
+    parser.add_argument("--reports", type=Path, default=BASE_DIR / "reports")
+    options = parser.parse_args(argv)
+    # `make loadtest LESSONS="a b"` and `LESSONS=a,b` both work
+    options.lessons = [slug for item in options.lessons for slug in item.split(",") if slug]
+    options.variants = [name for item in options.variants for name in item.split(",") if name]
+    if options.connections and options.host:
+        parser.error("--connections restarts the server with each setting: it needs no --host")
+    return options
+
+
+def plan_runs(lessons: list[LessonSpec], *, mix: str, variants: list[str]) -> list[Run]:
+    if mix == "together":
+        tags = [
+            tag_for(lesson.slug, name)
+            for lesson in lessons
+            for name in lesson.variant_names
+            if not variants or name in variants
+        ]
+        return [Run(label="together", lessons=lessons, tags=tags)]
+    return [
+        Run(label=f"{lesson.slug}.{name}", lessons=[lesson], tags=[tag_for(lesson.slug, name)])
+        for lesson in lessons
+        for name in lesson.variant_names
+        if not variants or name in variants
+    ]
+
+
+def seconds(duration: str) -> int:
+    """Locust's run time (`30s`, `2m`, `1h30m`, `45`) in seconds."""
+    total, number = 0, ""
+    for char in duration.strip():
+        if char.isdigit():
+            number += char
+        else:
+            total += int(number or 0) * {"h": 3600, "m": 60, "s": 1}[char]
+            number = ""
+    return total + int(number or 0)
+
+
+def drain(host: str) -> None:
+    """Wait until requests a slow variant left in gunicorn's queue are done."""
+    for _ in range(2):
+        server.get(host + REGISTRY_PATH, timeout=600)
+
+
+def warm_up(host: str, run: Run) -> None:
+    for lesson in run.lessons:
+        for variant in lesson.variants:
+            if variant.method == "GET" and tag_for(lesson.slug, variant.name) in run.tags:
+                try:
+                    server.get(host + variant.target(), timeout=600)
+                except OSError as error:
+                    print(f"  warm-up of {variant.url} failed: {error}")
+
+
+def locust_command(run: Run, options: argparse.Namespace, host: str, prefix: Path) -> list[str]:
+    users = options.users
+    if options.mix == "together":
+        users = max(users, len(run.lessons))  # at least one user per lesson class
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        host,
+        "--users",
+        str(users),
+        "--spawn-rate",
+        str(options.spawn_rate or users),
+        "--run-time",
+        options.duration,
+        "--csv",
+        str(prefix),
+        "--html",
+        f"{prefix}.html",
+        "--only-summary",
+        "--tags",
+        *run.tags,
+    ]
+    if options.workers > 1:
+        # master + workers on this machine; the master listens on loopback only
+        command += ["--processes", str(options.workers), "--master-bind-host", "127.0.0.1"]
+        port = str(server.free_port())  # not 5557: other runs may share this machine
+        command += ["--master-bind-port", port, "--master-port", port]
+        command += ["--expect-workers-max-wait", "60"]
+    return command
+
+
+def run_locust(run: Run, options, host: str, directory: Path, lessons_json: Path) -> list:
+    prefix = directory / run.label
+    env = {
+        **os.environ,
+        "LOCUST_HOST": host,
+        "WEAVE_LESSONS_JSON": str(lessons_json),
+        "WEAVE_LESSONS": ",".join(lesson.slug for lesson in run.lessons),
+        **run.env,
+    }
+    drain(host)
+    warm_up(host, run)
+    command = locust_command(run, options, host, prefix)
+    started = time.monotonic()
+    with open(f"{prefix}.log", "wb") as log:
+        try:
+            subprocess.run(
+                command,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+                timeout=seconds(options.duration) + 180,
+            )
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"Locust did not finish {run.label}; see {prefix}.log") from None
+    stats = Path(f"{prefix}_stats.csv")
+    if not stats.exists():
+        raise RuntimeError(f"Locust wrote no statistics for {run.label}; see {prefix}.log")
+    rows = report.read_stats(stats, run=run.label)
+    summary = ", ".join(f"{row.variant} {row.rps:.1f} req/s p95 {row.p95:.0f} ms" for row in rows)
+    print(f"  {run.label}: {summary or 'no requests'} ({time.monotonic() - started:.0f}s)")
+    return rows
+
+
+def fetch_lessons(host: str, options, directory: Path) -> tuple[list[LessonSpec], list[str]]:
+    document = fetch_registry(host)
+    lessons_json = directory / "lessons.json"
+    lessons_json.write_text(json.dumps(document, indent=2))
+    lessons = select(parse_registry(document), options.lessons)
+    notes = []
+    skipped = preflight_auth(host, lessons, AuthConfig.resolve(document))
+    if skipped:
+        print(f"  note: {skipped}")
+        notes.append(f"Skipped: {skipped}")
+        lessons = [lesson for lesson in lessons if not lesson.auth]
+    return lessons, notes
+
+
+def run_variants(options, directory: Path, host: str) -> tuple[list, list[str]]:
+    lessons, notes = fetch_lessons(host, options, directory)
+    rows = []
+    for run in plan_runs(lessons, mix=options.mix, variants=options.variants):
+        rows += run_locust(run, options, host, directory, directory / "lessons.json")
+    return rows, notes
+
+
+def run_connections(options, directory: Path, log: Path) -> tuple[list, list[str]]:
+    rows, notes = [], []
+    for label, env in CONNECTION_SETTINGS.items():
+        with server.gunicorn(log=log, extra_env=env, **server_options(options)) as host:
+            options.lessons = [options.conn_lesson]
+            lessons, notes = fetch_lessons(host, options, directory)
+            lessons = [with_params(lesson, options.conn_params) for lesson in lessons]
+            save_lessons(directory / "lessons.json", lessons, options.conn_params)
+            tags = [tag_for(options.conn_lesson, options.conn_variant)]
+            run = Run(label=label, lessons=lessons, tags=tags, env={"WEAVE_REQUEST_LABEL": label})
+            rows += run_locust(run, options, host, directory, directory / "lessons.json")
+    return rows, notes
+
+
+def with_params(lesson: LessonSpec, pairs: list[str]) -> LessonSpec:
+    if not pairs:
+        return lesson
+    params = dict(pair.split("=", 1) for pair in pairs)
+    variants = tuple(replace(variant, params=params) for variant in lesson.variants)
+    return replace(lesson, variants=variants)
+
+
+def save_lessons(path: Path, lessons: list[LessonSpec], pairs: list[str]) -> None:
+    """Rewrite the saved registry so Locust (which reads it) uses the same parameters."""
+    if not pairs:
+        return
+    document = json.loads(path.read_text())
+    params = dict(pair.split("=", 1) for pair in pairs)
+    for item in document["lessons"]:
+        if item["slug"] in {lesson.slug for lesson in lessons}:
+            for variant in item["variants"]:
+                variant["params"] = params
+    path.write_text(json.dumps(document, indent=2))
+
+
+def server_options(options) -> dict:
+    return {
+        "port": options.port,
+        "workers": options.gunicorn_workers,
+        "threads": options.gunicorn_threads,
+    }
+
+
+def describe(options, argv: Sequence[str]) -> list[str]:
+    target = options.host or (
+        f"our gunicorn on 127.0.0.1: {options.gunicorn_workers} workers x "
+        f"{options.gunicorn_threads} thread(s), DJANGO_DEBUG=0"
+    )
+    return [
+        f"Command: `python -m loadtests.run {shlex.join(argv)}`",
+        f"Date: {datetime.now().isoformat(timespec='seconds')}; server: {target}.",
+        f"Locust: {options.users} users, {options.duration} per run, closed loop (no wait), "
+        f"{options.workers} process(es), mix {options.mix}; latencies in ms.",
+    ]
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the `with gunicorn(...)` block stops our server."""
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    stop_on_sigterm()
+    options = parse_args(argv)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    directory = options.reports / (stamp + ("-connections" if options.connections else ""))
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / "gunicorn.log"
+    print(f"Load test; reports in {directory}")
+    if options.connections:
+        rows, notes = run_connections(options, directory, log)
+        title = f"Connection lesson: {options.conn_lesson}/{options.conn_variant}"
+    elif options.host:
+        rows, notes = run_variants(options, directory, options.host)
+        title = "Load test"
+    else:
+        with server.gunicorn(log=log, **server_options(options)) as host:
+            rows, notes = run_variants(options, directory, host)
+        title = "Load test"
+    notes = describe(options, argv) + notes
+    report.write_outputs(directory, rows, title=title, notes=notes)
+    print()
+    print(report.as_text(rows))
+    print(f"\nComparison: {directory / 'comparison.md'} (and comparison.json)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

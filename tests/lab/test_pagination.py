@@ -1,0 +1,204 @@
+"""lab.pagination: exact-or-estimated counts, count-independent pages, signed keyset cursors."""
+
+import pytest
+from django.core.paginator import EmptyPage
+from django.db import connection
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
+from rest_framework.exceptions import NotFound, ValidationError
+
+from lab.pagination import (
+    CountResult,
+    Cursor,
+    EstimatedCountPaginator,
+    KeysetPagination,
+    estimated_count,
+    exact_count_within,
+    partial_index_rows,
+    sampled_count,
+    table_rows_estimate,
+)
+from weave.models import Message, Person, Thread
+
+pytestmark = pytest.mark.django_db
+
+
+def insert_messages(count: int, *, threads: int = 10) -> None:
+    """`count` messages with SQL (fast): thread i % threads, every 7th deleted; then ANALYZE."""
+    person = Person.objects.create(first_name="A", last_name="B", email="a@weave.test")
+    thread_ids = [
+        thread.id for thread in Thread.objects.bulk_create(Thread() for _ in range(threads))
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO weave_message (text, sent_by_id, thread_id, created, updated, deleted)"
+            " SELECT 'm' || i, %s, (%s::bigint[])[1 + i %% %s], now() - i * interval '1 minute',"
+            " now() - i * interval '1 second', i %% 7 = 0 FROM generate_series(1, %s) i",
+            [person.id, thread_ids, threads, count],
+        )
+        cursor.execute("ANALYZE weave_message")
+
+
+def statement_timeout() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        return cursor.fetchone()[0]
+
+
+def test_a_cheap_count_is_exact():
+    insert_messages(1_000)
+    assert estimated_count(Message.objects.alive()) == CountResult(858, False, "exact")
+    assert statement_timeout() == "0"  # the SET LOCAL ended with its savepoint
+
+
+def test_a_count_past_the_timeout_is_cancelled_and_only_the_savepoint_rolls_back():
+    insert_messages(100)
+    # pg_sleep per row: the count cannot finish within 2 ms, whatever the machine.
+    slow = Message.objects.alias(
+        slow=RawSQL("pg_sleep(0.01) IS NOT NULL", [], output_field=BooleanField())
+    ).filter(slow=True)
+    assert exact_count_within(slow, timeout_ms=2) is None
+    # The transaction goes on, and the timeout did not leak past the savepoint.
+    assert Message.objects.count() == 100
+    assert statement_timeout() == "0"
+
+
+def test_the_sample_estimates_the_filtered_share():
+    insert_messages(20_000)
+    alive = Message.objects.alive()
+    thread = Thread.objects.order_by("id").first()
+    one_thread = alive.filter(thread=thread)
+    total = table_rows_estimate(alive)
+    assert total == pytest.approx(20_000, rel=0.01)
+    # A full sample is the exact share; a 25% page sample stays close to it.
+    exact = one_thread.count()
+    assert sampled_count(one_thread, total=total, rows=20_000, seed=1) == pytest.approx(
+        exact, rel=0.01
+    )
+    assert sampled_count(one_thread, total=total, rows=5_000, seed=1) == pytest.approx(
+        exact, rel=0.15
+    )
+
+
+def test_only_the_base_table_is_sampled_and_the_filter_stays(django_assert_num_queries):
+    insert_messages(2_000)
+    thread = Thread.objects.order_by("id").first()
+    listed = Message.objects.alive().filter(thread=thread, sent_by__last_name="B")
+    with django_assert_num_queries(1) as captured:
+        # 1. SELECT COUNT(id), COUNT(id) FILTER (WHERE NOT deleted AND thread_id = %s AND
+        #    person.last_name = %s) FROM weave_message TABLESAMPLE SYSTEM (%s) REPEATABLE (%s)
+        #    INNER JOIN weave_person ...
+        sampled_count(listed, total=2_000, rows=500, seed=1)
+    sql = captured.captured_queries[0]["sql"]
+    assert sql.count("TABLESAMPLE SYSTEM") == 1
+    assert '"weave_message" TABLESAMPLE SYSTEM' in sql
+    assert "FILTER (WHERE" in sql and '"weave_person"."last_name"' in sql
+
+
+def test_a_large_estimate_is_used_and_flagged(monkeypatch):
+    insert_messages(20_000)
+    # A table over exact_below and an always-cancelled exact count: the estimate path.
+    monkeypatch.setattr("lab.pagination.exact_count_within", lambda queryset, timeout_ms: None)
+    since = Message.objects.order_by("created").values_list("created", flat=True)[10_000]
+    recent = Message.objects.alive().filter(created__gte=since)
+    result = estimated_count(recent, exact_below=1_000)
+    assert result.estimated and result.method == "tablesample"
+    assert result.value == pytest.approx(recent.count(), rel=0.03)
+    unfiltered = estimated_count(Message.objects.all(), exact_below=1_000)
+    assert unfiltered.method == "reltuples" and unfiltered.value == pytest.approx(20_000, rel=0.01)
+
+
+def test_a_filter_equal_to_a_partial_index_predicate_reads_the_index_row_count(monkeypatch):
+    insert_messages(20_000)
+    monkeypatch.setattr("lab.pagination.exact_count_within", lambda queryset, timeout_ms: None)
+    # NOT deleted is the predicate of message_alive_idx: pg_class holds its row count.
+    alive = Message.objects.alive()
+    assert partial_index_rows(alive) == pytest.approx(alive.count(), rel=0.01)
+    result = estimated_count(alive, exact_below=1_000)
+    assert result.estimated and result.method == "reltuples"
+    assert result.value == pytest.approx(alive.count(), rel=0.01)
+    # Any further filter is not an index predicate: sampled, not read from pg_class.
+    assert partial_index_rows(alive.filter(thread=Thread.objects.first())) is None
+    # The purge's index has the opposite predicate, so deleted rows are counted too.
+    deleted = Message.objects.filter(deleted=True)
+    assert partial_index_rows(deleted) == pytest.approx(deleted.count(), rel=0.01)
+
+
+def test_a_small_estimate_is_replaced_by_the_exact_count(monkeypatch):
+    insert_messages(20_000)
+    monkeypatch.setattr("lab.pagination.exact_count_within", lambda queryset, timeout_ms: None)
+    thread = Thread.objects.order_by("id").last()
+    one_thread = Message.objects.alive().filter(thread=thread)
+    assert estimated_count(one_thread, exact_below=10_000) == CountResult(
+        one_thread.count(), False, "exact"
+    )
+
+
+def test_a_small_table_is_counted_without_a_timeout(django_assert_num_queries):
+    insert_messages(2_000)
+    with django_assert_num_queries(2):
+        # 1. SELECT reltuples ... FROM pg_class: 2,000 rows, under exact_below
+        # 2. SELECT COUNT(*) FROM weave_message WHERE NOT deleted
+        assert estimated_count(Message.objects.alive()).value == 1_715
+
+
+def paginator_with_count(count: int, estimated: bool = True) -> EstimatedCountPaginator:
+    paginator = EstimatedCountPaginator(Message.objects.order_by("id"), 100)
+    paginator.count_result = CountResult(count, estimated, "tablesample")
+    return paginator
+
+
+def test_an_over_estimate_serves_no_empty_page_and_no_next_link():
+    insert_messages(250)
+    paginator = paginator_with_count(10_000)
+    last = paginator.page(3)
+    assert len(last) == 50 and not last.has_next()
+    with pytest.raises(EmptyPage):
+        paginator.page(4)
+
+
+def test_an_under_estimate_serves_the_pages_whose_rows_exist():
+    insert_messages(250)
+    paginator = paginator_with_count(10)
+    middle = paginator.page(2)
+    assert len(middle) == 100 and middle.has_next() and middle.next_page_number() == 3
+    assert middle.start_index() == 101 and middle.end_index() == 200
+
+
+CURSORS = KeysetPagination(ordering=("-updated", "-id"), salt="test", page_size=10)
+
+
+def test_keyset_pages_match_offset_pages():
+    insert_messages(100)
+    listed = Message.objects.alive()
+    offset_page = list(listed.order_by("-updated", "-id")[20:30])
+    last = listed.order_by("-updated", "-id")[19]
+    cursor = Cursor(page=3, key=(last.updated, last.id))
+    assert list(CURSORS.after(listed, cursor)[:10]) == offset_page
+    assert CURSORS.decode(CURSORS.encode(cursor)) == cursor
+
+
+@pytest.mark.parametrize(
+    "token", ["abc", "eyJwIjoyfQ:1abcde:forged", CURSORS.encode(Cursor(1, ()))[:-2] + "xx"]
+)
+def test_a_forged_cursor_is_a_validation_error(token):
+    with pytest.raises(ValidationError):
+        CURSORS.decode(token)
+
+
+def test_a_stale_cursor_is_a_validation_error(monkeypatch):
+    token = CURSORS.encode(Cursor(page=2, key=("2026-01-01T00:00:00+00:00", 1)))
+    monkeypatch.setattr(KeysetPagination, "max_age", -1)
+    with pytest.raises(ValidationError, match="expired"):
+        CURSORS.decode(token)
+
+
+def test_a_cursor_of_another_list_is_a_validation_error():
+    other = KeysetPagination(ordering=("-created", "-id"), salt="test", page_size=10)
+    with pytest.raises(ValidationError, match="another list"):
+        CURSORS.decode(other.encode(Cursor(page=2, key=("2026-01-01T00:00:00+00:00", 1))))
+
+
+def test_a_cursor_past_the_end_is_a_404():
+    with pytest.raises(NotFound):
+        CURSORS.page([], Cursor(page=5, key=(1, 1)))

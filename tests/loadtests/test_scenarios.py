@@ -1,0 +1,186 @@
+"""The load-test tooling reads the registry: every lesson gets scenarios, tags and rows.
+
+Locust monkey-patches the standard library with gevent on import, so the
+locustfile is only ever imported in a subprocess here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lab.lessons import all_lessons
+from loadtests import report
+from loadtests.registry import AuthConfig, parse_registry, select, tag_for
+from loadtests.run import plan_runs, seconds
+
+ROOT = Path(__file__).resolve().parents[2]
+
+FAKE_REGISTRY = {
+    "count": 2,
+    "lessons": [
+        {
+            "slug": "thread-page",
+            "title": "Threads",
+            "app": "weave",
+            "technique": "prefetch_related",
+            "kind": "read",
+            "renders": "json",
+            "auth": False,
+            "variants": [
+                {
+                    "name": name,
+                    "url": f"/lessons/thread-page/{name}/",
+                    "method": "GET",
+                    "params": {"page": "1"},
+                }
+                for name in ("naive", "prefetch", "optimized")
+            ],
+        },
+        {
+            "slug": "my-tasks",
+            "title": "My tasks",
+            "app": "tasks",
+            "technique": "annotate",
+            "kind": "read",
+            "renders": "json",
+            "auth": True,
+            "variants": [
+                {"name": name, "url": f"/lessons/my-tasks/{name}/", "method": "GET", "params": {}}
+                for name in ("naive", "optimized")
+            ],
+        },
+    ],
+}
+
+
+@pytest.mark.django_db
+def test_the_live_registry_parses_into_one_scenario_per_lesson(client):
+    lessons = parse_registry(client.get("/api/lessons/").json())
+    assert [lesson.slug for lesson in lessons] == [lesson.slug for lesson in all_lessons()]
+    class_names = [lesson.class_name() for lesson in lessons]
+    assert len(set(class_names)) == len(class_names)
+    for lesson in lessons:
+        assert lesson.variant_names[0] == "naive"
+        assert lesson.request_name("naive") == f"naive:/lessons/{lesson.slug}/"
+        for variant in lesson.variants:
+            assert variant.url == f"/lessons/{lesson.slug}/{variant.name}/"
+
+
+def locust_classes(tmp_path: Path, **env: str) -> dict:
+    """Import the locustfile in a subprocess and describe the user classes it built."""
+    registry = tmp_path / "lessons.json"
+    registry.write_text(json.dumps(FAKE_REGISTRY))
+    script = (
+        "import json, loadtests.locustfile as f\n"
+        "print(json.dumps({name: {'tasks': [t.__name__ for t in c.tasks],"
+        " 'tags': [sorted(t.locust_tag_set) for t in c.tasks]}"
+        " for name, c in f.USER_CLASSES.items()}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": str(Path(sys.executable).parent),
+            "WEAVE_LESSONS_JSON": str(registry),
+            # nothing listens on port 9: the token preflight fails at once
+            "LOCUST_HOST": "http://127.0.0.1:9",
+            **env,
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    return {"classes": json.loads(result.stdout.splitlines()[-1]), "log": result.stderr}
+
+
+def test_locustfile_builds_a_user_class_per_lesson_with_tagged_tasks(tmp_path):
+    built = locust_classes(tmp_path)
+    assert list(built["classes"]) == ["ThreadPageUser"]
+    thread_page = built["classes"]["ThreadPageUser"]
+    assert thread_page["tasks"] == [
+        f"thread-page:{name}" for name in ("naive", "prefetch", "optimized")
+    ]
+    assert thread_page["tags"][1] == sorted(["thread-page", "prefetch", "thread-page:prefetch"])
+
+
+def test_auth_lessons_are_skipped_with_a_reason_when_no_token_can_be_had(tmp_path):
+    built = locust_classes(tmp_path)
+    assert "MyTasksUser" not in built["classes"]
+    assert "lessons with auth=true are skipped" in built["log"]
+    assert "/api/auth/token/" in built["log"]
+
+
+def test_lessons_can_be_picked(tmp_path):
+    built = locust_classes(tmp_path, WEAVE_LESSONS="my-tasks")
+    assert built["classes"] == {}
+
+
+def test_select_names_unknown_lessons():
+    lessons = parse_registry(FAKE_REGISTRY)
+    assert [lesson.slug for lesson in select(lessons, ["my-tasks"])] == ["my-tasks"]
+    assert len(select(lessons, [])) == 2
+    with pytest.raises(ValueError, match=r"unknown lesson.*nope.*known: my-tasks, thread-page"):
+        select(lessons, ["nope"])
+
+
+def test_each_variant_runs_alone_by_default():
+    lessons = parse_registry(FAKE_REGISTRY)
+    runs = plan_runs(lessons, mix="per-variant", variants=[])
+    assert [run.tags for run in runs] == [
+        ["thread-page:naive"],
+        ["thread-page:prefetch"],
+        ["thread-page:optimized"],
+        ["my-tasks:naive"],
+        ["my-tasks:optimized"],
+    ]
+    only = plan_runs(lessons, mix="per-variant", variants=["optimized"])
+    assert [run.label for run in only] == ["thread-page.optimized", "my-tasks.optimized"]
+    together = plan_runs(lessons, mix="together", variants=[])
+    assert len(together) == 1 and len(together[0].tags) == 5
+    assert tag_for("a", "b") == "a:b"
+
+
+def test_auth_hook_environment_beats_registry_beats_defaults(monkeypatch):
+    assert AuthConfig.resolve({}).username_for(0) == "member0001"
+    from_registry = {"auth": {"token_url": "/api/token/", "username": "user{n}", "users": 3}}
+    config = AuthConfig.resolve(from_registry)
+    assert (config.token_url, config.username_for(3)) == ("/api/token/", "user1")
+    monkeypatch.setenv("WEAVE_TOKEN_URL", "/login/")
+    monkeypatch.setenv("WEAVE_LOADTEST_PASSWORD", "secret")
+    config = AuthConfig.resolve(from_registry)
+    assert (config.token_url, config.password, config.users) == ("/login/", "secret", 3)
+
+
+STATS_CSV = """Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,\
+Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,\
+90%,95%,98%,99%,99.9%,99.99%,100%
+GET,naive:/lessons/x/,100,2,400,420,100,900,21800,10.0,0.2,400,450,500,520,600,800,850,900,900,900,900
+GET,optimized:/lessons/x/,1000,0,20,25,5,90,21800,100.0,0.0,20,22,24,25,30,40,60,80,90,90,90
+,Aggregated,1100,2,25,60,5,900,21800,110.0,0.2,25,30,35,40,60,100,500,800,900,900,900
+"""
+
+
+def test_comparison_table_puts_variants_side_by_side_with_ratios(tmp_path):
+    (tmp_path / "x_stats.csv").write_text(STATS_CSV)
+    rows = report.read_stats(tmp_path / "x_stats.csv", run="x")
+    assert [(row.variant, row.requests, row.failures) for row in rows] == [
+        ("naive", 100, 2),
+        ("optimized", 1000, 0),
+    ]
+    text = report.as_text(rows)
+    assert "10.00x" in text and "0.05x" in text  # req/s x10, p95 800 -> 40 ms
+    markdown = report.as_markdown(rows)
+    assert markdown.splitlines()[2].startswith("| /lessons/x/ | naive | 100 | 2 | 10.0 | 400 | 800")
+    report.write_outputs(tmp_path, rows, title="t", notes=["n"])
+    saved = json.loads((tmp_path / "comparison.json").read_text())
+    assert [row["variant"] for row in saved["rows"]] == ["naive", "optimized"]
+
+
+def test_locust_durations_in_seconds():
+    assert [seconds(value) for value in ("30s", "2m", "1h30m", "45")] == [30, 120, 5400, 45]

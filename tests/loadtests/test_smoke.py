@@ -1,0 +1,73 @@
+"""A short headless Locust run against a live gunicorn on the test database.
+
+gunicorn runs production-like (DJANGO_DEBUG=0) on 127.0.0.1 with DATABASE_URL
+pointing at pytest-django's test database, which a transactional test fills with
+the small preset (committed, so the server sees it; flushed afterwards). All
+variants of every lesson run together once for a few seconds; the comparison
+must list every variant with 0 failures. The server is stopped in every case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.parse
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from lab import services
+from lab.lessons import all_lessons
+from loadtests import server
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def url_of_the_test_database() -> str:
+    """DATABASE_URL (or the embedded server's) with pytest-django's test database name."""
+    current = os.environ.get("DATABASE_URL") or services.default_database_url()
+    parsed = urllib.parse.urlparse(current)
+    return parsed._replace(path="/" + connection.settings_dict["NAME"]).geturl()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_headless_locust_run_has_every_variant_and_no_failure(tmp_path):
+    call_command("seed", preset="small", stdout=StringIO(), stderr=StringIO())
+    env = {"DATABASE_URL": url_of_the_test_database(), "WEAVE_CACHE_PREFIX": f"smoke-{os.getpid()}"}
+    port = int(os.environ.get("WEAVE_SMOKE_PORT", "0"))
+    log = tmp_path / "gunicorn.log"
+    with server.gunicorn(log=log, port=port, workers=2, extra_env=env) as host:
+        result = subprocess.run(
+            [
+                *(sys.executable, "-m", "loadtests.run", "--host", host, "--mix", "together"),
+                *("--users", "4", "--duration", "6s", "--reports", str(tmp_path)),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **env},
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (report_dir,) = [path for path in tmp_path.iterdir() if path.is_dir()]
+    comparison = json.loads((report_dir / "comparison.json").read_text())
+    seen = {(row["lesson"], row["variant"]): row for row in comparison["rows"]}
+    skipped_auth = any(note.startswith("Skipped:") for note in comparison["notes"])
+    for lesson in all_lessons():
+        if lesson.auth and skipped_auth:
+            continue
+        for variant in lesson.variant_names:
+            row = seen.get((lesson.page_url(), variant))
+            assert row, f"{variant}:{lesson.page_url()} missing:\n{result.stdout}"
+            assert row["requests"] > 0
+            assert row["failures"] == 0, (report_dir / "together_failures.csv").read_text()
+    table = (report_dir / "comparison.md").read_text()
+    assert "| /lessons/latest-messages/ | naive |" in table
+    assert "| /lessons/latest-messages/ | optimized |" in table
+    assert (report_dir / "together.html").exists()

@@ -1,0 +1,130 @@
+"""Page 900 of the messages list: OFFSET vs a keyset cursor.
+
+Slow: OFFSET 89,900 makes PostgreSQL read and throw away 89,900 rows before the page.
+Why: an offset is a count of rows to skip; the only way to skip them is to walk them.
+Fix: a cursor holding the last row's (updated, id): WHERE (updated, id) < (...) seeks there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from lab.api import validated_query
+from lab.lessons import Lesson, Variant, register
+from lab.pagination import Cursor, KeysetPagination
+from weave.models import Message
+from weave.sample import make_messages, make_people, make_threads
+from weave.serializers import MessageSerializer
+
+PAGE_SIZE = 100
+DEPTH = 900  # the page the lesson opens
+# Both variants read the same signed cursors; the offset one uses only its page number.
+CURSORS = KeysetPagination(
+    ordering=("-updated", "-id"), salt="weave.deep-pages", page_size=PAGE_SIZE
+)
+
+
+class DeepPageQuery(serializers.Serializer):
+    cursor = serializers.CharField(required=False, max_length=500)
+
+
+def messages_list():
+    return (
+        Message.objects.alive()
+        .select_related("sent_by")
+        .only("id", "text", "thread_id", "updated", "sent_by__first_name", "sent_by__last_name")
+        .order_by("-updated", "-id")
+    )
+
+
+def messages_page_naive(cursor: Cursor):
+    # OFFSET (page - 1) * 100: PostgreSQL walks the index over every skipped row.
+    offset = (cursor.page - 1) * PAGE_SIZE
+    return messages_list()[offset : offset + PAGE_SIZE + 1]
+
+
+def messages_page_optimized(cursor: Cursor):
+    # The index (updated DESC, id DESC) WHERE NOT deleted starts right at the key.
+    return CURSORS.after(messages_list(), cursor)[: PAGE_SIZE + 1]
+
+
+class DeepPageView(APIView):
+    page = None  # a callable: cursor -> the page's rows plus one
+
+    def get(self, request):
+        query = validated_query(request, DeepPageQuery)
+        cursor = CURSORS.decode(query.get("cursor"))
+        rows, next_cursor = CURSORS.page(self.page(cursor), cursor)
+        return Response(
+            {
+                "page": cursor.page,
+                "next": next_cursor,
+                "results": MessageSerializer(rows, many=True).data,
+            }
+        )
+
+
+def cursor_at(page: int) -> str:
+    """The cursor of `page`: the key of the last row of the page before it (one index read)."""
+    if page <= 1:
+        return ""
+    last = messages_list().values_list("updated", "id")[(page - 1) * PAGE_SIZE - 1 :][:1]
+    row = next(iter(last), None)
+    if row is None:
+        raise NotFound("The list has fewer pages.")
+    return CURSORS.encode(Cursor(page=page, key=row))
+
+
+def example_params(context: Mapping[str, Any] | None) -> Mapping[str, str]:
+    """Page 900 on seeded data (or the deepest page there is); page 2 on test data."""
+    alive = Message.objects.alive().count()
+    page = max(1, min(DEPTH, (alive - 1) // PAGE_SIZE)) if context is None else 2
+    return {"cursor": cursor_at(page)} if page > 1 else {}
+
+
+def build_data(size: int) -> Mapping[str, Any]:
+    make_messages(threads=make_threads(1), people=make_people(3), per_thread=PAGE_SIZE + size)
+    return {"size": size}
+
+
+lesson = register(
+    Lesson(
+        slug="deep-pages",
+        title="Deep pages: OFFSET vs keyset cursor",
+        app="weave",
+        technique="keyset pagination",
+        explanation=(
+            "Page 900 of the messages list reads 90,000 rows to return 100: the deeper the "
+            "page, the slower.",
+            "OFFSET n cannot jump: PostgreSQL produces and discards the n rows before the page.",
+            "A signed cursor with the last row's (updated, id) turns the skip into an index "
+            "seek: WHERE (updated, id) < (%s, %s) — every page costs what page 1 costs.",
+        ),
+        variants=(
+            Variant("naive", DeepPageView.as_view(page=messages_page_naive), "OFFSET / LIMIT"),
+            Variant(
+                "optimized",
+                DeepPageView.as_view(page=messages_page_optimized),
+                "keyset: WHERE (updated, id) < cursor ORDER BY updated DESC, id DESC LIMIT",
+            ),
+        ),
+        query_budget=1,
+        build_data=build_data,
+        params=example_params,
+        naive_grows=False,
+        main_queries={
+            "naive": lambda: messages_page_naive(CURSORS.decode(cursor_at(DEPTH))),
+            "optimized": lambda: messages_page_optimized(CURSORS.decode(cursor_at(DEPTH))),
+        },
+        notes=(
+            "Cursors are signed (a forged or edited cursor is a 400) and expire after a day "
+            "(a stale one is a 400). Keyset pages go forward only: no page numbers to jump to."
+        ),
+    )
+)
