@@ -120,7 +120,9 @@ def test_every_lesson_page_shows_plans_and_code_without_console_errors(page, les
     if lesson.main_queries:
         plans = page.locator("#plans article.plan")
         assert plans.count() == len(lesson.main_queries)
-        assert page.locator("#plans .plan-tree .node").count() >= len(lesson.main_queries)
+        for index in range(plans.count()):  # a plan tree, or why there is none (the data)
+            plan = plans.nth(index)
+            assert plan.locator(".plan-tree .node").count() or "No plan:" in plan.inner_text()
     else:
         assert page.locator("#no-main-query").is_visible()
     assert page.locator("#code .variant-code").count() == len(lesson.variants)
@@ -137,5 +139,8 @@ def test_html_lesson_renders_with_the_toolbar(page, demo_server, lesson, variant
     params = registry(demo_server)[lesson.slug]["variants"][0]["params"]
     response = page.goto(f"/lessons/{lesson.slug}/{variant}/?" + urllib.parse.urlencode(params))
     assert response.status == 200
+    content_type = response.headers.get("content-type", "")
+    if "text/html" not in content_type:  # a sitemap is XML: the toolbar renders on HTML only
+        pytest.skip(f"{lesson.slug}/{variant} serves {content_type}")
     assert page.locator("#djDebug").count() == 1, "the debug toolbar renders on HTML lessons"
     screenshot(page, f"html-{lesson.slug}-{variant}")
