@@ -154,7 +154,7 @@ def run_loadtest() -> dict:
         "returncode": result.returncode,
         "summary": runs[-1].read_text()
         if runs and not result.returncode
-        else result.stdout[-4000:],
+        else (result.stdout + result.stderr)[-3000:],
     }
 
 
@@ -303,7 +303,7 @@ def report(results: dict) -> str:
         lines += [demote_headings(loadtest["summary"].rstrip())]
     elif loadtest["ran"]:
         lines += [f"`{loadtest['command']}` failed ({loadtest['returncode']}):", "", "```"]
-        lines += [loadtest["summary"].rstrip(), "```"]
+        lines += [loadtest["summary"].replace(f"{ROOT}/", "").rstrip(), "```"]
     else:
         lines.append(f"Not run: {loadtest['reason']} (hook: `lab.bench.run_loadtest`).")
     lines += ["", "## README table", "", readme_table(results)]
@@ -311,7 +311,8 @@ def report(results: dict) -> str:
 
 
 def demote_headings(markdown: str) -> str:
-    """The load test's own report nests under this report's section."""
+    """The load test's own report nests under this report's section (no machine paths)."""
+    markdown = markdown.replace(f"{ROOT}/", "")
     return re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", markdown, flags=re.M)
 
 
