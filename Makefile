@@ -12,7 +12,7 @@ ROUNDS ?= 5
 PYTEST_ARGS ?=
 SHELL := /bin/bash
 
-.PHONY: install services-up services-down services-status migrate seed demo test lint format compare lock clean
+.PHONY: install services-up services-down services-status migrate seed demo test lint format compare lock clean browser-deps bench readme-lessons
 
 install: $(VENV)/.installed
 
@@ -50,8 +50,24 @@ demo: migrate
 	@echo
 	trap "$(PY) -m lab.services down" EXIT; PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile
 
-test: services-up
+test: services-up browser-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The browser tests (tests/browser) drive Debian's Chromium through Playwright; never
+# `playwright install`. Installed here when missing and root; otherwise they are
+# skipped with this reason, and CI (CI=true) fails instead.
+CHROMIUM ?= /usr/bin/chromium
+browser-deps:
+	@if [ ! -x $(CHROMIUM) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium for the browser tests..."; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q chromium >/dev/null || \
+			{ apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	fi; \
+	if [ ! -x $(CHROMIUM) ]; then \
+		echo "SKIP browser tests: $(CHROMIUM) is missing (as root: apt-get install chromium)."; \
+		if [ "$$CI" = true ]; then exit 1; fi; \
+	fi
 
 lint: install
 	$(BIN)/ruff check .
@@ -63,6 +79,15 @@ format: install
 
 compare: migrate
 	$(PY) manage.py compare $(LESSONS) --rounds $(ROUNDS)
+
+# Seeding cost per preset, `compare` on every lesson and the load test, on a database
+# of its own (weave_bench): writes docs/BENCHMARKS.md and the README's lesson table.
+# BENCH_LARGE=1 adds the large preset; BENCH_DATABASE_URL overrides the database.
+bench: services-up
+	$(PY) -m lab.bench
+
+readme-lessons: install
+	$(PY) -m lab.bench readme
 
 # Silk keeps at most SILKY_MAX_RECORDED_REQUESTS requests; this empties its tables now.
 .PHONY: silk-clear

@@ -123,8 +123,18 @@ def machine_info() -> dict[str, Any]:
         server_version = cursor.fetchone()[0]
     return {
         "cores": os.cpu_count(),
+        "memory_gb": memory_gb(),
         "python": platform.python_version(),
         "django": django.get_version(),
         "postgresql": server_version,
         "platform": platform.platform(),
     }
+
+
+def memory_gb() -> float | None:
+    """Physical memory of the machine (Linux and macOS), for benchmark reports."""
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return round(pages * page_size / 2**30, 1)

@@ -84,6 +84,8 @@ class Lesson:
             raise ValueError(
                 f"{self.slug}: variants must start with 'naive' and include 'optimized'"
             )
+        if "compare" in names:  # /lessons/<slug>/compare/ is the live comparison
+            raise ValueError(f"{self.slug}: 'compare' is reserved and cannot name a variant")
         if len(set(names)) != len(names):
             raise ValueError(f"{self.slug}: duplicate variant names {names}")
 

@@ -7,6 +7,7 @@ queries and silently under-counts a naive endpoint that runs 10,000.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -110,9 +111,14 @@ def parse_server_timing(header: str) -> dict[str, dict[str, str]]:
     return metrics
 
 
+# The lesson page's live comparison (`POST /lessons/<slug>/compare/`) runs the
+# variants in-process: a profiler wrapped around it would distort every call.
+LIVE_COMPARE_PATH = re.compile(r"^/lessons/[\w-]+/compare/$")
+
+
 def is_measurement(request: HttpRequest) -> bool:
-    """Requests from `manage.py compare` and the tests: no profiler may distort them."""
-    return "X-Weave-Measure" in request.headers
+    """Requests from `manage.py compare`, the tests and the live comparison: no profiler."""
+    return "X-Weave-Measure" in request.headers or bool(LIVE_COMPARE_PATH.match(request.path))
 
 
 def show_toolbar(request: HttpRequest) -> bool:

@@ -73,7 +73,9 @@ def estimated_count(
     exact = exact_count_within(queryset, timeout_ms=timeout_ms)
     if exact is not None:
         return CountResult(exact, False, "exact")
-    if queryset.query.where:
+    if (matching := partial_index_rows(queryset)) is not None:
+        value, method = round(matching), "reltuples"
+    elif queryset.query.where:
         value = sampled_count(queryset, total=total, rows=sample_rows, seed=seed)
         method = "tablesample"
     else:
@@ -110,20 +112,51 @@ def exact_count_within(queryset: QuerySet, *, timeout_ms: int) -> int | None:
 
 
 def table_rows_estimate(queryset: QuerySet) -> float | None:
-    """Rows in the base table now: pg_class's rows per page x the table's current pages.
+    """Rows in the base table now (pg_class), or None if it was never analyzed."""
+    return relation_rows_estimate(queryset.model._meta.db_table, using=queryset.db)
+
+
+def relation_rows_estimate(relation: str, *, using: str) -> float | None:
+    """pg_class's rows per page x the relation's current pages.
 
     The planner does the same, so the estimate follows inserts since the last ANALYZE.
     """
-    table = queryset.model._meta.db_table
-    with connections[queryset.db].cursor() as cursor:
+    connection = connections[using]
+    with connection.cursor() as cursor:
         cursor.execute(
             "SELECT reltuples / relpages * (pg_relation_size(oid)"
             " / current_setting('block_size')::int) FROM pg_class"
             " WHERE oid = %s::regclass AND relpages > 0 AND reltuples >= 0",
-            [connections[queryset.db].ops.quote_name(table)],
+            [connection.ops.quote_name(relation)],
         )
         row = cursor.fetchone()
     return None if row is None else float(row[0])
+
+
+def partial_index_rows(queryset: QuerySet) -> float | None:
+    """The query's row count, when a partial index has exactly the query's filter.
+
+    ANALYZE and VACUUM store each index's row count in pg_class; for a partial
+    index that is the number of rows matching its predicate (the soft-delete
+    filter `NOT deleted`, say), read in a fraction of a millisecond.
+    """
+    model, using = queryset.model, queryset.db
+    where = compiled_where(queryset.query, using)
+    for index in model._meta.indexes:
+        if index.condition is None:
+            continue
+        predicate = model._base_manager.filter(index.condition).query
+        if compiled_where(predicate, using) == where:
+            return relation_rows_estimate(index.name, using=using)
+    return None
+
+
+def compiled_where(query, using: str) -> tuple[str, tuple[Any, ...]]:
+    if not query.where:
+        return "", ()
+    compiler = query.get_compiler(using)
+    sql, params = compiler.compile(query.where)
+    return sql, tuple(params)
 
 
 class SampledTable(BaseTable):

@@ -1,4 +1,6 @@
+from django.templatetags.static import static
 from django.urls import path
+from django.views.generic import RedirectView
 
 from lab import views
 
@@ -6,7 +8,12 @@ app_name = "lab"
 
 urlpatterns = [
     path("", views.catalogue, name="catalogue"),
+    # Browsers ask for /favicon.ico on pages that name no icon (a 404 in the console).
+    path("favicon.ico", RedirectView.as_view(url=static("lab/favicon.svg"), permanent=True)),
     path("api/lessons/", views.lessons_api, name="lessons-api"),
     path("lessons/<slug:slug>/", views.lesson_page, name="lesson"),
+    # Before the variant pattern, which would otherwise read "compare" as a variant name.
+    path("lessons/<slug:slug>/compare/", views.lesson_compare, name="compare"),
     path("lessons/<slug:slug>/<slug:variant>/", views.variant_view, name="variant"),
+    path("lessons/<slug:slug>/<slug:variant>/silk/", views.variant_silk, name="variant-silk"),
 ]

@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlencode
 
+from django import forms
 from django.conf import settings
-from django.core.exceptions import EmptyResultSet
-from django.db import DatabaseError
-from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.core.cache import cache
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 from drf_spectacular.utils import extend_schema
-from rest_framework.exceptions import APIException
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lab.api import json_error
-from lab.explain import SCAN_TYPES, explain
+from lab.comparison import compare_lesson
 from lab.lessons import Lesson, all_lessons, get_lesson
+from lab.models import Measurement
+from lab.plans import lesson_plans
 from lab.schema import LessonRegistrySerializer
+from lab.source import lesson_source
+
+logger = logging.getLogger(__name__)
 
 
 def lesson_as_json(lesson: Lesson, request: HttpRequest) -> dict[str, Any]:
@@ -65,85 +70,135 @@ class LessonsApiView(APIView):
 lessons_api = LessonsApiView.as_view()
 
 
+class CatalogueFilter(forms.Form):
+    """`?app=weave&technique=select_related`: works without JavaScript."""
+
+    app = forms.ChoiceField(required=False)
+    technique = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, lessons: list[Lesson], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("app", "technique"):
+            values = sorted({getattr(lesson, name) for lesson in lessons})
+            self.fields[name].choices = [("", f"every {name}"), *((v, v) for v in values)]
+
+    def apply(self, lessons: list[Lesson]) -> list[Lesson]:
+        wanted = {name: value for name, value in self.cleaned_data.items() if value}
+        return [
+            lesson
+            for lesson in lessons
+            if all(getattr(lesson, name) == value for name, value in wanted.items())
+        ]
+
+
 @require_GET
 def catalogue(request: HttpRequest) -> HttpResponse:
-    return render(request, "lab/catalogue.html", {"lessons": all_lessons()})
+    lessons = all_lessons()
+    form = CatalogueFilter(request.GET or None, lessons=lessons)
+    status = 200
+    if form.is_bound and not form.is_valid():
+        status, shown = 400, []
+    else:
+        shown = form.apply(lessons) if form.is_bound else lessons
+    measurements = Measurement.latest_by_slug()
+    rows = [{"lesson": lesson, "measurement": measurements.get(lesson.slug)} for lesson in shown]
+    context = {"rows": rows, "form": form, "total": len(lessons)}
+    return render(request, "lab/catalogue.html", context, status=status)
+
+
+def find_lesson(slug: str) -> Lesson:
+    lesson = get_lesson(slug)
+    if lesson is None:
+        raise Http404(f"No lesson called {slug!r}.")
+    return lesson
 
 
 @require_GET
 def lesson_page(request: HttpRequest, slug: str) -> HttpResponse:
-    lesson = get_lesson(slug)
-    if lesson is None:
-        raise Http404(f"No lesson called {slug!r}.")
-    params = lesson.example_params()
+    lesson = find_lesson(slug)
+    params, params_error = page_params(lesson)
+    query = f"?{urlencode(params)}" if params else ""
     variants = [
         {
             "variant": variant,
             "url": lesson.url(variant.name),
+            "href": lesson.url(variant.name) + query,
             "silk_url": latest_silk_url(lesson, variant.name),
         }
         for variant in lesson.variants
     ]
-    return render(
-        request,
-        "lab/lesson.html",
-        {
-            "lesson": lesson,
-            "variants": variants,
-            "params": params,
-            "query": urlencode(params),
-            "plans": lesson_plans(lesson),
-            "scan_types": SCAN_TYPES,
+    measurement = Measurement.objects.filter(slug=lesson.slug).first()
+    context = {
+        "lesson": lesson,
+        "variants": variants,
+        "params": params,
+        "params_error": params_error,
+        "plans": lesson_plans(lesson),
+        "variants_without_plan": [
+            name for name in lesson.variant_names if name not in lesson.main_queries
+        ]
+        if lesson.main_queries
+        else [],
+        "source": lesson_source(lesson),
+        "measurement": measurement,
+        "can_compare": may_compare(request),
+        "max_rounds": MAX_ROUNDS,
+        "page_config": {
+            "compareUrl": reverse("lab:compare", kwargs={"slug": lesson.slug}),
+            "method": lesson.method,
+            "renders": lesson.renders,
+            "variants": lesson.variant_names,
+            "last": measurement.result if measurement else None,
         },
-    )
-
-
-def is_read_query(query: Any) -> bool:
-    """EXPLAIN ANALYZE runs the query: only plain SELECTs of read lessons get ANALYZE."""
-    if isinstance(query, QuerySet):
-        return True
-    sql = query[0].lstrip().upper()
-    writes = ("INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE")
-    return sql.startswith(("SELECT", "WITH")) and not any(word in sql for word in writes)
-
-
-def plan_nodes(node: dict[str, Any], depth: int = 0):
-    """The plan tree flattened, with its depth; scan nodes are flagged for highlighting."""
-    yield {
-        "depth": range(depth),
-        "type": node["Node Type"],
-        "scan": node["Node Type"] in SCAN_TYPES,
-        "on": node.get("Index Name") or node.get("Relation Name") or "",
-        "rows": node.get("Actual Rows", node.get("Plan Rows")),
-        "ms": node.get("Actual Total Time"),
-        "buffers": node.get("Shared Hit Blocks", 0) + node.get("Shared Read Blocks", 0),
     }
-    for child in node.get("Plans", ()):
-        yield from plan_nodes(child, depth + 1)
+    return render(request, "lab/lesson.html", context)
 
 
-def lesson_plans(lesson: Lesson) -> list[dict[str, Any]]:
-    """EXPLAIN (ANALYZE, BUFFERS) of each variant's main query; an error is shown, not raised."""
-    plans = []
-    for variant, main_query in lesson.main_queries.items():
-        try:
-            query = main_query()
-            analyze = lesson.kind == "read" and is_read_query(query)
-            plan = explain(query, analyze=analyze)
-        except (DatabaseError, EmptyResultSet, APIException, LookupError, ValueError) as error:
-            plans.append({"variant": variant, "error": str(error)})
-            continue
-        nodes = list(plan_nodes(plan.plan))
-        plans.append(
-            {
-                "variant": variant,
-                "plan": plan,
-                "analyze": analyze,
-                "nodes": nodes,
-                "node_types": list(dict.fromkeys(node["type"] for node in nodes)),
-            }
-        )
-    return plans
+def page_params(lesson: Lesson) -> tuple[dict[str, str], str]:
+    """Example parameters from the seeded database; an empty database gets a hint, not a 500."""
+    try:
+        return lesson.example_params(), ""
+    except Exception as exc:  # callables read the seeded data, which may be missing
+        return {}, f"No example parameters ({type(exc).__name__}): seed the database first."
+
+
+# The live comparison runs in the web process: a few rounds, one at a time per lesson.
+MAX_ROUNDS = 10
+COMPARE_LOCK_SECONDS = 300
+
+
+class CompareForm(forms.Form):
+    rounds = forms.IntegerField(min_value=1, max_value=MAX_ROUNDS, required=False)
+
+
+def may_compare(request: HttpRequest) -> bool:
+    """Demo mode lets anyone measure; otherwise only staff may load the server with it."""
+    return settings.DEBUG or (request.user.is_authenticated and request.user.is_staff)
+
+
+@require_POST
+def lesson_compare(request: HttpRequest, slug: str) -> JsonResponse:
+    lesson = get_lesson(slug)
+    if lesson is None:
+        return json_error(404, f"No lesson called {slug!r}.")
+    if not may_compare(request):
+        return json_error(403, "Only staff may run a live comparison outside demo mode.")
+    form = CompareForm(request.POST)
+    if not form.is_valid():
+        return json_error(400, "Invalid input.", errors=form.errors.get_json_data())
+    rounds = form.cleaned_data["rounds"] or 3
+    lock = f"lab:compare:{lesson.slug}"
+    if not cache.add(lock, 1, timeout=COMPARE_LOCK_SECONDS):
+        return json_error(409, "A comparison of this lesson is already running; try again.")
+    try:
+        result = compare_lesson(lesson, rounds=rounds)
+    except Exception as exc:  # the page shows why (a variant failed, no seeded data...)
+        logger.exception("live comparison of %s failed", lesson.slug)
+        return json_error(500, f"The comparison failed: {type(exc).__name__}: {exc}")
+    finally:
+        cache.delete(lock)
+    measurement = Measurement.record(result, source="page", rounds=rounds)
+    return JsonResponse({**result, "rounds": rounds, "measured_at": measurement.measured_at})
 
 
 def latest_silk_url(lesson: Lesson, variant: str) -> str | None:
@@ -159,6 +214,17 @@ def latest_silk_url(lesson: Lesson, variant: str) -> str | None:
         .first()
     )
     return f"/silk/request/{latest.id}/" if latest else None
+
+
+@require_GET
+def variant_silk(request: HttpRequest, slug: str, variant: str) -> HttpResponse:
+    """Always the latest run: the lesson page links here, so a fresh run needs no reload."""
+    lesson = find_lesson(slug)
+    if lesson.variant(variant) is None:
+        raise Http404(f"Lesson {slug!r} has no variant {variant!r}.")
+    if not settings.PROFILING_TOOLS:
+        raise Http404("Silk is off (it runs in demo mode only).")
+    return redirect(latest_silk_url(lesson, variant) or "/silk/requests/")
 
 
 @csrf_exempt  # DRF's SessionAuthentication enforces CSRF for session users itself.

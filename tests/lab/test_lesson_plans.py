@@ -3,7 +3,7 @@
 import pytest
 
 from lab.lessons import all_lessons
-from lab.views import is_read_query
+from lab.plans import is_read_query
 from weave.models import Message
 from weave.sample import make_messages, make_people, make_threads
 
@@ -29,7 +29,7 @@ def test_the_lesson_page_shows_a_plan_per_variant(client, lesson):
 def test_scan_nodes_are_highlighted(client):
     make_messages(threads=make_threads(1), people=make_people(3), per_thread=5)
     content = client.get("/lessons/message-indexes/").content.decode()
-    assert "<mark>Seq Scan</mark>" in content
+    assert '<span class="node seq-scan">Seq Scan</span>' in content
     assert "execution" in content  # ANALYZE ran: the query is a read
 
 

@@ -14,6 +14,7 @@ from lab.pagination import (
     KeysetPagination,
     estimated_count,
     exact_count_within,
+    partial_index_rows,
     sampled_count,
     table_rows_estimate,
 )
@@ -98,11 +99,29 @@ def test_a_large_estimate_is_used_and_flagged(monkeypatch):
     insert_messages(20_000)
     # A table over exact_below and an always-cancelled exact count: the estimate path.
     monkeypatch.setattr("lab.pagination.exact_count_within", lambda queryset, timeout_ms: None)
-    result = estimated_count(Message.objects.alive(), exact_below=1_000)
+    since = Message.objects.order_by("created").values_list("created", flat=True)[10_000]
+    recent = Message.objects.alive().filter(created__gte=since)
+    result = estimated_count(recent, exact_below=1_000)
     assert result.estimated and result.method == "tablesample"
-    assert result.value == pytest.approx(Message.objects.alive().count(), rel=0.03)
+    assert result.value == pytest.approx(recent.count(), rel=0.03)
     unfiltered = estimated_count(Message.objects.all(), exact_below=1_000)
     assert unfiltered.method == "reltuples" and unfiltered.value == pytest.approx(20_000, rel=0.01)
+
+
+def test_a_filter_equal_to_a_partial_index_predicate_reads_the_index_row_count(monkeypatch):
+    insert_messages(20_000)
+    monkeypatch.setattr("lab.pagination.exact_count_within", lambda queryset, timeout_ms: None)
+    # NOT deleted is the predicate of message_alive_idx: pg_class holds its row count.
+    alive = Message.objects.alive()
+    assert partial_index_rows(alive) == pytest.approx(alive.count(), rel=0.01)
+    result = estimated_count(alive, exact_below=1_000)
+    assert result.estimated and result.method == "reltuples"
+    assert result.value == pytest.approx(alive.count(), rel=0.01)
+    # Any further filter is not an index predicate: sampled, not read from pg_class.
+    assert partial_index_rows(alive.filter(thread=Thread.objects.first())) is None
+    # The purge's index has the opposite predicate, so deleted rows are counted too.
+    deleted = Message.objects.filter(deleted=True)
+    assert partial_index_rows(deleted) == pytest.approx(deleted.count(), rel=0.01)
 
 
 def test_a_small_estimate_is_replaced_by_the_exact_count(monkeypatch):

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from lab.comparison import compare_lesson, format_table, machine_info
 from lab.lessons import all_lessons, get_lesson
+from lab.models import Measurement
 
 
 class Command(BaseCommand):
@@ -29,8 +30,14 @@ class Command(BaseCommand):
             action="store_true",
             help="Add a tracemalloc pass: peak Python memory per call.",
         )
+        parser.add_argument(
+            "--no-record",
+            dest="record",
+            action="store_false",
+            help="Do not store the result as the lesson's last measurement (catalogue ratio).",
+        )
 
-    def handle(self, *, slugs, rounds, json_path, memory, **options) -> None:
+    def handle(self, *, slugs, rounds, json_path, memory, record=True, **options) -> None:
         if rounds < 1:
             raise CommandError("--rounds must be at least 1.")
         lessons = [self.lesson(slug) for slug in slugs] if slugs else all_lessons()
@@ -38,6 +45,8 @@ class Command(BaseCommand):
         for lesson in lessons:
             self.stderr.write(f"measuring {lesson.slug} ({', '.join(lesson.variant_names)})...")
             results.append(compare_lesson(lesson, rounds=rounds, memory=memory))
+            if record:
+                Measurement.record(results[-1], source="command", rounds=rounds)
         self.stdout.write(format_table(results))
         if json_path:
             document = {"machine": machine_info(), "rounds": rounds, "lessons": results}

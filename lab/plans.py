@@ -1,0 +1,127 @@
+"""EXPLAIN plans of a lesson's main queries, shaped for the lesson page."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import QuerySet
+
+from lab.explain import explain
+from lab.lessons import Lesson
+
+# Scan nodes the page highlights, and the CSS class of each.
+HIGHLIGHTS = {
+    "Seq Scan": "seq-scan",
+    "Index Scan": "index-scan",
+    "Index Only Scan": "index-only-scan",
+    "Bitmap Heap Scan": "bitmap-scan",
+    "Bitmap Index Scan": "bitmap-scan",
+}
+# EXPLAIN ANALYZE runs the query: a slow naive plan must not hold the page forever.
+STATEMENT_TIMEOUT_MS = 10_000
+
+
+@dataclass
+class PlanNode:
+    depth: int
+    node_type: str
+    target: str  # "on weave_message using weave_message_updated_idx"
+    details: list[str]
+    conditions: list[str]
+
+    @property
+    def css_class(self) -> str:
+        return HIGHLIGHTS.get(self.node_type, "")
+
+
+@dataclass
+class VariantPlan:
+    variant: str
+    analyzed: bool
+    sql: str = ""
+    nodes: list[PlanNode] = field(default_factory=list)
+    node_types: list[tuple[str, int, str]] = field(default_factory=list)  # (type, count, css)
+    execution_ms: float | None = None
+    planning_ms: float | None = None
+    error: str = ""
+
+
+def lesson_plans(lesson: Lesson) -> list[VariantPlan]:
+    """One plan per variant that declares a main query, in the lesson's variant order."""
+    return [
+        variant_plan(name, lesson.main_queries[name], read_lesson=lesson.kind == "read")
+        for name in lesson.variant_names
+        if name in lesson.main_queries
+    ]
+
+
+def is_read_query(query: Any) -> bool:
+    """EXPLAIN ANALYZE runs the query: only plain SELECTs of read lessons get ANALYZE."""
+    if isinstance(query, QuerySet):
+        return True
+    sql = query[0].lstrip().upper()
+    writes = ("INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE")
+    return sql.startswith(("SELECT", "WITH")) and not any(word in sql for word in writes)
+
+
+def variant_plan(name: str, main_query, *, read_lesson: bool) -> VariantPlan:
+    result = VariantPlan(variant=name, analyzed=False)
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
+            query = main_query()
+            result.analyzed = analyze = read_lesson and is_read_query(query)
+            plan = explain(query, analyze=analyze)
+            transaction.set_rollback(True)  # ANALYZE of a read still leaves nothing behind
+    except Exception as exc:  # a broken main query must not take the lesson page down
+        result.error = f"{type(exc).__name__}: {exc}".strip()
+        return result
+    result.sql = plan.sql
+    result.execution_ms = plan.execution_ms
+    result.planning_ms = plan.planning_ms
+    result.nodes = list(flatten(plan.plan))
+    counts = Counter(plan.node_types)
+    result.node_types = [(kind, count, HIGHLIGHTS.get(kind, "")) for kind, count in counts.items()]
+    return result
+
+
+def flatten(node: dict[str, Any], depth: int = 0):
+    yield PlanNode(
+        depth=depth,
+        node_type=node["Node Type"],
+        target=target(node),
+        details=details(node),
+        conditions=[
+            f"{key}: {node[key]}"
+            for key in ("Index Cond", "Filter", "Hash Cond", "Join Filter", "Sort Key")
+            if key in node
+        ],
+    )
+    for child in node.get("Plans", ()):
+        yield from flatten(child, depth + 1)
+
+
+def target(node: dict[str, Any]) -> str:
+    parts = []
+    if "Relation Name" in node:
+        parts.append(f"on {node['Relation Name']}")
+    if "Index Name" in node:
+        parts.append(f"using {node['Index Name']}")
+    if "Join Type" in node:
+        parts.append(f"{node['Join Type'].lower()} join")
+    return " ".join(parts)
+
+
+def details(node: dict[str, Any]) -> list[str]:
+    found = [f"est. {node['Plan Rows']:,} rows", f"cost {node['Total Cost']:,.1f}"]
+    if "Actual Rows" in node:
+        found.append(f"actual {node['Actual Rows']:,} rows x {node['Actual Loops']} loops")
+        found.append(f"{node['Actual Total Time']:.3f} ms")
+    if node.get("Shared Hit Blocks") or node.get("Shared Read Blocks"):
+        hit, read = node.get("Shared Hit Blocks", 0), node.get("Shared Read Blocks", 0)
+        found.append(f"buffers hit {hit} read {read}")
+    return found

@@ -1,0 +1,167 @@
+"""The catalogue, the lesson page and the live comparison, in-process (no browser)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from django.core.management import call_command
+
+from lab import lessons as registry
+from lab.lessons import get_lesson
+from lab.models import Measurement
+from lab.plans import lesson_plans
+from lab.source import lesson_source
+from weave.sample import make_messages, make_people, make_threads
+
+pytestmark = pytest.mark.django_db
+
+LATEST = get_lesson("latest-messages")
+
+
+@pytest.fixture
+def messages():
+    return make_messages(threads=make_threads(1), people=make_people(3), per_thread=3)
+
+
+@pytest.fixture
+def temporary_lesson():
+    """Register a variation of latest-messages for one test, then forget it."""
+    added = []
+
+    def register(**changes):
+        lesson = registry.register(dataclasses.replace(LATEST, **changes))
+        added.append(lesson.slug)
+        return lesson
+
+    yield register
+    for slug in added:
+        registry._registry.pop(slug)
+
+
+def test_catalogue_lists_lessons_with_their_last_ratio(client, messages):
+    Measurement.record(
+        {
+            "slug": LATEST.slug,
+            "variants": [{"variant": "optimized", "speedup": 9.5, "query_ratio": 101}],
+        },
+        source="command",
+        rounds=5,
+    )
+    response = client.get("/")
+    assert response.status_code == 200
+    assert f'data-slug="{LATEST.slug}"' in response.text
+    assert "<strong>9.5\N{MULTIPLICATION SIGN}</strong> faster" in response.text
+
+
+def test_catalogue_filters_by_query_string_without_javascript(client, temporary_lesson):
+    temporary_lesson(slug="other-app-lesson", app="articles", technique="prefetch_related")
+    weave = client.get("/", {"app": "weave"}).text
+    assert f'data-slug="{LATEST.slug}"' in weave and 'data-slug="other-app-lesson"' not in weave
+    prefetch = client.get("/", {"technique": "prefetch_related"}).text
+    assert (
+        'data-slug="other-app-lesson"' in prefetch and f'data-slug="{LATEST.slug}"' not in prefetch
+    )
+
+
+def test_catalogue_refuses_an_unknown_filter_with_400(client):
+    response = client.get("/", {"app": "nope"})
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.text
+
+
+def test_lesson_page_shows_plans_code_and_run_buttons(client, messages):
+    response = client.get(f"/lessons/{LATEST.slug}/")
+    assert response.status_code == 200
+    page = response.text
+    assert page.count('class="run-button"') == len(LATEST.variants)
+    assert 'href="/lessons/latest-messages/naive/?limit=100"' in page
+    assert page.count('<article class="plan"') == len(LATEST.main_queries)
+    assert 'class="node index-scan"' in page  # the partial index serves ORDER BY ... LIMIT
+    assert "latest_messages_naive" in page and "latest_messages_optimized" in page
+    assert 'id="lesson-config"' in page
+
+
+def test_lesson_without_main_query_says_so(client, temporary_lesson):
+    lesson = temporary_lesson(slug="no-main-query", main_queries={})
+    page = client.get(f"/lessons/{lesson.slug}/").text
+    assert 'id="no-main-query"' in page and "declares no main query" in page
+
+
+def test_plans_analyze_reads_but_only_plan_writes(messages, temporary_lesson):
+    read = lesson_plans(LATEST)
+    assert [plan.variant for plan in read] == ["naive", "optimized"]
+    assert all(plan.analyzed and plan.execution_ms is not None for plan in read)
+    write = lesson_plans(temporary_lesson(slug="a-write-lesson", kind="write"))
+    assert all(not plan.analyzed and plan.execution_ms is None for plan in write)
+    assert "Index Scan" in {kind for kind, _, _ in write[0].node_types}
+
+
+def test_source_shows_each_variants_own_function_and_the_diff():
+    source = lesson_source(LATEST)
+    blocks = {name: [block.name for block in found] for name, found, _ in source.variants}
+    # The shared view class is not a variant's code: only the query differs.
+    assert blocks == {
+        "naive": ["latest_messages_naive"],
+        "optimized": ["latest_messages_optimized"],
+    }
+    assert "select_related" in source.diff_html and 'class="gi"' in source.diff_html
+
+
+@pytest.fixture
+def demo_mode(settings):
+    """pytest-django runs with DEBUG off; demo mode (DEBUG on) lets anyone compare."""
+    settings.DEBUG = True
+
+
+def test_live_comparison_returns_medians_and_records_them(client, messages, demo_mode):
+    response = client.post(f"/lessons/{LATEST.slug}/compare/", {"rounds": 2})
+    assert response.status_code == 200, response.content
+    result = response.json()
+    assert [row["variant"] for row in result["variants"]] == ["naive", "optimized"]
+    # 1 query for the messages + 3 for their senders, against 1 JOIN.
+    assert [row["queries"] for row in result["variants"]] == [4, 1]
+    measurement = Measurement.objects.get(slug=LATEST.slug)
+    assert (measurement.source, measurement.rounds, measurement.query_ratio) == ("page", 2, 4)
+
+
+@pytest.mark.parametrize("rounds", ["0", "11", "many"])
+def test_live_comparison_refuses_bad_rounds(client, demo_mode, rounds):
+    response = client.post(f"/lessons/{LATEST.slug}/compare/", {"rounds": rounds})
+    assert response.status_code == 400
+    assert response.json()["errors"]["rounds"]
+
+
+def test_live_comparison_errors_are_json(admin_client, temporary_lesson):
+    assert admin_client.get(f"/lessons/{LATEST.slug}/compare/").status_code == 405
+    assert admin_client.post("/lessons/no-such-lesson/compare/").json()["status"] == 404
+    broken = temporary_lesson(slug="broken-lesson", demo_context=lambda: 1 / 0)
+    failed = admin_client.post(f"/lessons/{broken.slug}/compare/")
+    assert failed.status_code == 500
+    assert "ZeroDivisionError" in failed.json()["detail"]
+
+
+def test_outside_demo_mode_only_staff_may_compare(client, admin_client, messages):
+    # DEBUG is off here, as in production: anonymous users are refused, staff measure.
+    refused = client.post(f"/lessons/{LATEST.slug}/compare/", {"rounds": 1})
+    assert refused.status_code == 403 and refused.json()["detail"]
+    assert admin_client.post(f"/lessons/{LATEST.slug}/compare/", {"rounds": 1}).status_code == 200
+
+
+def test_compare_command_records_the_last_measurement(messages):
+    call_command("compare", LATEST.slug, "--rounds", "1", stdout=None)
+    assert Measurement.objects.get(slug=LATEST.slug).source == "command"
+    call_command("compare", LATEST.slug, "--rounds", "1", "--no-record")
+    assert Measurement.objects.count() == 1
+
+
+def test_silk_links_are_404_when_silk_is_off(client):
+    assert client.get(f"/lessons/{LATEST.slug}/naive/silk/").status_code == 404
+
+
+def test_compare_is_a_reserved_variant_name():
+    naive, optimized = LATEST.variants
+    with pytest.raises(ValueError, match="reserved"):
+        dataclasses.replace(
+            LATEST, variants=(naive, optimized, dataclasses.replace(optimized, name="compare"))
+        )
