@@ -58,6 +58,7 @@ def estimated_count(
     *,
     timeout_ms: int = 2,
     exact_below: int = 10_000,
+    attempt_exact_below: int = 100_000,
     sample_rows: int = 50_000,
     seed: int = 1,
 ) -> CountResult:
@@ -65,21 +66,24 @@ def estimated_count(
 
     A table smaller than `exact_below` (or never analyzed) is simply counted; an
     estimate under `exact_below` is replaced by the exact count (small filters
-    are always exact). Everything runs on the queryset's own database.
+    are always exact). When pg_class already knows the count (no filter, or a
+    filter equal to a partial index's predicate) and it is at least
+    `attempt_exact_below`, the exact count is not attempted: it could not finish
+    within `timeout_ms`. Everything runs on the queryset's own database.
     """
     total = table_rows_estimate(queryset)
     if total is None or total < exact_below:
         return CountResult(queryset.count(), False, "exact")
-    exact = exact_count_within(queryset, timeout_ms=timeout_ms)
-    if exact is not None:
-        return CountResult(exact, False, "exact")
-    if (matching := partial_index_rows(queryset)) is not None:
-        value, method = round(matching), "reltuples"
-    elif queryset.query.where:
+    known = partial_index_rows(queryset) if queryset.query.where else total
+    if known is None or known < attempt_exact_below:
+        exact = exact_count_within(queryset, timeout_ms=timeout_ms)
+        if exact is not None:
+            return CountResult(exact, False, "exact")
+    if known is not None:
+        value, method = round(known), "reltuples"
+    else:
         value = sampled_count(queryset, total=total, rows=sample_rows, seed=seed)
         method = "tablesample"
-    else:
-        value, method = round(total), "reltuples"
     if value < exact_below:
         return CountResult(queryset.count(), False, "exact")
     return CountResult(value, True, method)

@@ -202,3 +202,17 @@ def test_a_cursor_of_another_list_is_a_validation_error():
 def test_a_cursor_past_the_end_is_a_404():
     with pytest.raises(NotFound):
         CURSORS.page([], Cursor(page=5, key=(1, 1)))
+
+
+def test_a_count_pg_class_already_knows_is_not_attempted_exactly(monkeypatch):
+    insert_messages(20_000)
+
+    def fail(queryset, timeout_ms):
+        raise AssertionError("a hopeless exact count was attempted")
+
+    monkeypatch.setattr("lab.pagination.exact_count_within", fail)
+    # The soft-delete filter is a partial index's predicate: its row count is known
+    # and above attempt_exact_below, so no COUNT(*) is started.
+    result = estimated_count(Message.objects.alive(), exact_below=1_000, attempt_exact_below=5_000)
+    assert result.method == "reltuples"
+    assert result.value == pytest.approx(Message.objects.alive().count(), rel=0.01)
