@@ -14,6 +14,12 @@ slow naive variant cannot steal the CPU from the optimized one it is compared wi
 before each run the server is drained (requests a slow variant left queued are
 finished) and every URL is called once to warm it up. `--mix together` instead runs
 all selected variants at once in a single run (the smoke test does, to stay short).
+
+Write lessons (kind `write`: they insert, update or delete rows) are skipped unless
+`--writes` is given, so a load test leaves the demo data as seeded; `make loadtest
+WRITES=1` includes them and re-seeds afterwards. Under load they send bounded
+bodies: `--params` overrides example parameters (default: `task-import:count=100`,
+100 tasks per request instead of the lesson's 1,000, still 100 INSERTs against one).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from loadtests.registry import (
     AuthConfig,
     LessonSpec,
     fetch_registry,
+    login,
     parse_registry,
     preflight_auth,
     select,
@@ -56,6 +63,11 @@ CONNECTION_SETTINGS: dict[str, dict[str, str]] = {
     # psycopg's pool (Django 5.1+), which requires CONN_MAX_AGE=0
     "pool": {"DJANGO_CONN_MAX_AGE": "0", "DJANGO_DB_POOL": "1"},
 }
+
+
+# What write lessons send under load instead of their example parameters: bounded
+# bodies, so a 30 s run adds thousands of rows, not hundreds of thousands.
+WRITE_PARAMS = ["task-import:count=100"]
 
 
 @dataclass
@@ -79,6 +91,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--gunicorn-workers", type=int, default=2)
     parser.add_argument("--gunicorn-threads", type=int, default=1)
     parser.add_argument("--mix", choices=("per-variant", "together"), default="per-variant")
+    parser.add_argument(
+        "--writes",
+        action="store_true",
+        help="include write lessons (they change the data: re-seed afterwards)",
+    )
+    parser.add_argument(
+        "--params",
+        nargs="*",
+        default=None,
+        help="SLUG:KEY=VALUE overrides of example parameters "
+        f"(default: {' '.join(WRITE_PARAMS)}; `--params` alone: none)",
+    )
     parser.add_argument("--connections", action="store_true", help="the connection lesson")
     parser.add_argument("--conn-lesson", default="latest-messages")
     parser.add_argument("--conn-variant", default="optimized")
@@ -94,9 +118,35 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     # `make loadtest LESSONS="a b"` and `LESSONS=a,b` both work
     options.lessons = [slug for item in options.lessons for slug in item.split(",") if slug]
     options.variants = [name for item in options.variants for name in item.split(",") if name]
+    try:
+        options.overrides = parse_overrides(
+            WRITE_PARAMS if options.params is None else options.params
+        )
+    except ValueError as error:
+        parser.error(str(error))
     if options.connections and options.host:
         parser.error("--connections restarts the server with each setting: it needs no --host")
     return options
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, dict[str, str]]:
+    """`task-import:count=100` -> {"task-import": {"count": "100"}}."""
+    overrides: dict[str, dict[str, str]] = {}
+    for item in items:
+        slug, colon, pair = item.partition(":")
+        key, equals, value = pair.partition("=")
+        if not (slug and colon and key and equals):
+            raise ValueError(f"--params takes SLUG:KEY=VALUE, not {item!r}")
+        overrides.setdefault(slug, {})[key] = value
+    return overrides
+
+
+def apply_overrides(document: dict, overrides: dict[str, dict[str, str]]) -> dict:
+    """The registry document with overridden example parameters (Locust reads this copy)."""
+    for item in document["lessons"]:
+        for variant in item["variants"]:
+            variant["params"] = {**variant.get("params", {}), **overrides.get(item["slug"], {})}
+    return document
 
 
 def plan_runs(lessons: list[LessonSpec], *, mix: str, variants: list[str]) -> list[Run]:
@@ -215,16 +265,33 @@ def run_locust(run: Run, options, host: str, directory: Path, lessons_json: Path
 
 
 def fetch_lessons(host: str, options, directory: Path) -> tuple[list[LessonSpec], list[str]]:
-    document = fetch_registry(host)
+    document = apply_overrides(fetch_registry(host), options.overrides)
     lessons_json = directory / "lessons.json"
     lessons_json.write_text(json.dumps(document, indent=2))
     lessons = select(parse_registry(document), options.lessons)
     notes = []
-    skipped = preflight_auth(host, lessons, AuthConfig.resolve(document))
+    writes = [lesson.slug for lesson in lessons if lesson.kind == "write"]
+    if writes and not options.writes:
+        notes.append(
+            f"Skipped write lessons (they change the demo data; --writes): {', '.join(writes)}"
+        )
+        print(f"  note: {notes[-1]}")
+        lessons = [lesson for lesson in lessons if lesson.kind != "write"]
+    elif writes and options.overrides:
+        sent = "; ".join(f"{slug} {params}" for slug, params in options.overrides.items())
+        notes.append(f"Write lessons included; parameters overridden under load: {sent}.")
+    auth = AuthConfig.resolve(document)
+    skipped = preflight_auth(host, lessons, auth)
     if skipped:
         print(f"  note: {skipped}")
         notes.append(f"Skipped: {skipped}")
         lessons = [lesson for lesson in lessons if not lesson.auth]
+    elif any(lesson.auth for lesson in lessons) and auth.one_user and not auth.token:
+        # One login here instead of one per simulated user inside the measured window.
+        options.auth_env = {"WEAVE_LOADTEST_TOKEN": login(host, auth, 0)}
+        notes.append(
+            f"Auth lessons: every simulated user sends the token of {auth.username_for(0)}."
+        )
     return lessons, notes
 
 
@@ -232,8 +299,19 @@ def run_variants(options, directory: Path, host: str) -> tuple[list, list[str]]:
     lessons, notes = fetch_lessons(host, options, directory)
     rows = []
     for run in plan_runs(lessons, mix=options.mix, variants=options.variants):
+        run.env.update(getattr(options, "auth_env", {}))
         rows += run_locust(run, options, host, directory, directory / "lessons.json")
-    return rows, notes
+    return in_registry_order(rows, lessons), notes
+
+
+def in_registry_order(rows: list, lessons: list[LessonSpec]) -> list:
+    """A lesson's rows together, its variants in the registry's order (Locust sorts by name)."""
+    rank = {
+        (lesson.page, name): (i, j)
+        for i, lesson in enumerate(lessons)
+        for j, name in enumerate(lesson.variant_names)
+    }
+    return sorted(rows, key=lambda row: rank.get((row.lesson, row.variant), (len(rank), 0)))
 
 
 def run_connections(options, directory: Path, log: Path) -> tuple[list, list[str]]:
