@@ -112,6 +112,13 @@ loadtest-connections: seed
 		$(if $(CONN_PARAMS),--conn-params $(CONN_PARAMS)) --users $(USERS) \
 		--duration $(DURATION) --workers $(WORKERS) --gunicorn-workers $(GUNICORN_WORKERS)
 
+# tag-stats-cache's entry expires every TTL seconds under load: get_or_set recomputes
+# once per waiting request, the lock once per expiry (gunicorn with 8 threads per worker).
+TTL ?= 2
+loadtest-stampede: seed
+	$(PY) -m loadtests.run --stampede --ttl $(TTL) --users $(USERS) --duration $(DURATION) \
+		--workers $(WORKERS) --gunicorn-workers $(GUNICORN_WORKERS)
+
 # Regenerate the per-lesson part of docs/WORKSHOP.md from the registry.
 workshop-guide: install
 	$(PY) manage.py workshop_guide --write docs/WORKSHOP.md

@@ -3,6 +3,7 @@
     python -m loadtests.run [--lessons SLUG ...] [--users 10] [--duration 30s]
                             [--workers 1] [--host URL] [--mix per-variant|together]
     python -m loadtests.run --connections        # CONN_MAX_AGE=0 vs persistent vs pool
+    python -m loadtests.run --stampede           # a cache key expiring under load
 
 Without --host it starts its own production-like gunicorn on 127.0.0.1 (see
 loadtests/server.py) and stops it at the end. Per run it writes Locust's CSV, HTML
@@ -32,6 +33,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -40,6 +42,7 @@ from pathlib import Path
 from lab.procfile import BASE_DIR
 from loadtests import report, server
 from loadtests.registry import (
+    MEASURE_HEADERS,
     REGISTRY_PATH,
     AuthConfig,
     LessonSpec,
@@ -68,6 +71,14 @@ CONNECTION_SETTINGS: dict[str, dict[str, str]] = {
 # What write lessons send under load instead of their example parameters: bounded
 # bodies, so a 30 s run adds thousands of rows, not hundreds of thousands.
 WRITE_PARAMS = ["task-import:count=100"]
+
+
+# The stampede scenario: the tag statistics' cache entry expires every
+# STAMPEDE_TTL seconds on the server (WEAVE_TAG_STATS_SECONDS), and
+# /articles/cache-stats/ counts how often each variant recomputed it.
+STAMPEDE_LESSON = "tag-stats-cache"
+STAMPEDE_COUNTERS = {"get_or_set": "tag-stats (get_or_set)", "optimized": "tag-stats (lock)"}
+STAMPEDE_STATS_PATH = "/articles/cache-stats/"
 
 
 @dataclass
@@ -113,6 +124,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="key=value pairs replacing the example parameters (a cheap request shows "
         "the connection cost best, e.g. limit=1)",
     )
+    parser.add_argument(
+        "--stampede",
+        action="store_true",
+        help=f"{STAMPEDE_LESSON}: get_or_set vs lock while the key expires every --ttl s",
+    )
+    parser.add_argument("--ttl", type=int, default=2, help="cache lifetime in --stampede")
     parser.add_argument("--reports", type=Path, default=BASE_DIR / "reports")
     options = parser.parse_args(argv)
     # `make loadtest LESSONS="a b"` and `LESSONS=a,b` both work
@@ -124,8 +141,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         )
     except ValueError as error:
         parser.error(str(error))
-    if options.connections and options.host:
-        parser.error("--connections restarts the server with each setting: it needs no --host")
+    if (options.connections or options.stampede) and options.host:
+        parser.error("--connections/--stampede start their own server: they need no --host")
     return options
 
 
@@ -230,7 +247,9 @@ def locust_command(run: Run, options: argparse.Namespace, host: str, prefix: Pat
     return command
 
 
-def run_locust(run: Run, options, host: str, directory: Path, lessons_json: Path) -> list:
+def run_locust(
+    run: Run, options, host: str, directory: Path, lessons_json: Path, *, warm: bool = True
+) -> list:
     prefix = directory / run.label
     env = {
         **os.environ,
@@ -240,7 +259,8 @@ def run_locust(run: Run, options, host: str, directory: Path, lessons_json: Path
         **run.env,
     }
     drain(host)
-    warm_up(host, run)
+    if warm:
+        warm_up(host, run)
     command = locust_command(run, options, host, prefix)
     started = time.monotonic()
     with open(f"{prefix}.log", "wb") as log:
@@ -328,6 +348,64 @@ def run_connections(options, directory: Path, log: Path) -> tuple[list, list[str
     return rows, notes
 
 
+def recomputations(host: str) -> dict[str, int]:
+    url = host + STAMPEDE_STATS_PATH
+    with urllib.request.urlopen(urllib.request.Request(url, headers=MEASURE_HEADERS)) as answer:
+        return json.load(answer)["recomputations"]
+
+
+def run_stampede(options, directory: Path, log: Path) -> tuple[list, list[str], list[dict]]:
+    """Each variant alone while the entry expires every --ttl seconds; recomputations counted.
+
+    gunicorn gets threads (--gunicorn-threads, 8 unless given): a stampede is as
+    wide as the requests the server runs at once, and 2 sync workers cap it at 2.
+    """
+    rows, found = [], []
+    env = {"WEAVE_TAG_STATS_SECONDS": str(options.ttl)}
+    with server.gunicorn(log=log, extra_env=env, **server_options(options)) as host:
+        options.lessons = [STAMPEDE_LESSON]
+        lessons, notes = fetch_lessons(host, options, directory)
+        for variant, counter in STAMPEDE_COUNTERS.items():
+            run = Run(label=f"stampede.{variant}", lessons=lessons)
+            run.tags = [tag_for(STAMPEDE_LESSON, variant)]
+            warm_up(host, run)  # the cold fill is not part of the count
+            before = recomputations(host)[counter]
+            variant_rows = run_locust(
+                run, options, host, directory, directory / "lessons.json", warm=False
+            )
+            counted = recomputations(host)[counter] - before
+            expiries = max(seconds(options.duration) // options.ttl, 1)
+            requests = sum(row.requests for row in variant_rows)
+            found.append(
+                {
+                    "variant": variant,
+                    "requests": requests,
+                    "recomputations": counted,
+                    "expiries": expiries,
+                    "per_expiry": round(counted / expiries, 1),
+                }
+            )
+            rows += variant_rows
+    return rows, notes, found
+
+
+def stampede_table(found: list[dict], options) -> list[str]:
+    lines = [
+        f"Cache lifetime {options.ttl} s over {options.duration}: about "
+        f"{found[0]['expiries'] if found else 0} expiries per variant; recomputations "
+        f"counted by {STAMPEDE_STATS_PATH}.",
+        "",
+        "| variant | requests | recomputations | expiries | recomputations per expiry |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {item['variant']} | {item['requests']:,} | {item['recomputations']:,} | "
+        f"{item['expiries']} | {item['per_expiry']} |"
+        for item in found
+    ]
+    return lines
+
+
 def with_params(lesson: LessonSpec, pairs: list[str]) -> LessonSpec:
     if not pairs:
         return lesson
@@ -384,13 +462,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop_on_sigterm()
     options = parse_args(argv)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    directory = options.reports / (stamp + ("-connections" if options.connections else ""))
+    suffix = "-connections" if options.connections else "-stampede" if options.stampede else ""
+    directory = options.reports / (stamp + suffix)
     directory.mkdir(parents=True, exist_ok=True)
     log = directory / "gunicorn.log"
     print(f"Load test; reports in {directory}")
     if options.connections:
         rows, notes = run_connections(options, directory, log)
         title = f"Connection lesson: {options.conn_lesson}/{options.conn_variant}"
+    elif options.stampede:
+        if "--gunicorn-threads" not in argv:
+            options.gunicorn_threads = 8
+        rows, notes, found = run_stampede(options, directory, log)
+        (directory / "stampede.json").write_text(json.dumps(found, indent=2) + "\n")
+        notes += ["", *stampede_table(found, options)]
+        title = f"Cache stampede: {STAMPEDE_LESSON}"
     elif options.host:
         rows, notes = run_variants(options, directory, options.host)
         title = "Load test"

@@ -67,3 +67,32 @@ def test_only_the_generated_part_is_replaced():
 def test_the_workshop_guide_has_the_markers():
     guide = (ROOT / "docs" / "WORKSHOP.md").read_text()
     assert guide.index(BEGIN) < guide.index(END)
+
+
+def test_single_request_figures_come_from_compare_json(tmp_path):
+    lesson = all_lessons()[0]
+    variants = [
+        {"variant": "naive", "queries": 101, "db_ms": 40.0, "total_ms": 80.0, "bytes": 24800},
+        {"variant": "optimized", "queries": 1, "db_ms": 2.5, "total_ms": 8.0, "bytes": 24800},
+    ]
+    for row in variants:
+        row["speedup"] = 80.0 / row["total_ms"]
+    compare = tmp_path / "compare.json"
+    compare.write_text(
+        json.dumps({"rounds": 7, "lessons": [{"slug": lesson.slug, "variants": variants}]})
+    )
+    guide = render(results_file(tmp_path, []), compare)
+    assert "`manage.py compare --rounds 7`" in guide
+    assert "| naive | 101 | 40.0 | 80.0 | 24,800 | 1.0x |" in guide
+    assert "| optimized | 1 | 2.5 | 8.0 | 24,800 | 10.0x |" in guide
+    assert "Under load: not measured yet" in guide
+    assert guide.count("**Expect**: not measured yet") == len(all_lessons()) - 1
+
+
+def test_write_and_auth_lessons_say_how_to_run_them(tmp_path):
+    guide = render(results_file(tmp_path, []))
+    for lesson in all_lessons():
+        if lesson.kind == "write":
+            assert f"make loadtest LESSONS={lesson.slug} WRITES=1" in guide
+    assert "`/tasks/login/` as `member0001`" in guide
+    assert "make loadtest-stampede" in guide

@@ -25,6 +25,7 @@ from loadtests.run import (
     parse_overrides,
     plan_runs,
     seconds,
+    stampede_table,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -258,3 +259,19 @@ def test_comparison_table_puts_variants_side_by_side_with_ratios(tmp_path):
 
 def test_locust_durations_in_seconds():
     assert [seconds(value) for value in ("30s", "2m", "1h30m", "45")] == [30, 120, 5400, 45]
+
+
+def test_the_stampede_scenario_reports_recomputations_per_expiry():
+    options = parse_args(["--stampede", "--ttl", "3", "--duration", "30s"])
+    assert options.stampede and options.ttl == 3
+    found = [
+        {"variant": "get_or_set", "requests": 900, "recomputations": 45, "expiries": 10},
+        {"variant": "optimized", "requests": 2000, "recomputations": 10, "expiries": 10},
+    ]
+    for item in found:
+        item["per_expiry"] = item["recomputations"] / item["expiries"]
+    table = "\n".join(stampede_table(found, options))
+    assert "| get_or_set | 900 | 45 | 10 | 4.5 |" in table
+    assert "| optimized | 2,000 | 10 | 10 | 1.0 |" in table
+    with pytest.raises(SystemExit):
+        parse_args(["--stampede", "--host", "http://127.0.0.1:8000"])
