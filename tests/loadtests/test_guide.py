@@ -96,3 +96,14 @@ def test_write_and_auth_lessons_say_how_to_run_them(tmp_path):
             assert f"make loadtest LESSONS={lesson.slug} WRITES=1" in guide
     assert "`/tasks/login/` as `member0001`" in guide
     assert "make loadtest-stampede" in guide
+
+
+def test_the_hand_written_lesson_map_names_every_lesson():
+    guide = (ROOT / "docs" / "WORKSHOP.md").read_text()
+    hand_written = guide[: guide.index(BEGIN)] + guide[guide.index(END) :]
+    missing = [
+        lesson.slug
+        for lesson in all_lessons()
+        if f"| `{lesson.slug}` | {lesson.app} |" not in hand_written
+    ]
+    assert not missing, f"add these lessons to the map in docs/WORKSHOP.md: {missing}"
