@@ -278,10 +278,30 @@ def run_locust(
     stats = Path(f"{prefix}_stats.csv")
     if not stats.exists():
         raise RuntimeError(f"Locust wrote no statistics for {run.label}; see {prefix}.log")
-    rows = report.read_stats(stats, run=run.label)
-    summary = ", ".join(f"{row.variant} {row.rps:.1f} req/s p95 {row.p95:.0f} ms" for row in rows)
-    print(f"  {run.label}: {summary or 'no requests'} ({time.monotonic() - started:.0f}s)")
+    rows = with_silent_variants(report.read_stats(stats, run=run.label), run)
+    summary = ", ".join(
+        f"{row.variant} {row.rps:.1f} req/s p95 {row.p95:.0f} ms"
+        if row.requests
+        else f"{row.variant}: no request completed"
+        for row in rows
+    )
+    print(f"  {run.label}: {summary} ({time.monotonic() - started:.0f}s)")
     return rows
+
+
+def with_silent_variants(rows: list, run: Run) -> list:
+    """A variant whose requests all outlasted the run has no row in Locust's CSV: add one.
+
+    Its absence would hide the worst collapse of all; the table shows 0 requests.
+    """
+    seen = {(row.lesson, row.variant) for row in rows}
+    silent = [
+        report.Row(lesson.page, name, 0, 0, 0.0, 0, 0, 0, 0, run=run.label)
+        for lesson in run.lessons
+        for name in lesson.variant_names
+        if tag_for(lesson.slug, name) in run.tags and (lesson.page, name) not in seen
+    ]
+    return rows + silent
 
 
 def fetch_lessons(host: str, options, directory: Path) -> tuple[list[LessonSpec], list[str]]:

@@ -26,6 +26,7 @@ from loadtests.run import (
     plan_runs,
     seconds,
     stampede_table,
+    with_silent_variants,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -275,3 +276,14 @@ def test_the_stampede_scenario_reports_recomputations_per_expiry():
     assert "| optimized | 2,000 | 10 | 10 | 1.0 |" in table
     with pytest.raises(SystemExit):
         parse_args(["--stampede", "--host", "http://127.0.0.1:8000"])
+
+
+def test_a_variant_without_a_completed_request_still_gets_a_row():
+    lessons = parse_registry(FAKE_REGISTRY)
+    run = plan_runs(lessons, mix="together", variants=[])[0]
+    rows = [report.Row("/lessons/thread-page/", "optimized", 10, 0, 5.0, 10, 20, 30, 100)]
+    rows = with_silent_variants(rows, run)
+    silent = {(row.lesson, row.variant) for row in rows if row.requests == 0}
+    assert ("/lessons/thread-page/", "naive") in silent and len(rows) == 5
+    table = report.as_markdown(in_registry_order(rows, lessons))
+    assert "| /lessons/thread-page/ | naive | 0 | 0 | 0.0 | - | - | - | - | - | - |" in table
