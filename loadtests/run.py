@@ -175,9 +175,12 @@ def plan_runs(lessons: list[LessonSpec], *, mix: str, variants: list[str]) -> li
             if not variants or name in variants
         ]
         return [Run(label="together", lessons=lessons, tags=tags)]
+    # Read lessons first: a write lesson that ran before them (task-import adds rows,
+    # message-purge deletes some) would change the data they are measured on.
+    ordered = sorted(lessons, key=lambda lesson: lesson.kind == "write")
     return [
         Run(label=f"{lesson.slug}.{name}", lessons=[lesson], tags=[tag_for(lesson.slug, name)])
-        for lesson in lessons
+        for lesson in ordered
         for name in lesson.variant_names
         if not variants or name in variants
     ]

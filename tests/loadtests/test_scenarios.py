@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,9 @@ def test_each_variant_runs_alone_by_default():
         ["my-tasks:naive"],
         ["my-tasks:optimized"],
     ]
+    with_writes = [replace(lessons[0], kind="write"), lessons[1]]
+    ordered = plan_runs(with_writes, mix="per-variant", variants=["naive"])
+    assert [run.label for run in ordered] == ["my-tasks.naive", "thread-page.naive"]
     only = plan_runs(lessons, mix="per-variant", variants=["optimized"])
     assert [run.label for run in only] == ["thread-page.optimized", "my-tasks.optimized"]
     together = plan_runs(lessons, mix="together", variants=[])
