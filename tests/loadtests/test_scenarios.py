@@ -291,3 +291,5 @@ def test_a_variant_without_a_completed_request_still_gets_a_row():
     assert ("/lessons/thread-page/", "naive") in silent and len(rows) == 5
     table = report.as_markdown(in_registry_order(rows, lessons))
     assert "| /lessons/thread-page/ | naive | 0 | 0 | 0.0 | - | - | - | - | - | - |" in table
+    run.env["WEAVE_REQUEST_LABEL"] = "persistent"  # the connection lesson labels its rows
+    assert with_silent_variants(rows[:1], run) == rows[:1]
