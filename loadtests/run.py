@@ -74,7 +74,7 @@ WRITE_PARAMS = ["task-import:count=100"]
 
 
 # The stampede scenario: the tag statistics' cache entry expires every
-# STAMPEDE_TTL seconds on the server (WEAVE_TAG_STATS_SECONDS), and
+# --ttl seconds on the server (WEAVE_TAG_STATS_SECONDS), and
 # /articles/cache-stats/ counts how often each variant recomputed it.
 STAMPEDE_LESSON = "tag-stats-cache"
 STAMPEDE_COUNTERS = {"get_or_set": "tag-stats (get_or_set)", "optimized": "tag-stats (lock)"}
