@@ -107,3 +107,12 @@ def test_the_hand_written_lesson_map_names_every_lesson():
         if f"| `{lesson.slug}` | {lesson.app} |" not in hand_written
     ]
     assert not missing, f"add these lessons to the map in docs/WORKSHOP.md: {missing}"
+
+
+def test_a_variant_with_no_finished_request_says_so(tmp_path):
+    lesson = all_lessons()[0]
+    silent = {**row(lesson.page_url(), "naive", 0, 0), "requests": 0}
+    rows = [silent, row(lesson.page_url(), "optimized", 95, 200)]
+    guide = render(results_file(tmp_path, rows))
+    assert "| naive | 0 | no request finished within the run |||||" in guide
+    assert "| optimized | 95.0 | 100 | 200 | 300 | 0 | 21.8 kB | - |" in guide

@@ -151,6 +151,9 @@ def expect_section(
     ]
     for row in rows:
         speedup = f"{row['rps'] / base['rps']:.1f}x" if base["rps"] else "-"
+        if not row.get("requests", 1):
+            lines.append(f"| {row['variant']} | 0 | no request finished within the run |||||")
+            continue
         lines.append(
             f"| {row['variant']} | {row['rps']:.1f} | {row['p50']:.0f} | {row['p95']:.0f} | "
             f"{row['p99']:.0f} | {row['failures']} | {row['avg_bytes'] / 1000:.1f} kB "
