@@ -86,6 +86,9 @@ class LessonUser(FastHttpUser):
     label = os.environ.get("WEAVE_REQUEST_LABEL", "")
 
     def on_start(self) -> None:
+        # Round robin over the variants selected by --tags (Locust's own choice is
+        # random): a short run of several variants together still covers each one.
+        self.rotation = itertools.cycle([task.variant for task in self.tasks])
         self.headers = dict(MEASURE_HEADERS)
         if self.lesson.renders == "json":
             self.headers["Accept"] = "application/json"
@@ -122,9 +125,10 @@ class LessonUser(FastHttpUser):
 
 def variant_task(lesson: LessonSpec, variant: VariantSpec):
     def task(user: LessonUser) -> None:
-        user.call(variant)
+        user.call(next(user.rotation))
 
     task.__name__ = f"{lesson.slug}:{variant.name}"
+    task.variant = variant
     tags = [lesson.slug, variant.name, tag_for(lesson.slug, variant.name), lesson.kind]
     return tag(*tags, *(["auth"] if lesson.auth else []))(task)
 
