@@ -36,23 +36,26 @@ def test_a_user_without_a_token_gets_one_created_once(member, api_client):
     assert first == second == Token.objects.get(user=member).key
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"username": "nobody", "password": "weave-demo"},
-        {"username": "__member__", "password": "wrong"},
-        {"username": "__member__"},
-        {},
-    ],
-)
-def test_bad_credentials_are_a_json_400(member, api_client, body):
-    if body.get("username") == "__member__":
-        body = {**body, "username": member.username}
+@pytest.mark.parametrize("body", [{"username": "__member__"}, {"password": "x"}, {}])
+def test_a_malformed_body_is_a_json_400_naming_the_fields(member, api_client, body):
+    body = {key: member.username if value == "__member__" else value for key, value in body.items()}
     response = api_client.post(URL, body, format="json")
     assert response.status_code == 400
     payload = response.json()
     assert payload["status"] == 400 and payload["detail"] == "Invalid input."
-    assert payload["errors"]
+    assert set(payload["errors"]) == {"username", "password"} - set(body)
+
+
+@pytest.mark.parametrize("username", ["nobody", "__member__"])
+def test_wrong_credentials_are_a_json_401_naming_the_scheme(member, api_client, username):
+    username = member.username if username == "__member__" else username
+    response = api_client.post(URL, {"username": username, "password": "wrong"}, format="json")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+    assert response.json() == {
+        "detail": "Unable to log in with the username and password given.",
+        "status": 401,
+    }
     assert not Token.objects.filter(user=member).exists()
 
 
@@ -60,7 +63,7 @@ def test_an_inactive_user_gets_no_token(member, api_client):
     member.is_active = False
     member.save(update_fields=["is_active"])
     response = api_client.post(URL, {"username": member.username, "password": "weave-demo"})
-    assert response.status_code == 400
+    assert response.status_code == 401
 
 
 def test_malformed_json_wrong_method_and_stale_credentials_are_4xx(member, api_client):
@@ -77,5 +80,5 @@ def test_login_attempts_are_throttled_per_client(member, api_client, monkeypatch
     monkeypatch.setattr(LoginRateThrottle, "rate", "2/min")
     body = {"username": member.username, "password": "wrong"}
     statuses = [api_client.post(URL, body, format="json").status_code for _ in range(3)]
-    assert statuses == [400, 400, 429]
+    assert statuses == [401, 401, 429]
     assert api_client.post(URL, body, format="json").json()["status"] == 429
