@@ -85,7 +85,7 @@ clean: services-down
 #   make loadtest-connections   CONN_MAX_AGE=0 vs persistent vs psycopg pool
 #   make loadtest-stampede      the tag-stats-cache key expired under load: recomputations
 # Write lessons change the demo data: they run only with WRITES=1 (bounded bodies,
-# see loadtests/run.py), and the preset is re-seeded afterwards.
+# see loadtests/run.py), and the preset is re-seeded after each of them.
 # Reports (Locust CSV + HTML per run, comparison.md/.json) go to reports/<timestamp>/.
 USERS ?= 10
 DURATION ?= 30s
@@ -104,8 +104,7 @@ loadtest: seed
 	$(PY) -m loadtests.run $(if $(LESSONS),--lessons $(LESSONS)) --users $(USERS) \
 		--duration $(DURATION) --workers $(WORKERS) --mix $(MIX) \
 		--gunicorn-workers $(GUNICORN_WORKERS) $(if $(HOST),--host $(HOST)) \
-		$(if $(WRITES),--writes)
-	$(if $(WRITES),$(if $(HOST),,$(PY) manage.py seed --preset $(PRESET) --reset --yes))
+		$(if $(WRITES),--writes $(if $(HOST),,--after-write "$(PY) manage.py seed --preset $(PRESET) --reset --yes"))
 
 loadtest-connections: seed
 	$(PY) -m loadtests.run --connections --conn-lesson $(CONN_LESSON) \

@@ -108,6 +108,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="include write lessons (they change the data: re-seed afterwards)",
     )
     parser.add_argument(
+        "--after-write",
+        default="",
+        help="a command run after each write lesson, e.g. a re-seed, so the next "
+        "lesson starts from the same data (make loadtest WRITES=1 sets it)",
+    )
+    parser.add_argument(
         "--params",
         nargs="*",
         default=None,
@@ -343,10 +349,30 @@ def fetch_lessons(host: str, options, directory: Path) -> tuple[list[LessonSpec]
 def run_variants(options, directory: Path, host: str) -> tuple[list, list[str]]:
     lessons, notes = fetch_lessons(host, options, directory)
     rows = []
-    for run in plan_runs(lessons, mix=options.mix, variants=options.variants):
+    runs = plan_runs(lessons, mix=options.mix, variants=options.variants)
+    for index, run in enumerate(runs):
         run.env.update(getattr(options, "auth_env", {}))
         rows += run_locust(run, options, host, directory, directory / "lessons.json")
+        if options.after_write and ends_a_write_lesson(runs, index):
+            after_write(options.after_write, directory)
+    if options.after_write and any(lesson.kind == "write" for lesson in lessons):
+        notes.append(f"After each write lesson: `{options.after_write}`.")
     return in_registry_order(rows, lessons), notes
+
+
+def ends_a_write_lesson(runs: list[Run], index: int) -> bool:
+    """The run is the last variant of a write lesson (task-import's rows must not reach
+    task-report-export's measurement)."""
+    lesson = runs[index].lessons[0]
+    following = runs[index + 1].lessons[0] if index + 1 < len(runs) else None
+    return lesson.kind == "write" and following is not lesson and len(runs[index].lessons) == 1
+
+
+def after_write(command: str, directory: Path) -> None:
+    with open(directory / "after-write.log", "ab") as log:
+        subprocess.run(
+            shlex.split(command), cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT, check=True
+        )
 
 
 def in_registry_order(rows: list, lessons: list[LessonSpec]) -> list:

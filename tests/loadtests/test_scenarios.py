@@ -21,6 +21,7 @@ from loadtests import report, server
 from loadtests.registry import AuthConfig, parse_registry, select, tag_for
 from loadtests.run import (
     apply_overrides,
+    ends_a_write_lesson,
     in_registry_order,
     parse_args,
     parse_overrides,
@@ -293,3 +294,14 @@ def test_a_variant_without_a_completed_request_still_gets_a_row():
     assert "| /lessons/thread-page/ | naive | 0 | 0 | 0.0 | - | - | - | - | - | - |" in table
     run.env["WEAVE_REQUEST_LABEL"] = "persistent"  # the connection lesson labels its rows
     assert with_silent_variants(rows[:1], run) == rows[:1]
+
+
+def test_the_re_seed_hook_runs_after_the_last_variant_of_each_write_lesson():
+    lessons = parse_registry(FAKE_REGISTRY)
+    writes = [replace(lesson, kind="write") for lesson in lessons]
+    runs = plan_runs(writes, mix="per-variant", variants=[])
+    ends = [run.label for index, run in enumerate(runs) if ends_a_write_lesson(runs, index)]
+    assert ends == ["thread-page.optimized", "my-tasks.optimized"]
+    reads = plan_runs(lessons, mix="per-variant", variants=[])
+    assert not [index for index in range(len(reads)) if ends_a_write_lesson(reads, index)]
+    assert parse_args([]).after_write == ""  # only make loadtest WRITES=1 re-seeds
