@@ -106,8 +106,11 @@ clean: services-down
 # ---------------------------------------------------------------------------
 # Load tests (loadtests/, docs/WORKSHOP.md). Headless Locust against our own
 # production-like gunicorn on 127.0.0.1 (DJANGO_DEBUG=0), or against HOST=.
-#   make loadtest [LESSONS="a b"] [USERS=10] [DURATION=30s] [WORKERS=1] [HOST=url]
+#   make loadtest [LESSONS="a b"] [USERS=10] [DURATION=30s] [WORKERS=1] [HOST=url] [WRITES=1]
 #   make loadtest-connections   CONN_MAX_AGE=0 vs persistent vs psycopg pool
+#   make loadtest-stampede      the tag-stats-cache key expired under load: recomputations
+# Write lessons change the demo data: they run only with WRITES=1 (bounded bodies,
+# see loadtests/run.py), and the preset is re-seeded after each of them.
 # Reports (Locust CSV + HTML per run, comparison.md/.json) go to reports/<timestamp>/.
 USERS ?= 10
 DURATION ?= 30s
@@ -118,17 +121,27 @@ GUNICORN_WORKERS ?= 2
 CONN_LESSON ?= latest-messages
 CONN_PARAMS ?= limit=1
 
-.PHONY: loadtest loadtest-connections workshop-guide
+WRITES ?=
+
+.PHONY: loadtest loadtest-connections loadtest-stampede workshop-guide
 
 loadtest: seed
 	$(PY) -m loadtests.run $(if $(LESSONS),--lessons $(LESSONS)) --users $(USERS) \
 		--duration $(DURATION) --workers $(WORKERS) --mix $(MIX) \
-		--gunicorn-workers $(GUNICORN_WORKERS) $(if $(HOST),--host $(HOST))
+		--gunicorn-workers $(GUNICORN_WORKERS) $(if $(HOST),--host $(HOST)) \
+		$(if $(WRITES),--writes $(if $(HOST),,--after-write "$(PY) manage.py seed --preset $(PRESET) --reset --yes"))
 
 loadtest-connections: seed
 	$(PY) -m loadtests.run --connections --conn-lesson $(CONN_LESSON) \
 		$(if $(CONN_PARAMS),--conn-params $(CONN_PARAMS)) --users $(USERS) \
 		--duration $(DURATION) --workers $(WORKERS) --gunicorn-workers $(GUNICORN_WORKERS)
+
+# tag-stats-cache's entry expires every TTL seconds under load: get_or_set recomputes
+# once per waiting request, the lock once per expiry (gunicorn with 8 threads per worker).
+TTL ?= 2
+loadtest-stampede: seed
+	$(PY) -m loadtests.run --stampede --ttl $(TTL) --users $(USERS) --duration $(DURATION) \
+		--workers $(WORKERS) --gunicorn-workers $(GUNICORN_WORKERS)
 
 # Regenerate the per-lesson part of docs/WORKSHOP.md from the registry.
 workshop-guide: install

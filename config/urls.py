@@ -3,11 +3,15 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from tasks.auth import token_login
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("lab.urls")),
     path("articles/", include("articles.urls")),
     path("tasks/", include("tasks.urls")),
+    # username/password -> {"token": ...} for the task API (scripts, Locust)
+    path("api/auth/token/", token_login, name="auth-token"),
     # OpenAPI schema of every JSON endpoint, lesson variants included (lab/schema.py);
     # the UIs' assets come from drf-spectacular-sidecar, not a CDN.
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -5,10 +5,11 @@
 Each lesson becomes a user class (`latest-messages` -> `LatestMessagesUser`) with one
 task per variant. Request names are `<variant>:/lessons/<slug>/`, so Locust's table
 shows a lesson's naive, tier and optimized rows side by side. Every task carries
-the tags `<slug>`, `<variant>` and `<slug>:<variant>` (and `auth` for lessons that
-need a user): `--tags optimized` runs every optimized variant, `--tags
-latest-messages:naive` exactly one. A lesson added to the registry is covered
-without any change here.
+the tags `<slug>`, `<variant>`, `<slug>:<variant>`, the lesson's kind (`read` or
+`write`) and `auth` for lessons that need a user: `--tags optimized` runs every
+optimized variant, `--tags latest-messages:naive` exactly one, `--exclude-tags
+write` leaves the demo data alone (write lessons insert, update or delete rows).
+A lesson added to the registry is covered without any change here.
 
 Environment (all optional; `loadtests.run` sets them):
 - LOCUST_HOST: the server (or `--host`); its /api/lessons/ is read at import time.
@@ -85,6 +86,9 @@ class LessonUser(FastHttpUser):
     label = os.environ.get("WEAVE_REQUEST_LABEL", "")
 
     def on_start(self) -> None:
+        # Round robin over the variants selected by --tags (Locust's own choice is
+        # random): a short run of several variants together still covers each one.
+        self.rotation = itertools.cycle([task.variant for task in self.tasks])
         self.headers = dict(MEASURE_HEADERS)
         if self.lesson.renders == "json":
             self.headers["Accept"] = "application/json"
@@ -92,8 +96,11 @@ class LessonUser(FastHttpUser):
             self.log_in()
 
     def log_in(self) -> None:
-        """Each simulated user logs in as its own seeded user (a DRF token)."""
+        """Each simulated user logs in (a DRF token), unless a token was handed over."""
         auth = self.auth_config
+        if auth.token:
+            self.headers["Authorization"] = f"{auth.scheme} {auth.token}"
+            return
         with self.client.post(
             auth.token_url,
             json=auth.credentials(next(_user_numbers)),
@@ -118,10 +125,11 @@ class LessonUser(FastHttpUser):
 
 def variant_task(lesson: LessonSpec, variant: VariantSpec):
     def task(user: LessonUser) -> None:
-        user.call(variant)
+        user.call(next(user.rotation))
 
     task.__name__ = f"{lesson.slug}:{variant.name}"
-    tags = [lesson.slug, variant.name, tag_for(lesson.slug, variant.name)]
+    task.variant = variant
+    tags = [lesson.slug, variant.name, tag_for(lesson.slug, variant.name), lesson.kind]
     return tag(*tags, *(["auth"] if lesson.auth else []))(task)
 
 

@@ -104,12 +104,10 @@ def table_rows(rows: list[Row]) -> list[tuple[str, ...]]:
                 f"{row.requests:,}",
                 f"{row.failures:,}",
                 f"{row.rps:.1f}",
-                f"{row.p50:.0f}",
-                f"{row.p95:.0f}",
-                f"{row.p99:.0f}",
-                human_bytes(row.avg_bytes),
+                *(f"{value:.0f}" if row.requests else "-" for value in (row.p50, row.p95, row.p99)),
+                human_bytes(row.avg_bytes) if row.requests else "-",
                 ratio(row.rps, base.rps),
-                ratio(row.p95, base.p95),
+                ratio(row.p95, base.p95) if row.requests else "-",
             )
         )
     return result

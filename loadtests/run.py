@@ -3,6 +3,7 @@
     python -m loadtests.run [--lessons SLUG ...] [--users 10] [--duration 30s]
                             [--workers 1] [--host URL] [--mix per-variant|together]
     python -m loadtests.run --connections        # CONN_MAX_AGE=0 vs persistent vs pool
+    python -m loadtests.run --stampede           # a cache key expiring under load
 
 Without --host it starts its own production-like gunicorn on 127.0.0.1 (see
 loadtests/server.py) and stops it at the end. Per run it writes Locust's CSV, HTML
@@ -14,6 +15,12 @@ slow naive variant cannot steal the CPU from the optimized one it is compared wi
 before each run the server is drained (requests a slow variant left queued are
 finished) and every URL is called once to warm it up. `--mix together` instead runs
 all selected variants at once in a single run (the smoke test does, to stay short).
+
+Write lessons (kind `write`: they insert, update or delete rows) are skipped unless
+`--writes` is given, so a load test leaves the demo data as seeded; `make loadtest
+WRITES=1` includes them and re-seeds afterwards. Under load they send bounded
+bodies: `--params` overrides example parameters (default: `task-import:count=100`,
+100 tasks per request instead of the lesson's 1,000, still 100 INSERTs against one).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -34,10 +42,12 @@ from pathlib import Path
 from lab.procfile import BASE_DIR
 from loadtests import report, server
 from loadtests.registry import (
+    MEASURE_HEADERS,
     REGISTRY_PATH,
     AuthConfig,
     LessonSpec,
     fetch_registry,
+    login,
     parse_registry,
     preflight_auth,
     select,
@@ -56,6 +66,19 @@ CONNECTION_SETTINGS: dict[str, dict[str, str]] = {
     # psycopg's pool (Django 5.1+), which requires CONN_MAX_AGE=0
     "pool": {"DJANGO_CONN_MAX_AGE": "0", "DJANGO_DB_POOL": "1"},
 }
+
+
+# What write lessons send under load instead of their example parameters: bounded
+# bodies, so a 30 s run adds thousands of rows, not hundreds of thousands.
+WRITE_PARAMS = ["task-import:count=100"]
+
+
+# The stampede scenario: the tag statistics' cache entry expires every
+# --ttl seconds on the server (WEAVE_TAG_STATS_SECONDS), and
+# /articles/cache-stats/ counts how often each variant recomputed it.
+STAMPEDE_LESSON = "tag-stats-cache"
+STAMPEDE_COUNTERS = {"get_or_set": "tag-stats (get_or_set)", "optimized": "tag-stats (lock)"}
+STAMPEDE_STATS_PATH = "/articles/cache-stats/"
 
 
 @dataclass
@@ -79,6 +102,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--gunicorn-workers", type=int, default=2)
     parser.add_argument("--gunicorn-threads", type=int, default=1)
     parser.add_argument("--mix", choices=("per-variant", "together"), default="per-variant")
+    parser.add_argument(
+        "--writes",
+        action="store_true",
+        help="include write lessons (they change the data: re-seed afterwards)",
+    )
+    parser.add_argument(
+        "--after-write",
+        default="",
+        help="a command run after each write lesson, e.g. a re-seed, so the next "
+        "lesson starts from the same data (make loadtest WRITES=1 sets it)",
+    )
+    parser.add_argument(
+        "--params",
+        nargs="*",
+        default=None,
+        help="SLUG:KEY=VALUE overrides of example parameters "
+        f"(default: {' '.join(WRITE_PARAMS)}; `--params` alone: none)",
+    )
     parser.add_argument("--connections", action="store_true", help="the connection lesson")
     parser.add_argument("--conn-lesson", default="latest-messages")
     parser.add_argument("--conn-variant", default="optimized")
@@ -89,14 +130,46 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="key=value pairs replacing the example parameters (a cheap request shows "
         "the connection cost best, e.g. limit=1)",
     )
+    parser.add_argument(
+        "--stampede",
+        action="store_true",
+        help=f"{STAMPEDE_LESSON}: get_or_set vs lock while the key expires every --ttl s",
+    )
+    parser.add_argument("--ttl", type=int, default=2, help="cache lifetime in --stampede")
     parser.add_argument("--reports", type=Path, default=BASE_DIR / "reports")
     options = parser.parse_args(argv)
     # `make loadtest LESSONS="a b"` and `LESSONS=a,b` both work
     options.lessons = [slug for item in options.lessons for slug in item.split(",") if slug]
     options.variants = [name for item in options.variants for name in item.split(",") if name]
-    if options.connections and options.host:
-        parser.error("--connections restarts the server with each setting: it needs no --host")
+    try:
+        options.overrides = parse_overrides(
+            WRITE_PARAMS if options.params is None else options.params
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    if (options.connections or options.stampede) and options.host:
+        parser.error("--connections/--stampede start their own server: they need no --host")
     return options
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, dict[str, str]]:
+    """`task-import:count=100` -> {"task-import": {"count": "100"}}."""
+    overrides: dict[str, dict[str, str]] = {}
+    for item in items:
+        slug, colon, pair = item.partition(":")
+        key, equals, value = pair.partition("=")
+        if not (slug and colon and key and equals):
+            raise ValueError(f"--params takes SLUG:KEY=VALUE, not {item!r}")
+        overrides.setdefault(slug, {})[key] = value
+    return overrides
+
+
+def apply_overrides(document: dict, overrides: dict[str, dict[str, str]]) -> dict:
+    """The registry document with overridden example parameters (Locust reads this copy)."""
+    for item in document["lessons"]:
+        for variant in item["variants"]:
+            variant["params"] = {**variant.get("params", {}), **overrides.get(item["slug"], {})}
+    return document
 
 
 def plan_runs(lessons: list[LessonSpec], *, mix: str, variants: list[str]) -> list[Run]:
@@ -108,9 +181,12 @@ def plan_runs(lessons: list[LessonSpec], *, mix: str, variants: list[str]) -> li
             if not variants or name in variants
         ]
         return [Run(label="together", lessons=lessons, tags=tags)]
+    # Read lessons first: a write lesson that ran before them (task-import adds rows,
+    # message-purge deletes some) would change the data they are measured on.
+    ordered = sorted(lessons, key=lambda lesson: lesson.kind == "write")
     return [
         Run(label=f"{lesson.slug}.{name}", lessons=[lesson], tags=[tag_for(lesson.slug, name)])
-        for lesson in lessons
+        for lesson in ordered
         for name in lesson.variant_names
         if not variants or name in variants
     ]
@@ -180,7 +256,9 @@ def locust_command(run: Run, options: argparse.Namespace, host: str, prefix: Pat
     return command
 
 
-def run_locust(run: Run, options, host: str, directory: Path, lessons_json: Path) -> list:
+def run_locust(
+    run: Run, options, host: str, directory: Path, lessons_json: Path, *, warm: bool = True
+) -> list:
     prefix = directory / run.label
     env = {
         **os.environ,
@@ -190,7 +268,8 @@ def run_locust(run: Run, options, host: str, directory: Path, lessons_json: Path
         **run.env,
     }
     drain(host)
-    warm_up(host, run)
+    if warm:
+        warm_up(host, run)
     command = locust_command(run, options, host, prefix)
     started = time.monotonic()
     with open(f"{prefix}.log", "wb") as log:
@@ -208,32 +287,102 @@ def run_locust(run: Run, options, host: str, directory: Path, lessons_json: Path
     stats = Path(f"{prefix}_stats.csv")
     if not stats.exists():
         raise RuntimeError(f"Locust wrote no statistics for {run.label}; see {prefix}.log")
-    rows = report.read_stats(stats, run=run.label)
-    summary = ", ".join(f"{row.variant} {row.rps:.1f} req/s p95 {row.p95:.0f} ms" for row in rows)
-    print(f"  {run.label}: {summary or 'no requests'} ({time.monotonic() - started:.0f}s)")
+    rows = with_silent_variants(report.read_stats(stats, run=run.label), run)
+    summary = ", ".join(
+        f"{row.variant} {row.rps:.1f} req/s p95 {row.p95:.0f} ms"
+        if row.requests
+        else f"{row.variant}: no request completed"
+        for row in rows
+    )
+    print(f"  {run.label}: {summary} ({time.monotonic() - started:.0f}s)")
     return rows
 
 
+def with_silent_variants(rows: list, run: Run) -> list:
+    """A variant whose requests all outlasted the run has no row in Locust's CSV: add one.
+
+    Its absence would hide the worst collapse of all; the table shows 0 requests.
+    """
+    if run.env.get("WEAVE_REQUEST_LABEL"):
+        return rows  # rows carry a server setting, not the variant name (connections)
+    seen = {(row.lesson, row.variant) for row in rows}
+    silent = [
+        report.Row(lesson.page, name, 0, 0, 0.0, 0, 0, 0, 0, run=run.label)
+        for lesson in run.lessons
+        for name in lesson.variant_names
+        if tag_for(lesson.slug, name) in run.tags and (lesson.page, name) not in seen
+    ]
+    return rows + silent
+
+
 def fetch_lessons(host: str, options, directory: Path) -> tuple[list[LessonSpec], list[str]]:
-    document = fetch_registry(host)
+    document = apply_overrides(fetch_registry(host), options.overrides)
     lessons_json = directory / "lessons.json"
     lessons_json.write_text(json.dumps(document, indent=2))
     lessons = select(parse_registry(document), options.lessons)
     notes = []
-    skipped = preflight_auth(host, lessons, AuthConfig.resolve(document))
+    writes = [lesson.slug for lesson in lessons if lesson.kind == "write"]
+    if writes and not options.writes:
+        notes.append(
+            f"Skipped write lessons (they change the demo data; --writes): {', '.join(writes)}"
+        )
+        print(f"  note: {notes[-1]}")
+        lessons = [lesson for lesson in lessons if lesson.kind != "write"]
+    elif writes and options.overrides:
+        sent = "; ".join(f"{slug} {params}" for slug, params in options.overrides.items())
+        notes.append(f"Write lessons included; parameters overridden under load: {sent}.")
+    auth = AuthConfig.resolve(document)
+    skipped = preflight_auth(host, lessons, auth)
     if skipped:
         print(f"  note: {skipped}")
         notes.append(f"Skipped: {skipped}")
         lessons = [lesson for lesson in lessons if not lesson.auth]
+    elif any(lesson.auth for lesson in lessons) and auth.one_user and not auth.token:
+        # One login here instead of one per simulated user inside the measured window.
+        options.auth_env = {"WEAVE_LOADTEST_TOKEN": login(host, auth, 0)}
+        notes.append(
+            f"Auth lessons: every simulated user sends the token of {auth.username_for(0)}."
+        )
     return lessons, notes
 
 
 def run_variants(options, directory: Path, host: str) -> tuple[list, list[str]]:
     lessons, notes = fetch_lessons(host, options, directory)
     rows = []
-    for run in plan_runs(lessons, mix=options.mix, variants=options.variants):
+    runs = plan_runs(lessons, mix=options.mix, variants=options.variants)
+    for index, run in enumerate(runs):
+        run.env.update(getattr(options, "auth_env", {}))
         rows += run_locust(run, options, host, directory, directory / "lessons.json")
-    return rows, notes
+        if options.after_write and ends_a_write_lesson(runs, index):
+            after_write(options.after_write, directory)
+    if options.after_write and any(lesson.kind == "write" for lesson in lessons):
+        notes.append(f"After each write lesson: `{options.after_write}`.")
+    return in_registry_order(rows, lessons), notes
+
+
+def ends_a_write_lesson(runs: list[Run], index: int) -> bool:
+    """The run is the last variant of a write lesson (task-import's rows must not reach
+    task-report-export's measurement)."""
+    lesson = runs[index].lessons[0]
+    following = runs[index + 1].lessons[0] if index + 1 < len(runs) else None
+    return lesson.kind == "write" and following is not lesson and len(runs[index].lessons) == 1
+
+
+def after_write(command: str, directory: Path) -> None:
+    with open(directory / "after-write.log", "ab") as log:
+        subprocess.run(
+            shlex.split(command), cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT, check=True
+        )
+
+
+def in_registry_order(rows: list, lessons: list[LessonSpec]) -> list:
+    """A lesson's rows together, its variants in the registry's order (Locust sorts by name)."""
+    rank = {
+        (lesson.page, name): (i, j)
+        for i, lesson in enumerate(lessons)
+        for j, name in enumerate(lesson.variant_names)
+    }
+    return sorted(rows, key=lambda row: rank.get((row.lesson, row.variant), (len(rank), 0)))
 
 
 def run_connections(options, directory: Path, log: Path) -> tuple[list, list[str]]:
@@ -248,6 +397,64 @@ def run_connections(options, directory: Path, log: Path) -> tuple[list, list[str
             run = Run(label=label, lessons=lessons, tags=tags, env={"WEAVE_REQUEST_LABEL": label})
             rows += run_locust(run, options, host, directory, directory / "lessons.json")
     return rows, notes
+
+
+def recomputations(host: str) -> dict[str, int]:
+    url = host + STAMPEDE_STATS_PATH
+    with urllib.request.urlopen(urllib.request.Request(url, headers=MEASURE_HEADERS)) as answer:
+        return json.load(answer)["recomputations"]
+
+
+def run_stampede(options, directory: Path, log: Path) -> tuple[list, list[str], list[dict]]:
+    """Each variant alone while the entry expires every --ttl seconds; recomputations counted.
+
+    gunicorn gets threads (--gunicorn-threads, 8 unless given): a stampede is as
+    wide as the requests the server runs at once, and 2 sync workers cap it at 2.
+    """
+    rows, found = [], []
+    env = {"WEAVE_TAG_STATS_SECONDS": str(options.ttl)}
+    with server.gunicorn(log=log, extra_env=env, **server_options(options)) as host:
+        options.lessons = [STAMPEDE_LESSON]
+        lessons, notes = fetch_lessons(host, options, directory)
+        for variant, counter in STAMPEDE_COUNTERS.items():
+            run = Run(label=f"stampede.{variant}", lessons=lessons)
+            run.tags = [tag_for(STAMPEDE_LESSON, variant)]
+            warm_up(host, run)  # the cold fill is not part of the count
+            before = recomputations(host)[counter]
+            variant_rows = run_locust(
+                run, options, host, directory, directory / "lessons.json", warm=False
+            )
+            counted = recomputations(host)[counter] - before
+            expiries = max(seconds(options.duration) // options.ttl, 1)
+            requests = sum(row.requests for row in variant_rows)
+            found.append(
+                {
+                    "variant": variant,
+                    "requests": requests,
+                    "recomputations": counted,
+                    "expiries": expiries,
+                    "per_expiry": round(counted / expiries, 1),
+                }
+            )
+            rows += variant_rows
+    return rows, notes, found
+
+
+def stampede_table(found: list[dict], options) -> list[str]:
+    lines = [
+        f"Cache lifetime {options.ttl} s over {options.duration}: about "
+        f"{found[0]['expiries'] if found else 0} expiries per variant; recomputations "
+        f"counted by {STAMPEDE_STATS_PATH}.",
+        "",
+        "| variant | requests | recomputations | expiries | recomputations per expiry |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {item['variant']} | {item['requests']:,} | {item['recomputations']:,} | "
+        f"{item['expiries']} | {item['per_expiry']} |"
+        for item in found
+    ]
+    return lines
 
 
 def with_params(lesson: LessonSpec, pairs: list[str]) -> LessonSpec:
@@ -306,13 +513,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop_on_sigterm()
     options = parse_args(argv)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    directory = options.reports / (stamp + ("-connections" if options.connections else ""))
+    suffix = "-connections" if options.connections else "-stampede" if options.stampede else ""
+    directory = options.reports / (stamp + suffix)
     directory.mkdir(parents=True, exist_ok=True)
     log = directory / "gunicorn.log"
     print(f"Load test; reports in {directory}")
     if options.connections:
         rows, notes = run_connections(options, directory, log)
         title = f"Connection lesson: {options.conn_lesson}/{options.conn_variant}"
+    elif options.stampede:
+        if "--gunicorn-threads" not in argv:
+            options.gunicorn_threads = 8
+        rows, notes, found = run_stampede(options, directory, log)
+        (directory / "stampede.json").write_text(json.dumps(found, indent=2) + "\n")
+        notes += ["", *stampede_table(found, options)]
+        title = f"Cache stampede: {STAMPEDE_LESSON}"
     elif options.host:
         rows, notes = run_variants(options, directory, options.host)
         title = "Load test"

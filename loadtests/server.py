@@ -2,6 +2,10 @@
 
 DJANGO_DEBUG=0 with a throwaway secret key: Silk and the debug toolbar are not
 installed, the query log is off, so the numbers measure the code, not the profiler.
+The server speaks plain HTTP on the loopback, like an app server behind a
+TLS-terminating proxy, so the production profile's HTTPS redirect and secure-only
+cookies are switched off here (with them on, every request is a 301 to https://,
+which this port cannot answer).
 The server runs in its own process group, bound to 127.0.0.1 only, and is always
 stopped (the whole group) when the block ends.
 """
@@ -44,6 +48,10 @@ def production_env(*, port: int, workers: int, threads: int, extra: Mapping[str,
         "GUNICORN_WORKERS": str(workers),
         "GUNICORN_THREADS": str(threads),
         "GUNICORN_ACCESSLOG": "",  # logging every request would share the CPU
+        # Plain HTTP on 127.0.0.1: no redirect to https://, cookies sent without TLS.
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "DJANGO_SESSION_COOKIE_SECURE": "0",
+        "DJANGO_CSRF_COOKIE_SECURE": "0",
         # the venv's executables (gunicorn) without activating it
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
@@ -52,28 +60,53 @@ def production_env(*, port: int, workers: int, threads: int, extra: Mapping[str,
     return env
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer to report (e.g. a 301 to https://), not one to follow."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_opener = urllib.request.build_opener(NoRedirect)
+
+
 def get(url: str, *, timeout: float) -> int:
     request = urllib.request.Request(url, headers=MEASURE_HEADERS)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _opener.open(request, timeout=timeout) as response:
             response.read()
             return response.status
     except urllib.error.HTTPError as error:
+        location = error.headers.get("Location")
+        if location:
+            raise RedirectError(f"{error.code} redirect to {location}") from None
         return error.code
+
+
+class RedirectError(OSError):
+    pass
 
 
 def wait_ready(process: subprocess.Popen, url: str, *, log: Path, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
+    last = "no answer"
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited ({process.returncode}); see {log}")
         try:
-            if get(url, timeout=5) == 200:
+            status = get(url, timeout=5)
+            if status == 200:
                 return
-        except OSError:
-            pass
+            last = f"status {status}"
+        except RedirectError as error:
+            # A redirect never turns into a 200 by waiting: say so at once.
+            raise RuntimeError(f"gunicorn answered {url} with a {error}; see {log}") from None
+        except OSError as error:
+            last = str(error)
         time.sleep(0.3)
-    raise RuntimeError(f"gunicorn did not answer {url} within {timeout_s:.0f}s; see {log}")
+    raise RuntimeError(
+        f"gunicorn did not answer {url} within {timeout_s:.0f}s (last: {last}); see {log}"
+    )
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from rest_framework.exceptions import APIException
 
 from lab.oncommit import save_then_enqueue
 from tasks.models import JobStatus, Organization, ReportJob, Task
@@ -35,8 +36,15 @@ COLUMNS = (
 CHUNK = 2_000  # rows per progress update (and per server-side cursor fetch)
 
 
-class ReportTooLarge(Exception):
-    """A permanent failure: retrying cannot help, the job says why."""
+class ReportTooLarge(APIException):
+    """A permanent failure: retrying cannot help, the job says why.
+
+    Raised inside a request (the naive export), it is a 413 with the JSON error
+    shape, not a 500.
+    """
+
+    status_code = 413
+    default_detail = "The report is too large."
 
 
 def max_rows() -> int:

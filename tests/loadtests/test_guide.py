@@ -67,3 +67,52 @@ def test_only_the_generated_part_is_replaced():
 def test_the_workshop_guide_has_the_markers():
     guide = (ROOT / "docs" / "WORKSHOP.md").read_text()
     assert guide.index(BEGIN) < guide.index(END)
+
+
+def test_single_request_figures_come_from_compare_json(tmp_path):
+    lesson = all_lessons()[0]
+    variants = [
+        {"variant": "naive", "queries": 101, "db_ms": 40.0, "total_ms": 80.0, "bytes": 24800},
+        {"variant": "optimized", "queries": 1, "db_ms": 2.5, "total_ms": 8.0, "bytes": 24800},
+    ]
+    for row in variants:
+        row["speedup"] = 80.0 / row["total_ms"]
+    compare = tmp_path / "compare.json"
+    compare.write_text(
+        json.dumps({"rounds": 7, "lessons": [{"slug": lesson.slug, "variants": variants}]})
+    )
+    guide = render(results_file(tmp_path, []), compare)
+    assert "`manage.py compare --rounds 7`" in guide
+    assert "| naive | 101 | 40.0 | 80.0 | 24,800 | 1.0x |" in guide
+    assert "| optimized | 1 | 2.5 | 8.0 | 24,800 | 10.0x |" in guide
+    assert "Under load: not measured yet" in guide
+    assert guide.count("**Expect**: not measured yet") == len(all_lessons()) - 1
+
+
+def test_write_and_auth_lessons_say_how_to_run_them(tmp_path):
+    guide = render(results_file(tmp_path, []))
+    for lesson in all_lessons():
+        if lesson.kind == "write":
+            assert f"make loadtest LESSONS={lesson.slug} WRITES=1" in guide
+    assert "`/tasks/login/` as `member0001`" in guide
+    assert "make loadtest-stampede" in guide
+
+
+def test_the_hand_written_lesson_map_names_every_lesson():
+    guide = (ROOT / "docs" / "WORKSHOP.md").read_text()
+    hand_written = guide[: guide.index(BEGIN)] + guide[guide.index(END) :]
+    missing = [
+        lesson.slug
+        for lesson in all_lessons()
+        if f"| `{lesson.slug}` | {lesson.app} |" not in hand_written
+    ]
+    assert not missing, f"add these lessons to the map in docs/WORKSHOP.md: {missing}"
+
+
+def test_a_variant_with_no_finished_request_says_so(tmp_path):
+    lesson = all_lessons()[0]
+    silent = {**row(lesson.page_url(), "naive", 0, 0), "requests": 0}
+    rows = [silent, row(lesson.page_url(), "optimized", 95, 200)]
+    guide = render(results_file(tmp_path, rows))
+    assert "| naive | 0 | no request finished within the run |||||" in guide
+    assert "| optimized | 95.0 | 100 | 200 | 300 | 0 | 21.8 kB | - |" in guide

@@ -6,17 +6,30 @@ locustfile is only ever imported in a subprocess here.
 
 from __future__ import annotations
 
+import http.server
 import json
 import subprocess
 import sys
+import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from lab.lessons import all_lessons
-from loadtests import report
+from loadtests import report, server
 from loadtests.registry import AuthConfig, parse_registry, select, tag_for
-from loadtests.run import plan_runs, seconds
+from loadtests.run import (
+    apply_overrides,
+    ends_a_write_lesson,
+    in_registry_order,
+    parse_args,
+    parse_overrides,
+    plan_runs,
+    seconds,
+    stampede_table,
+    with_silent_variants,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,7 +119,9 @@ def test_locustfile_builds_a_user_class_per_lesson_with_tagged_tasks(tmp_path):
     assert thread_page["tasks"] == [
         f"thread-page:{name}" for name in ("naive", "prefetch", "optimized")
     ]
-    assert thread_page["tags"][1] == sorted(["thread-page", "prefetch", "thread-page:prefetch"])
+    assert thread_page["tags"][1] == sorted(
+        ["thread-page", "prefetch", "thread-page:prefetch", "read"]
+    )
 
 
 def test_auth_lessons_are_skipped_with_a_reason_when_no_token_can_be_had(tmp_path):
@@ -139,6 +154,9 @@ def test_each_variant_runs_alone_by_default():
         ["my-tasks:naive"],
         ["my-tasks:optimized"],
     ]
+    with_writes = [replace(lessons[0], kind="write"), lessons[1]]
+    ordered = plan_runs(with_writes, mix="per-variant", variants=["naive"])
+    assert [run.label for run in ordered] == ["my-tasks.naive", "thread-page.naive"]
     only = plan_runs(lessons, mix="per-variant", variants=["optimized"])
     assert [run.label for run in only] == ["thread-page.optimized", "my-tasks.optimized"]
     together = plan_runs(lessons, mix="together", variants=[])
@@ -147,7 +165,13 @@ def test_each_variant_runs_alone_by_default():
 
 
 def test_auth_hook_environment_beats_registry_beats_defaults(monkeypatch):
-    assert AuthConfig.resolve({}).username_for(0) == "member0001"
+    default = AuthConfig.resolve({})
+    # member0001 is the admin of org-01, the organization the task lessons name.
+    assert [default.username_for(i) for i in range(3)] == ["member0001"] * 3
+    assert default.one_user and not default.token
+    monkeypatch.setenv("WEAVE_LOADTEST_TOKEN", "t0k3n")
+    assert AuthConfig.resolve({}).token == "t0k3n"
+    monkeypatch.delenv("WEAVE_LOADTEST_TOKEN")
     from_registry = {"auth": {"token_url": "/api/token/", "username": "user{n}", "users": 3}}
     config = AuthConfig.resolve(from_registry)
     assert (config.token_url, config.username_for(3)) == ("/api/token/", "user1")
@@ -155,6 +179,63 @@ def test_auth_hook_environment_beats_registry_beats_defaults(monkeypatch):
     monkeypatch.setenv("WEAVE_LOADTEST_PASSWORD", "secret")
     config = AuthConfig.resolve(from_registry)
     assert (config.token_url, config.password, config.users) == ("/login/", "secret", 3)
+    assert not config.one_user
+
+
+def test_write_lessons_get_bounded_parameters_under_load():
+    assert parse_args([]).overrides == {"task-import": {"count": "100"}}
+    assert parse_args(["--params"]).overrides == {}
+    options = parse_args(["--params", "my-tasks:limit=5", "my-tasks:page=2"])
+    assert options.overrides == {"my-tasks": {"limit": "5", "page": "2"}}
+    assert not options.writes and parse_args(["--writes"]).writes
+    document = apply_overrides(json.loads(json.dumps(FAKE_REGISTRY)), options.overrides)
+    lessons = {lesson.slug: lesson for lesson in parse_registry(document)}
+    assert lessons["my-tasks"].variants[0].params == {"limit": "5", "page": "2"}
+    assert lessons["thread-page"].variants[0].params == {"page": "1"}
+    with pytest.raises(ValueError, match="SLUG:KEY=VALUE"):
+        parse_overrides(["count=5"])
+
+
+def test_rows_are_grouped_by_lesson_in_registry_order():
+    lessons = parse_registry(FAKE_REGISTRY)
+    names = [("optimized", "my-tasks"), ("naive", "thread-page"), ("naive", "my-tasks")]
+    names += [("optimized", "thread-page"), ("prefetch", "thread-page")]
+    rows = [
+        report.Row(f"/lessons/{slug}/", variant, 1, 0, 1, 1, 1, 1, 1) for variant, slug in names
+    ]
+    ordered = [(row.lesson, row.variant) for row in in_registry_order(rows, lessons)]
+    assert ordered == [
+        ("/lessons/thread-page/", "naive"),
+        ("/lessons/thread-page/", "prefetch"),
+        ("/lessons/thread-page/", "optimized"),
+        ("/lessons/my-tasks/", "naive"),
+        ("/lessons/my-tasks/", "optimized"),
+    ]
+
+
+def test_the_load_test_server_speaks_plain_http_and_a_redirect_is_reported_at_once(tmp_path):
+    env = server.production_env(port=1, workers=1, threads=1, extra={})
+    assert env["DJANGO_DEBUG"] == "0" and env["DJANGO_SECURE_SSL_REDIRECT"] == "0"
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(301)
+            self.send_header("Location", "https://127.0.0.1/api/lessons/")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    with http.server.HTTPServer(("127.0.0.1", 0), Redirect) as httpd:
+        threading.Thread(target=httpd.handle_request, daemon=True).start()
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/api/lessons/"
+        process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            with pytest.raises(RuntimeError, match="301 redirect to https://"):
+                server.wait_ready(process, url, log=tmp_path / "log", timeout_s=20)
+        finally:
+            process.kill()
+            process.wait()
 
 
 STATS_CSV = """Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,\
@@ -184,3 +265,43 @@ def test_comparison_table_puts_variants_side_by_side_with_ratios(tmp_path):
 
 def test_locust_durations_in_seconds():
     assert [seconds(value) for value in ("30s", "2m", "1h30m", "45")] == [30, 120, 5400, 45]
+
+
+def test_the_stampede_scenario_reports_recomputations_per_expiry():
+    options = parse_args(["--stampede", "--ttl", "3", "--duration", "30s"])
+    assert options.stampede and options.ttl == 3
+    found = [
+        {"variant": "get_or_set", "requests": 900, "recomputations": 45, "expiries": 10},
+        {"variant": "optimized", "requests": 2000, "recomputations": 10, "expiries": 10},
+    ]
+    for item in found:
+        item["per_expiry"] = item["recomputations"] / item["expiries"]
+    table = "\n".join(stampede_table(found, options))
+    assert "| get_or_set | 900 | 45 | 10 | 4.5 |" in table
+    assert "| optimized | 2,000 | 10 | 10 | 1.0 |" in table
+    with pytest.raises(SystemExit):
+        parse_args(["--stampede", "--host", "http://127.0.0.1:8000"])
+
+
+def test_a_variant_without_a_completed_request_still_gets_a_row():
+    lessons = parse_registry(FAKE_REGISTRY)
+    run = plan_runs(lessons, mix="together", variants=[])[0]
+    rows = [report.Row("/lessons/thread-page/", "optimized", 10, 0, 5.0, 10, 20, 30, 100)]
+    rows = with_silent_variants(rows, run)
+    silent = {(row.lesson, row.variant) for row in rows if row.requests == 0}
+    assert ("/lessons/thread-page/", "naive") in silent and len(rows) == 5
+    table = report.as_markdown(in_registry_order(rows, lessons))
+    assert "| /lessons/thread-page/ | naive | 0 | 0 | 0.0 | - | - | - | - | - | - |" in table
+    run.env["WEAVE_REQUEST_LABEL"] = "persistent"  # the connection lesson labels its rows
+    assert with_silent_variants(rows[:1], run) == rows[:1]
+
+
+def test_the_re_seed_hook_runs_after_the_last_variant_of_each_write_lesson():
+    lessons = parse_registry(FAKE_REGISTRY)
+    writes = [replace(lesson, kind="write") for lesson in lessons]
+    runs = plan_runs(writes, mix="per-variant", variants=[])
+    ends = [run.label for index, run in enumerate(runs) if ends_a_write_lesson(runs, index)]
+    assert ends == ["thread-page.optimized", "my-tasks.optimized"]
+    reads = plan_runs(lessons, mix="per-variant", variants=[])
+    assert not [index for index in range(len(reads)) if ends_a_write_lesson(reads, index)]
+    assert parse_args([]).after_write == ""  # only make loadtest WRITES=1 re-seeds

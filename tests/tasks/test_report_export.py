@@ -67,6 +67,13 @@ def test_nothing_is_enqueued_before_commit(member, api_client, django_capture_on
     assert len(callbacks) == 1
 
 
+def test_a_report_too_large_for_the_request_is_a_json_413(member, api_client, settings):
+    settings.TASKS_REPORT_MAX_ROWS = 10
+    response = post_report(api_client, member, "naive")
+    assert response.status_code == 413
+    assert response.json() == {"detail": "The report has 30 rows; the limit is 10.", "status": 413}
+
+
 def test_a_failed_job_says_why(member, api_client, settings, django_capture_on_commit_callbacks):
     settings.TASKS_REPORT_MAX_ROWS = 10
     with django_capture_on_commit_callbacks(execute=True):
