@@ -41,9 +41,6 @@ def production_env(*, port: int, workers: int, threads: int, extra: Mapping[str,
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        # Plain HTTP on 127.0.0.1: the production profile's HTTPS redirect would answer
-        # every request (and the readiness check) with a 301.
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": str(workers),
         "GUNICORN_THREADS": str(threads),
