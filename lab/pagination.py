@@ -58,7 +58,7 @@ def estimated_count(
     *,
     timeout_ms: int = 2,
     exact_below: int = 10_000,
-    attempt_exact_below: int = 100_000,
+    attempt_exact_below: int = 50_000,
     sample_rows: int = 50_000,
     seed: int = 1,
 ) -> CountResult:
