@@ -17,6 +17,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import serializers
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
@@ -32,7 +33,9 @@ class LoginRateThrottle(AnonRateThrottle):
 
 class TokenLoginBody(serializers.Serializer):
     # min_length: the schema then says that a blank field is invalid input (a 400).
-    username = serializers.CharField(min_length=1, max_length=150)
+    # No trimming: a whitespace-only username is a wrong username (401), as the
+    # schema (min_length only) says, not a blank field (400).
+    username = serializers.CharField(min_length=1, max_length=150, trim_whitespace=False)
     password = serializers.CharField(
         min_length=1,
         max_length=4096,
@@ -54,6 +57,9 @@ class TokenLoginView(APIView):
     permission_classes = []
     throttle_classes = [LoginRateThrottle]
     renderer_classes = [JSONRenderer]
+    # The API takes JSON bodies only; a login form posts form data too, as
+    # DRF's own obtain_auth_token accepts.
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
 
     def get_authenticate_header(self, request) -> str:
         # A failed login is a 401 that names the scheme the API expects next.
@@ -65,6 +71,7 @@ class TokenLoginView(APIView):
         responses={
             200: inline_serializer("TokenLogin", fields={"token": serializers.CharField()}),
             401: OpenApiResponse(ERROR, description="Wrong username or password, or inactive."),
+            415: OpenApiResponse(ERROR, description="A body that is neither JSON nor a form."),
             429: OpenApiResponse(ERROR, description="Too many attempts from this address."),
         },
     )
