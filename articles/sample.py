@@ -61,3 +61,15 @@ def make_articles(
     ]
     Article.tags.through.objects.bulk_create(tag_rows)
     return articles
+
+
+def make_tagged_articles(tag_count: int, *, author_count: int) -> list[Tag]:
+    """`tag_count` tags over 12 published articles (3 tags each) and 4 drafts.
+
+    The tag lessons' naive variants query per tag, so their counts grow with it.
+    """
+    authors = make_authors(author_count)
+    tags = make_tags(tag_count)
+    make_articles(12, authors=authors, tags=tags, tags_per_article=3)
+    make_articles(4, authors=authors, tags=tags, status=Article.Status.DRAFT)
+    return tags

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET
 
 from articles.models import Article, Tag
 from articles.pages import Deferred, render_page
-from articles.sample import make_articles, make_authors, make_tags
+from articles.sample import make_tagged_articles
 from lab.api import known_query_params
 from lab.lessons import Lesson, Variant, register
 
@@ -58,12 +58,8 @@ def top_tags_view(top_tags, *, cached: bool):
 
 
 def build_data(size: int) -> Mapping[str, Any]:
-    # `size` tags, each on some of 12 published articles and 4 drafts: the naive
-    # sidebar counts each tag separately, so its query count grows with `size`.
-    authors = make_authors(2)
-    tags = make_tags(size)
-    make_articles(12, authors=authors, tags=tags, tags_per_article=3)
-    make_articles(4, authors=authors, tags=tags, status=Article.Status.DRAFT)
+    # The naive sidebar counts each tag separately: its count grows with `size`.
+    make_tagged_articles(size, author_count=2)
     return {}
 
 

@@ -7,27 +7,19 @@ import os
 import subprocess
 import sys
 import time
-from io import StringIO
 
 import psycopg
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 from django.db import connection
 
 from lab.management.commands.seed import SEED_LOCK_ID, Command
+from tests.lab.test_seed import seed
 from tests.reliability.conftest import ROOT
 from weave.models import Message
 from weave.seed import SIZES
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def seed(*args: str) -> str:
-    out = StringIO()
-    call_command(
-        "seed", "--preset", "small", "--only", "weave", *args, stdout=out, stderr=StringIO()
-    )
-    return out.getvalue()
 
 
 def database_url(name: str | None = None) -> str:
