@@ -94,6 +94,15 @@ readme-lessons: install
 silk-clear: migrate
 	$(PY) manage.py silk_clear_request_log
 
+# The real stack under docker compose, checked from the host (bin/compose-check): build,
+# up --wait, catalogue, a JSON lesson per app, a report export done by the worker, the
+# notification mail in Mailpit, a Locust swarm, the production profile; then down --volumes.
+# Needs a Docker engine (not part of `make test`); without a container registry, run it
+# with DOCKER_BUILDKIT=0.
+.PHONY: compose-check
+compose-check: install
+	$(PY) bin/compose-check
+
 # Regenerate the pinned dependency tree after editing pyproject.toml.
 lock:
 	$(BIN)/pip install --quiet uv

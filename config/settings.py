@@ -14,7 +14,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from lab import services
+from lab import redis_roles, services
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -143,34 +143,55 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, sessions, Celery -----------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL") or services.default_redis_url()
+# The test suite's own Redis databases and queue names (tests/conftest.py sets
+# WEAVE_SUITE=1 for the processes it starts): `make test` beside a running
+# `make demo` on the same Redis never flushes, takes or purges the demo's data.
+SUITE = env_bool("WEAVE_SUITE", "pytest" in sys.modules)
+# Each role in a database of its own (lab/redis_roles.py): cache.clear() is a
+# FLUSHDB of the cache's database only, never of queued jobs, results or sessions.
+REDIS_ROLE_URLS = redis_roles.role_urls(REDIS_URL, suite=SUITE)
 # Django's built-in Redis backend (no django-redis):
 # https://docs.djangoproject.com/en/5.2/topics/cache/#redis
 # KEY_PREFIX separates deployments sharing one Redis; bumping VERSION orphans
 # every existing key at once (a deploy-wide invalidation).
+REDIS_CACHE_OPTIONS = {
+    "retry_after": float(os.environ.get("WEAVE_CACHE_RETRY_AFTER", "1")),
+    "socket_connect_timeout": 0.5,
+    "socket_timeout": 0.5,
+}
 CACHES = {
     "default": {
         # RedisCache that serves misses while Redis is down (lab/cache.py): a cache
         # holds copies, so a dead Redis means the slow path, not a 500.
         "BACKEND": "lab.cache.TolerantRedisCache",
-        "LOCATION": REDIS_URL,
-        "OPTIONS": {
-            "retry_after": float(os.environ.get("WEAVE_CACHE_RETRY_AFTER", "1")),
-            "socket_connect_timeout": 0.5,
-            "socket_timeout": 0.5,
-        },
+        "LOCATION": REDIS_ROLE_URLS["cache"],
+        "OPTIONS": REDIS_CACHE_OPTIONS,
         "KEY_PREFIX": os.environ.get("WEAVE_CACHE_PREFIX", "weave"),
         "VERSION": int(os.environ.get("WEAVE_CACHE_VERSION", "1")),
         "TIMEOUT": 300,
-    }
+    },
+    # The session copies: a cache.clear() (or a deploy-wide VERSION bump) signs nobody out.
+    "sessions": {
+        "BACKEND": "lab.cache.TolerantRedisCache",
+        "LOCATION": REDIS_ROLE_URLS["sessions"],
+        "OPTIONS": REDIS_CACHE_OPTIONS,
+        # No TIMEOUT here: cached_db stores each copy for its session's own expiry age.
+        "KEY_PREFIX": os.environ.get("WEAVE_CACHE_PREFIX", "weave"),
+    },
 }
 # Sessions read from Redis, written through to PostgreSQL: a signed-in request
 # costs no session query while the cache is warm, and survives a Redis flush.
 # https://docs.djangoproject.com/en/5.2/topics/http/sessions/#using-cached-sessions
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
-SESSION_CACHE_ALIAS = "default"
+SESSION_CACHE_ALIAS = "sessions"
 
-CELERY_BROKER_URL = REDIS_URL
-CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_BROKER_URL = REDIS_ROLE_URLS["broker"]
+CELERY_RESULT_BACKEND = REDIS_ROLE_URLS["results"]
+# Queue names: the Procfile's worker consumes `celery` and `reports`; the suite's
+# workers consume `suite-celery` and `suite-reports` (tests/workers.py).
+WEAVE_QUEUE_PREFIX = "suite-" if SUITE else ""
+WEAVE_QUEUES = {name: f"{WEAVE_QUEUE_PREFIX}{name}" for name in ("celery", "reports")}
+CELERY_TASK_DEFAULT_QUEUE = WEAVE_QUEUES["celery"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -186,7 +207,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
 }
 # Heavy reports get their own queue so they never delay quick jobs (emails).
-CELERY_TASK_ROUTES = {"tasks.jobs.report_export": {"queue": "reports"}}
+CELERY_TASK_ROUTES = {"tasks.jobs.report_export": {"queue": WEAVE_QUEUES["reports"]}}
 # Broker down: fail the enqueue within about a second (the view answers 503)
 # instead of Celery's default of retrying the publish for longer.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {

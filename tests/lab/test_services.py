@@ -110,6 +110,19 @@ def test_up_starts_both_and_they_answer(first_up, lab_env):
     assert redis_client(lab_env).ping() is True
 
 
+def test_postgres_loads_pg_stat_statements(first_up, lab_env):
+    """As in compose: the database's own per-query view of a load run is there to read."""
+    assert query_one(lab_env, "SHOW shared_preload_libraries") == ("pg_stat_statements",)
+    query_one(lab_env, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    query_one(lab_env, "SELECT pg_stat_statements_reset()")
+    query_one(lab_env, "SELECT 42 AS answer")
+    # (without the preload, reading the view raises "must be loaded via shared_preload_libraries")
+    calls = query_one(
+        lab_env, "SELECT sum(calls) FROM pg_stat_statements WHERE query LIKE 'SELECT $1 AS answer'"
+    )
+    assert calls == (1,)
+
+
 def test_second_up_reuses_the_running_servers(first_up, lab_env):
     before = parse(run_cli("status", env=lab_env).stdout)
     again = parse(run_cli("up", env=lab_env).stdout)

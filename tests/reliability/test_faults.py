@@ -99,7 +99,11 @@ def test_after_a_failure_redis_is_left_alone_for_retry_after(settings, own_redis
 @pytest.mark.django_db
 def test_pages_and_sessions_survive_a_dead_redis(settings, own_redis, client, django_user_model):
     # As configured (WEAVE_CACHE_RETRY_AFTER): after a failure Redis is left alone 1 s.
-    settings.CACHES = {"default": redis_cache(own_redis.url, retry_after=1)}
+    # Cache and session copies both on the Redis this test kills.
+    settings.CACHES = {
+        "default": redis_cache(own_redis.url, retry_after=1),
+        "sessions": redis_cache(own_redis.url, retry_after=1),
+    }
     cache_on_own_redis = own_redis
     user = django_user_model.objects.create_user("reader", password="x")
     client.force_login(user)  # cached_db: the session row in PostgreSQL and a copy in Redis
