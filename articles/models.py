@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils.functional import cached_property
 
@@ -106,13 +106,17 @@ class Article(models.Model):
         return self.tags.count()
 
     def related_articles(self) -> ArticleQuerySet:
-        """Other published articles sharing at least one tag with this one."""
-        return (
-            Article.objects.published()
-            .filter(tags__in=self.tags.all())
-            .exclude(pk=self.pk)
-            .distinct()
-        )
+        """Other published articles sharing at least one tag with this one.
+
+        A semi-join, `EXISTS (a tag of theirs is one of mine)`, not a JOIN on
+        `tags__in` + DISTINCT: each article is tested once and kept or not, so the
+        newest-first preview walks the published index (published_at, id) and stops
+        after its LIMIT, and the COUNT needs no de-duplication of joined rows.
+        """
+        links = Article.tags.through.objects
+        mine = links.filter(article_id=self.pk).values("tag_id")
+        shares_a_tag = links.filter(article_id=OuterRef("pk"), tag_id__in=mine)
+        return Article.objects.published().filter(Exists(shares_a_tag)).exclude(pk=self.pk)
 
     def related_count(self) -> int:
         # A method: a template calls it again at every `{{ article.related_count }}`.

@@ -11,13 +11,13 @@ from django.db import transaction
 
 from config.celery import app
 from tasks.jobs import report_export
-from tasks.models import ReportJob
 from tasks.lessons.task_report_export import (
     ReportBusy,
     report_claim,
     report_finish,
     report_job_create,
 )
+from tasks.models import ReportJob
 from tasks.sample import make_members, make_organization, make_tasks
 from tests.workers import celery_worker, wait_for
 
