@@ -33,6 +33,14 @@ class Author(models.Model):
     def __str__(self) -> str:
         return self.display_name
 
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        # Remember what the pages show, so a save can tell whether it changed it
+        # (articles/signals.py): a bio edit invalidates nothing.
+        instance = super().from_db(db, field_names, values)
+        instance.loaded_display_name = instance.__dict__.get("display_name")
+        return instance
+
 
 class Tag(models.Model):
     name = models.CharField(max_length=50)
@@ -98,6 +106,14 @@ class Article(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("articles:detail", kwargs={"slug": self.slug})
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        # The status as loaded: a save of a draft that stays a draft changes no
+        # public page (articles/signals.py), and telling needs no extra query.
+        instance = super().from_db(db, field_names, values)
+        instance.loaded_status = instance.__dict__.get("status")
+        return instance
 
     @cached_property
     def tag_count(self) -> int:
