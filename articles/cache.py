@@ -86,6 +86,12 @@ def content_changed(*, public: bool = True) -> None:
     transaction.on_commit(functools.partial(_bump, keys))
 
 
+def everything_changed() -> None:
+    """Rows written without signals (COPY, TRUNCATE: `manage.py seed`): bump both."""
+    content_changed(public=True)
+    content_changed(public=False)
+
+
 def _bump(keys: Iterable[str]) -> None:
     for key in keys:
         bump_generation(key)
