@@ -150,7 +150,9 @@ def release_lock(cache, key: str, token: int) -> bool:
     False when it expired and somebody else holds it now, or Redis is down (the lock
     then expires by its own timeout).
     """
-    client = cache._cache
+    client = getattr(cache, "_cache", None)
+    if not hasattr(client, "get_client"):  # not a Redis backend: check, then delete
+        return cache.get(key) == token and cache.delete(key)
     try:
         redis = client.get_client(write=True)
         # An int is stored as its decimal digits by Django's Redis serializer.

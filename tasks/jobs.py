@@ -28,8 +28,9 @@ from tasks.lessons.task_report_export import (
 
 logger = logging.getLogger(__name__)
 
-# Worth retrying: a lock held by another delivery, a dropped connection, a failover.
+# Worth retrying with backoff: a dropped connection, a failover.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+BUSY_RETRIES = 60  # a job owned by another delivery: retried once per lease
 
 
 @shared_task(
@@ -46,8 +47,9 @@ def report_export(self, job_id: int, throttle_seconds: float = 0.0) -> str:
     try:
         return report_run(job_id, retries=self.request.retries, throttle_seconds=throttle_seconds)
     except ReportBusy as busy:
-        # Owned by a live worker: come back when its lease can have expired.
-        raise self.retry(countdown=busy.retry_in, max_retries=None) from busy
+        # Owned by a live worker: come back when its lease can have expired (not a
+        # failure, so not counted against the 5 transient retries; 60 leases at most).
+        raise self.retry(countdown=busy.retry_in, max_retries=BUSY_RETRIES) from busy
     except TRANSIENT_ERRORS as error:
         if self.request.retries >= self.max_retries:
             report_fail(job_id, f"Gave up after {self.max_retries} retries: {error}")

@@ -1,4 +1,4 @@
-"""Composite index: the same rows with and without Index(organization, status, created_at)."""
+"""Composite index: the same rows with and without Index(organization, status, -created_at, -id)."""
 
 import pytest
 from django.db import connection, transaction
