@@ -23,8 +23,8 @@ commit: a reader that cached the pre-commit data under the first bump is correct
 Bulk `QuerySet.update()` sends no signals: call `content_changed()` after one.
 
 Pages are served with validators, not `max-age`: `Cache-Control: no-cache` plus an
-ETag made of the generation, so a browser revalidates every time (a 304 costs one
-Redis GET and no query) and sees a publish at once.
+ETag made of the generation, so a browser revalidates every time (a 304 costs the
+generation's Redis round trips and no query) and sees a publish at once.
 """
 
 from __future__ import annotations

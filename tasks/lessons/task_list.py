@@ -1,7 +1,9 @@
 """A member's task list with the three people on each task.
 
 Slow: the naive list runs 1 query for the tasks, then 4 per task (organization and three users).
-Why: the serializer reads task.assigned_to.username and friends, which Django loads lazily, per row.
+Why: the serializer reads task.assigned_to.username and friends, which Django loads lazily, per row;
+and with no index leading (organization, created_at), every task of the member's organizations
+is read and sorted to keep 50.
 Fix: select_related (only the columns shown), and each organization's newest tasks read in order
 from Index(organization, -created_at, -id): 2 queries, no sort of the organization's tasks.
 """
@@ -139,7 +141,8 @@ lesson = register(
             "The list runs 1 query for the tasks, then 4 per task: organization, assignee, "
             "author and last editor.",
             "The serializer reads task.assigned_to.username (and the others); Django loads "
-            "each related row lazily, one query at a time.",
+            "each related row lazily, one query at a time. And no index serves ORDER BY "
+            "created_at DESC: every task of the member's organizations is sorted to keep 50.",
             "select_related() joins the four rows (only the columns shown); each "
             "organization's newest tasks are read in order from Index(organization, "
             "-created_at, -id), so nothing sorts all of them: 2 queries.",
