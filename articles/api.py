@@ -79,5 +79,6 @@ class ArticleListView(APIView):
 class ArticleDetailView(APIView):
     @extend_schema(responses=ArticleDetailSerializer)
     def get(self, request, slug: str):
-        articles = article_list_optimized()
+        # The list's query, with the body the detail shows (the list defers it).
+        articles = article_list_optimized().defer(None)
         return Response(ArticleDetailSerializer(get_object_or_404(articles, slug=slug)).data)

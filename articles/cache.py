@@ -1,83 +1,118 @@
 """The blog's caches and how they are invalidated.
 
-Three caches, three kinds of key:
-- the "top tags" sidebar fragment: one known key (`make_template_fragment_key`),
-  deleted by signal when its data changes;
-- the per-tag statistics block (low-level cache): one known key, deleted the same
-  way, recomputed under a lock so that an expiry under load costs one
-  recomputation, not one per waiting request (a stampede);
-- whole public pages (`cache_page`): one key per URL and query string, too many
-  to enumerate, so their key prefix carries a *generation* number; a change bumps
-  it and every old page becomes unreachable at once (Redis evicts it later).
+Three caches, every key carrying a *generation* number:
+- the "top tags" sidebar fragment (`{% cache ... articles_top_tags generation %}`);
+- the per-tag statistics block (low-level cache), recomputed under a lock so that
+  an expiry under load costs one recomputation, not one per waiting request (a
+  stampede);
+- whole public pages (`cache_page`), one entry per normalized URL.
 
-Deletion where the keys are known keeps the rest of the cache warm; a generation
-where they are not avoids scanning Redis for keys (RedisCache has no pattern delete).
+Invalidation never deletes: it bumps a generation (an atomic INCR), and every key of
+the old one becomes unreachable at once (Redis evicts it later). Deleting a known key
+had a race: a render that read the database before a publish committed could write
+its stale entry back after the delete. Under generations that late write lands under
+the old number, which nobody reads. The generation is read *before* the data.
+
+Two generations, so that a change invalidates only what it can change:
+- `public`: published articles, tags, an author's display name -> pages, sidebar,
+  statistics;
+- `drafts`: a draft saved, retagged or deleted -> only the statistics (their
+  "drafts" column); a draft is on no public page.
 Invalidation runs at once (read-your-writes inside the transaction) and again on
-commit: a reader that re-cached the old data between the two is corrected.
+commit: a reader that cached the pre-commit data under the first bump is corrected.
 Bulk `QuerySet.update()` sends no signals: call `content_changed()` after one.
+
+Pages are served with validators, not `max-age`: `Cache-Control: no-cache` plus an
+ETag made of the generation, so a browser revalidates every time (a 304 costs the
+generation's Redis round trips and no query) and sees a publish at once.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import random
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
 from django.core.cache.utils import make_template_fragment_key
 from django.db import transaction
+from django.http import HttpResponseNotModified
 from django.utils.cache import patch_cache_control
 from django.views.decorators.cache import cache_page
 
-from lab.cache import cache_unavailable
+from lab.api import GLOBAL_QUERY_PARAMS
+from lab.cache import cache_unavailable, release_lock
 from lab.measure import add_server_timing
 
 TOP_TAGS_FRAGMENT = "articles_top_tags"  # the {% cache %} fragment name
 TOP_TAGS_SECONDS = 600
-PAGE_SECONDS = 300
+PAGE_SECONDS = 300  # how long Redis keeps a page; browsers revalidate every time
 TAG_STATS_KEY = "articles:tag-stats"
 TAG_STATS_PLAIN_KEY = "articles:tag-stats:plain"  # the get_or_set tier's own entry
 # `make loadtest-stampede` shortens it (WEAVE_TAG_STATS_SECONDS=2) so the entry
 # expires many times during one run.
 TAG_STATS_SECONDS = int(os.environ.get("WEAVE_TAG_STATS_SECONDS", "300"))
-GENERATION_KEY = "articles:generation"
+GENERATION_KEY = "articles:generation"  # the public generation
+DRAFTS_GENERATION_KEY = "articles:generation:drafts"
 RECOMPUTATIONS_KEY = "articles:recomputations:{name}"
 
 
-def top_tags_fragment_key() -> str:
-    return make_template_fragment_key(TOP_TAGS_FRAGMENT)
+def top_tags_fragment_key(generation: int | None = None) -> str:
+    """The sidebar's fragment key for this (by default the current) generation."""
+    return make_template_fragment_key(TOP_TAGS_FRAGMENT, [generation or page_generation()])
+
+
+def tag_stats_key(base: str = TAG_STATS_KEY) -> str:
+    # Read before the statistics are computed: see the module docstring.
+    return f"{base}:{page_generation()}:{generation(DRAFTS_GENERATION_KEY)}"
 
 
 # --- invalidation --------------------------------------------------------------------
 
 
-def content_changed() -> None:
-    """Articles, tags or authors changed: drop what shows them, now and after commit."""
-    _invalidate()
-    transaction.on_commit(_invalidate)
+def content_changed(*, public: bool = True) -> None:
+    """Blog content changed: bump its generation now and again after commit.
+
+    `public=False`: only drafts changed (the statistics' drafts column).
+    """
+    keys = [GENERATION_KEY] if public else [DRAFTS_GENERATION_KEY]
+    _bump(keys)
+    transaction.on_commit(functools.partial(_bump, keys))
 
 
-def _invalidate() -> None:
-    cache.delete_many([top_tags_fragment_key(), TAG_STATS_KEY, TAG_STATS_PLAIN_KEY])
-    bump_generation()
+def everything_changed() -> None:
+    """Rows written without signals (COPY, TRUNCATE: `manage.py seed`): bump both."""
+    content_changed(public=True)
+    content_changed(public=False)
+
+
+def _bump(keys: Iterable[str]) -> None:
+    for key in keys:
+        bump_generation(key)
 
 
 def page_generation() -> int:
+    return generation(GENERATION_KEY)
+
+
+def generation(key: str) -> int:
     # Starts at the clock, not at 1: if Redis evicts the counter, a restart at 1
-    # would make pages of an old generation 1 reachable again.
-    cache.add(GENERATION_KEY, time.time_ns(), timeout=None)
-    return cache.get(GENERATION_KEY) or time.time_ns()
+    # would make entries of an old generation 1 reachable again.
+    cache.add(key, time.time_ns(), timeout=None)
+    return cache.get(key) or time.time_ns()
 
 
-def bump_generation() -> None:
+def bump_generation(key: str = GENERATION_KEY) -> None:
     try:
-        cache.incr(GENERATION_KEY)
+        cache.incr(key)
     except ValueError:  # evicted or never set: any fresh clock value is a new generation
-        cache.set(GENERATION_KEY, time.time_ns(), timeout=None)
+        cache.set(key, time.time_ns(), timeout=None)
 
 
 # --- per-view cache -------------------------------------------------------------------
@@ -88,15 +123,37 @@ def _cached_view(view: Callable, seconds: int, key_prefix: str) -> Callable:
     return cache_page(seconds, key_prefix=key_prefix)(view)
 
 
-def cache_page_for_anonymous(seconds: int = PAGE_SECONDS):
-    """`cache_page` keyed by URL (query string included) and the content generation.
+def normalized_query(request, params: Iterable[str]) -> str:
+    """The query string the page depends on: its own parameters, sorted, page 1 implied.
+
+    `?silk=1`, `?format=html`, a reordering or `?page=1` render the same page:
+    they must not make a cache entry of their own.
+    """
+    items = sorted(
+        (name, value)
+        for name, values in request.GET.lists()
+        if name in params and name not in GLOBAL_QUERY_PARAMS
+        for value in values
+        if value != "" and (name, value) != ("page", "1")
+    )
+    return "&".join(f"{name}={value}" for name, value in items)
+
+
+def page_etag(generation_value: int, request, query: str) -> str:
+    digest = hashlib.sha1(f"{request.path}?{query}".encode()).hexdigest()[:16]
+    return f'"{generation_value}-{digest}"'
+
+
+def cache_page_for_anonymous(seconds: int = PAGE_SECONDS, *, params: Iterable[str] = ("page",)):
+    """`cache_page` keyed by normalized URL and the content generation, with an ETag.
 
     Only anonymous requests read or fill it: the header says "Signed in as <name>",
     and `cache_page` as a view decorator stores the response before
     SessionMiddleware adds `Vary: Cookie`, so a signed-in page would be served to
     everybody. Signed-in users get a fresh, `private` page (their session and user
-    lookups cost queries anyway).
+    lookups cost queries anyway). `params`: the query parameters the page reads.
     """
+    params = frozenset(params)
 
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
@@ -106,16 +163,52 @@ def cache_page_for_anonymous(seconds: int = PAGE_SECONDS):
                 patch_cache_control(response, private=True)
                 add_server_timing("cache", desc="bypass")
                 return response
-            prefix = f"articles-page:{page_generation()}"
-            response = _cached_view(view, seconds, prefix)(request, *args, **kwargs)
-            # FetchFromCacheMiddleware sets this False on a hit, True on a miss.
-            hit = getattr(request, "_cache_update_cache", True) is False
-            add_server_timing("cache", desc="hit" if hit else "miss")
-            return response
+            current = page_generation()
+            query = normalized_query(request, params)
+            etag = page_etag(current, request, query)
+            if etag in request.headers.get("If-None-Match", ""):
+                add_server_timing("cache", desc="not-modified")
+                return not_modified(etag)
+            cached = _cached_view(view, seconds, f"articles-page:{current}")
+            return with_validators(_call_keyed(cached, request, query, args, kwargs), etag)
 
         return wrapped
 
     return decorator
+
+
+def _call_keyed(cached_view: Callable, request, query: str, args, kwargs):
+    # cache_page keys by request.build_absolute_uri(): show it the normalized query
+    # string (request.GET is parsed already and keeps every parameter for the view).
+    request.GET  # noqa: B018 - parse the real query string before it is swapped
+    original = request.META.get("QUERY_STRING", "")
+    request.META["QUERY_STRING"] = query
+    try:
+        response = cached_view(request, *args, **kwargs)
+    finally:
+        request.META["QUERY_STRING"] = original
+    # FetchFromCacheMiddleware sets this False on a hit, True on a miss.
+    hit = getattr(request, "_cache_update_cache", True) is False
+    add_server_timing("cache", desc="hit" if hit else "miss")
+    return response
+
+
+def not_modified(etag: str):
+    response = HttpResponseNotModified()
+    response["ETag"] = etag
+    patch_cache_control(response, no_cache=True, public=True)
+    return response
+
+
+def with_validators(response, etag: str):
+    """Replace cache_page's `max-age`/`Expires` by `no-cache` + ETag (200 only)."""
+    for header in ("Expires", "Cache-Control"):
+        if header in response:
+            del response[header]
+    if response.status_code == 200:
+        response["ETag"] = etag
+    patch_cache_control(response, no_cache=True, public=True)
+    return response
 
 
 # --- low-level cache with stampede protection -----------------------------------------
@@ -163,7 +256,10 @@ def get_or_recompute(
 ) -> tuple[Any, str]:
     """Cache `compute()` under `key`; one recomputation per expiry, however many readers.
 
-    - A Redis lock (`cache.add` is SET NX) elects one recomputer.
+    - A Redis lock (`cache.add` is SET NX) elects one recomputer. Its value is a
+      random token, and only the holder of that token deletes it (compare-and-delete
+      in one Lua script): a recomputation that outlived `lock_seconds` must not
+      delete the lock a second recomputer has taken since.
     - Stale-while-revalidate: a value past its freshness stays in Redis for `grace`
       seconds and is served to everybody else while the winner recomputes.
     - Jitter: the freshness is shortened by up to `jitter`, so keys filled together
@@ -176,12 +272,12 @@ def get_or_recompute(
     entry = cache.get(key)
     if entry is not None and entry.fresh_until > time.time():
         return entry.value, "hit"
-    lock = f"{key}:lock"
-    if cache.add(lock, 1, timeout=lock_seconds):
+    lock, token = f"{key}:lock", secrets.randbits(62)
+    if cache.add(lock, token, timeout=lock_seconds):
         try:
             value = _recompute(key, compute, name=name, seconds=seconds, grace=grace, jitter=jitter)
         finally:
-            cache.delete(lock)
+            release_lock(cache, lock, token)
         return value, "miss"
     if entry is not None:
         return entry.value, "stale"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils.functional import cached_property
 
@@ -32,6 +32,14 @@ class Author(models.Model):
 
     def __str__(self) -> str:
         return self.display_name
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        # Remember what the pages show, so a save can tell whether it changed it
+        # (articles/signals.py): a bio edit invalidates nothing.
+        instance = super().from_db(db, field_names, values)
+        instance.loaded_display_name = instance.__dict__.get("display_name")
+        return instance
 
 
 class Tag(models.Model):
@@ -99,6 +107,14 @@ class Article(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("articles:detail", kwargs={"slug": self.slug})
 
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        # The status as loaded: a save of a draft that stays a draft changes no
+        # public page (articles/signals.py), and telling needs no extra query.
+        instance = super().from_db(db, field_names, values)
+        instance.loaded_status = instance.__dict__.get("status")
+        return instance
+
     @cached_property
     def tag_count(self) -> int:
         # Free when the tags were prefetched (count() reads the prefetched list)
@@ -106,13 +122,17 @@ class Article(models.Model):
         return self.tags.count()
 
     def related_articles(self) -> ArticleQuerySet:
-        """Other published articles sharing at least one tag with this one."""
-        return (
-            Article.objects.published()
-            .filter(tags__in=self.tags.all())
-            .exclude(pk=self.pk)
-            .distinct()
-        )
+        """Other published articles sharing at least one tag with this one.
+
+        A semi-join, `EXISTS (a tag of theirs is one of mine)`, not a JOIN on
+        `tags__in` + DISTINCT: each article is tested once and kept or not, so the
+        newest-first preview walks the published index (published_at, id) and stops
+        after its LIMIT, and the COUNT needs no de-duplication of joined rows.
+        """
+        links = Article.tags.through.objects
+        mine = links.filter(article_id=self.pk).values("tag_id")
+        shares_a_tag = links.filter(article_id=OuterRef("pk"), tag_id__in=mine)
+        return Article.objects.published().filter(Exists(shares_a_tag)).exclude(pk=self.pk)
 
     def related_count(self) -> int:
         # A method: a template calls it again at every `{{ article.related_count }}`.

@@ -17,7 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.functional import cached_property
 
-from articles.cache import TOP_TAGS_SECONDS
+from articles.cache import TOP_TAGS_SECONDS, page_generation
 from articles.models import Tag
 from lab.measure import add_server_timing
 
@@ -92,9 +92,11 @@ def render_page(
 ) -> HttpResponse:
     """Render a blog page, with the "top tags" sidebar when `top_tags` is given.
 
-    `cache_top_tags` wraps the sidebar in `{% cache %}`; the Server-Timing header
-    then says whether the fragment was a hit (its query never ran) or a miss.
+    `cache_top_tags` wraps the sidebar in `{% cache %}`, keyed by the content
+    generation read here, before the sidebar's query can run; the Server-Timing
+    header then says whether the fragment was a hit (its query never ran) or a miss.
     """
+    cached = cache_top_tags and top_tags is not None
     response = render(
         request,
         template,
@@ -103,8 +105,9 @@ def render_page(
             "top_tags": top_tags,
             "cache_top_tags": cache_top_tags,
             "top_tags_seconds": TOP_TAGS_SECONDS,
+            "top_tags_generation": page_generation() if cached else None,
         },
     )
-    if cache_top_tags and top_tags is not None:
+    if cached:
         add_server_timing("cache", desc="miss" if top_tags.evaluated else "hit")
     return response

@@ -16,6 +16,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import connection
 from django.utils.text import slugify
 
+from articles.cache import everything_changed
 from lab.seeding import SeedContext, Seeder, register_seeder
 
 SIZES = {
@@ -193,6 +194,7 @@ def seed_blog(context: SeedContext) -> None:
         article_tag_rows(rng, article_ids, tag_ids),
         len(article_ids) * 5,
     )
+    everything_changed()  # COPY sends no signals: nothing cached may survive the new rows
 
 
 class BlogSeeder(Seeder):
@@ -202,6 +204,7 @@ class BlogSeeder(Seeder):
         # only ours, after the authors that point at them are gone.
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM auth_user WHERE username LIKE %s", [USERNAME_PREFIX + "%"])
+        everything_changed()  # TRUNCATE sends no signals: cached pages would outlive the rows
 
 
 register_seeder(

@@ -9,10 +9,18 @@ once, says `cache;desc="unavailable"` in Server-Timing, and stops calling Redis
 for `RETRY_AFTER` seconds so that a hung server costs one socket timeout per
 window, not one per cache call. Data errors (a bad pickle, a wrong type) still
 raise: only "Redis is not there" is tolerated.
+
+A delete or an incr is an invalidation: a silent no-op would leave a stale entry
+(or an old generation) in place once Redis answers again. The client remembers
+the ones it could not send and replays them, in order, on its next successful
+call. The memory is per process: a process that exits while Redis is down loses
+its list (a generation that starts at the clock, or the entries' own timeouts,
+bound what that costs).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from functools import wraps
@@ -28,20 +36,25 @@ logger = logging.getLogger("weave.cache")
 UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
-def _tolerant(miss):
-    """Wrap a client method: while Redis is unavailable, return `miss(args)` instead."""
+def _tolerant(miss, *, remember: bool = False):
+    """Wrap a client method: while Redis is unavailable, return `miss(args)` instead.
+
+    `remember`: the call is an invalidation; keep it for replay instead of losing it.
+    """
 
     def decorate(method):
         @wraps(method)
         def wrapper(self, *args):
             if time.monotonic() < self._skip_until:
                 add_server_timing("cache", desc="unavailable")
-                return miss(*args)
+                return self._missed(method, args, miss, remember)
             try:
+                if self._pending:
+                    self._replay()
                 result = method(self, *args)
             except UNAVAILABLE as error:
                 self._mark_down(error)
-                return miss(*args)
+                return self._missed(method, args, miss, remember)
             self.unavailable = False
             return result
 
@@ -62,6 +75,22 @@ class TolerantRedisCacheClient(RedisCacheClient):
         # True from a failed call until a call succeeds: callers that coordinate
         # through the cache (a lock taken with add()) can tell "taken" from "no Redis".
         self.unavailable = False
+        # Invalidations (delete, delete_many, incr) that found Redis down, to replay.
+        self._pending: list[tuple] = []
+
+    def _missed(self, method, args, miss, remember: bool):
+        if remember:
+            self._pending.append((method, args))
+        return miss(*args)
+
+    def _replay(self) -> None:
+        """Send the invalidations Redis missed; raises (and keeps the rest) if it is down."""
+        while self._pending:
+            method, args = self._pending[0]
+            with contextlib.suppress(ValueError):  # incr of a key that is gone: nothing left
+                method(self, *args)
+            self._pending.pop(0)
+        logger.warning("Redis cache back: replayed the invalidations it missed")
 
     def _mark_down(self, error: Exception) -> None:
         self.unavailable = True
@@ -74,12 +103,12 @@ class TolerantRedisCacheClient(RedisCacheClient):
     get = _tolerant(lambda key, default: default)(RedisCacheClient.get)
     set = _tolerant(lambda key, value, timeout: None)(RedisCacheClient.set)
     touch = _tolerant(lambda key, timeout: False)(RedisCacheClient.touch)
-    delete = _tolerant(lambda key: False)(RedisCacheClient.delete)
+    delete = _tolerant(lambda key: False, remember=True)(RedisCacheClient.delete)
     get_many = _tolerant(lambda keys: {})(RedisCacheClient.get_many)
     has_key = _tolerant(lambda key: False)(RedisCacheClient.has_key)
-    incr = _tolerant(lambda key, delta: _not_found())(RedisCacheClient.incr)
+    incr = _tolerant(lambda key, delta: _not_found(), remember=True)(RedisCacheClient.incr)
     set_many = _tolerant(lambda data, timeout: None)(RedisCacheClient.set_many)
-    delete_many = _tolerant(lambda keys: None)(RedisCacheClient.delete_many)
+    delete_many = _tolerant(lambda keys: None, remember=True)(RedisCacheClient.delete_many)
     clear = _tolerant(lambda: False)(RedisCacheClient.clear)
 
 
@@ -103,3 +132,30 @@ class TolerantRedisCache(RedisCache):
 def cache_unavailable(cache) -> bool:
     """True when `cache` is a TolerantRedisCache whose Redis is down right now."""
     return getattr(cache, "unavailable", False)
+
+
+# Compare-and-delete in one step: GET then DEL from Python could delete a lock that
+# expired and was taken by someone else between the two calls.
+RELEASE_LOCK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+def release_lock(cache, key: str, token: int) -> bool:
+    """Delete the lock `key` only if it still holds `token` (taken with `cache.add`).
+
+    False when it expired and somebody else holds it now, or Redis is down (the lock
+    then expires by its own timeout).
+    """
+    client = getattr(cache, "_cache", None)
+    if not hasattr(client, "get_client"):  # not a Redis backend: check, then delete
+        return cache.get(key) == token and cache.delete(key)
+    try:
+        redis = client.get_client(write=True)
+        # An int is stored as its decimal digits by Django's Redis serializer.
+        return bool(redis.eval(RELEASE_LOCK, 1, cache.make_and_validate_key(key), int(token)))
+    except UNAVAILABLE:
+        return False

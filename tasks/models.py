@@ -2,10 +2,11 @@
 
 Every task belongs to one organization; a user sees the tasks of the
 organizations they are a member of, and only members (not viewers) may write.
-The composite index (organization, status, created_at) serves the tracker's main
-list: one organization's tasks of one status, newest first, read in index order
-with no sort. `TaskUnindexed` mirrors the same rows without that index so that
-both plans stay live side by side (the composite-index lesson).
+Two composite indexes serve the tracker's lists in index order, with no sort:
+(organization, created_at desc, id desc) one organization's tasks newest first
+(the task list, the API's keyset pages), and (organization, status, created_at
+desc, id desc) the same for one status. `TaskUnindexed` mirrors the same rows
+without them so that both plans stay live side by side (the composite-index lesson).
 """
 
 from __future__ import annotations
@@ -99,10 +100,17 @@ class Task(TaskFields):
 
     class Meta:
         indexes = [
-            # One organization's tasks of one status, newest first: an index
-            # range scan in order, no sort, stops after LIMIT rows.
+            # One organization's tasks, newest first, ties broken by id: the list's
+            # ORDER BY created_at DESC, id DESC LIMIT n and the API's keyset
+            # condition (created_at, id) < (%s, %s) read one index range, no sort.
             models.Index(
-                fields=["organization", "status", "created_at"], name="task_org_status_created_idx"
+                fields=["organization", "-created_at", "-id"], name="task_org_created_idx"
+            ),
+            # The same for one status. `-id` too: without it the index gives
+            # created_at order only, and an Incremental Sort orders the ties by id.
+            models.Index(
+                fields=["organization", "status", "-created_at", "-id"],
+                name="task_org_status_created_idx",
             ),
         ]
 
@@ -142,6 +150,7 @@ class ReportJob(models.Model):
 
     The file is stored in the row: web and worker share the database, not a
     disk. For big files production would use object storage and keep a key here.
+    `attempts` numbers the claims: it is the fencing token of the current owner.
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
@@ -155,6 +164,8 @@ class ReportJob(models.Model):
     error = models.TextField(blank=True, default="")
     celery_id = models.CharField(max_length=64, blank=True, default="")
     attempts = models.PositiveSmallIntegerField(default=0)  # deliveries that started the job
+    # The current claim's lease: a running job whose lease has expired lost its worker.
+    lease_until = models.DateTimeField(null=True, blank=True)
     retries = models.PositiveSmallIntegerField(default=0)  # Celery retries before it ran
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.db.models import Q
 from django.shortcuts import render
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from lab.api import reject_unknown_fields, validated_query
+from lab.pagination import KeysetPagination
+from tasks.http import TenantAPIView, csv_response
+from tasks.lessons.task_list import NEWEST_FIRST, organization_ids_of, task_page
 from tasks.models import Membership, Priority, ReportJob, Status
 from tasks.serializers import (
     MembershipSerializer,
@@ -30,12 +30,6 @@ from tasks.serializers import (
     TaskWriteSerializer,
 )
 from tasks.tenancy import organizations_of, require_writer_in, tasks_visible_to
-
-
-class TenantAPIView(APIView):
-    # Token first: a request without credentials gets 401 with WWW-Authenticate.
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
-    permission_classes = [IsAuthenticated]
 
 
 def task_list_queryset(user):
@@ -50,25 +44,50 @@ class TaskListQuery(serializers.Serializer):
     status = serializers.ChoiceField(choices=Status.choices, required=False)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
     limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
-    offset = serializers.IntegerField(min_value=0, max_value=10_000, default=0)
+    cursor = serializers.CharField(required=False, max_length=500)
 
 
 class TaskListView(TenantAPIView):
-    @extend_schema(parameters=[TaskListQuery], responses=TaskSerializer(many=True))
+    """Newest first, by keyset: `?cursor=` from the `Link: <...>; rel="next"` header.
+
+    No OFFSET: page 200 costs what page 1 costs, because each organization's
+    index range starts right after the cursor's (created_at, id). The body stays
+    a JSON list; a forged, edited or expired cursor is a 400.
+    """
+
+    @extend_schema(
+        parameters=[TaskListQuery],
+        responses={200: OpenApiResponse(TaskSerializer(many=True), description="Link: rel=next")},
+    )
     def get(self, request):
         query = validated_query(request, TaskListQuery)
-        tasks = task_list_queryset(request.user)
-        if "organization" in query:
-            if not organizations_of(request.user).filter(slug=query["organization"]).exists():
-                raise NotFound("No such organization.")
-            tasks = tasks.filter(organization__slug=query["organization"])
-        for name in ("status", "priority"):
-            if name in query:
-                tasks = tasks.filter(**{name: query[name]})
-        page = tasks.order_by("-created_at", "-id")[
-            query["offset"] : query["offset"] + query["limit"]
-        ]
-        return Response(TaskSerializer(page, many=True).data)
+        cursors = KeysetPagination(
+            ordering=NEWEST_FIRST, salt="tasks.api.tasks", page_size=query["limit"]
+        )
+        cursor = cursors.decode(query.get("cursor"))
+        rows = task_page(
+            organization_ids=self.organization_ids(request.user, query.get("organization")),
+            limit=query["limit"] + 1,  # one more: is there a next page?
+            where=Q(**{name: query[name] for name in ("status", "priority") if name in query}),
+            after=cursor,
+        )
+        tasks, next_cursor = cursors.page(rows, cursor)
+        response = Response(TaskSerializer(tasks, many=True).data)
+        if next_cursor:
+            url = request.build_absolute_uri(request.path)
+            params = request.GET.copy()
+            params["cursor"] = next_cursor
+            response["Link"] = f'<{url}?{params.urlencode()}>; rel="next"'
+        return response
+
+    @staticmethod
+    def organization_ids(user, slug: str | None) -> list[int]:
+        if slug is None:
+            return organization_ids_of(user)
+        ids = list(organizations_of(user).filter(slug=slug).values_list("pk", flat=True))
+        if not ids:
+            raise NotFound("No such organization.")
+        return ids
 
     @extend_schema(request=TaskWriteSerializer, responses={201: TaskSerializer})
     def post(self, request):
@@ -148,12 +167,6 @@ class ReportDownloadView(TenantAPIView):
             )
         content = ReportJob.objects.values_list("content", flat=True).get(pk=pk)
         return csv_response(content, f"{job.organization.slug}-tasks-{job.pk}.csv")
-
-
-def csv_response(content: str, filename: str) -> HttpResponse:
-    response = HttpResponse(content, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 class LoginView(auth_views.LoginView):

@@ -3,6 +3,8 @@
 Slow: the detail page shows the related-articles count twice and runs the same COUNT twice.
 Why: `{{ article.related_count }}` calls a method, and the template calls it at every use.
 Fix: `@cached_property` computes it once per instance; the second use reads the attribute.
+Both variants share `Article.related_articles()`: an `Exists()` semi-join over the published
+index, not `tags__in` + DISTINCT, so the 5-newest preview stops after its LIMIT.
 """
 
 from __future__ import annotations
@@ -109,7 +111,9 @@ lesson = register(
         notes=(
             "4 queries optimized: article + author (JOIN), tags, the related COUNT once, the "
             "5 newest related. The count over articles sharing a popular tag reads thousands "
-            "of rows, so each repeated call costs milliseconds."
+            "of rows, so each repeated call costs milliseconds. The related set is an "
+            "Exists() semi-join (no DISTINCT): the preview walks the published index and "
+            "stops after 5."
         ),
     )
 )

@@ -4,7 +4,8 @@ Slow: the statistics table computes four aggregates for every tag on every reque
 Why: as first written, 4 queries per tag; as one query, it still joins and groups the whole
 article-tag table (tens of ms at the workshop preset), for numbers that change rarely.
 Fix: `cache.get_or_set` keeps the result in Redis; when it expires under load, every request
-recomputes at once (a stampede), so the fix adds a lock, stale-while-revalidate and jitter.
+recomputes at once (a stampede), so the fix adds a lock (released only by its owner),
+stale-while-revalidate and jitter; the key carries a content generation that a change bumps.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from django.db.models import Count, Max, Q
 from django.views.decorators.http import require_GET
 
 from articles.cache import (
-    TAG_STATS_KEY,
     TAG_STATS_PLAIN_KEY,
     TAG_STATS_SECONDS,
     get_or_recompute,
     get_or_set_counted,
+    tag_stats_key,
 )
 from articles.models import Article, Tag
 from articles.pages import render_page
@@ -70,15 +71,20 @@ def tag_stats_aggregated() -> list[dict[str, Any]]:
 def tag_stats_get_or_set() -> list[dict[str, Any]]:
     # Right while warm. On a miss, every concurrent request runs the aggregate.
     return get_or_set_counted(
-        TAG_STATS_PLAIN_KEY, tag_stats_aggregated, name="tag-stats-plain", seconds=TAG_STATS_SECONDS
+        tag_stats_key(TAG_STATS_PLAIN_KEY),
+        tag_stats_aggregated,
+        name="tag-stats-plain",
+        seconds=TAG_STATS_SECONDS,
     )
 
 
 def tag_stats_optimized() -> list[dict[str, Any]]:
     # One recomputation per expiry: a Redis lock elects the recomputer, the others
-    # serve the stale value (or wait for the first one on a cold cache).
+    # serve the stale value (or wait for the first one on a cold cache). The key
+    # carries the content generations, read before the aggregate runs: a change
+    # moves readers to a new key, and a late write of stale numbers lands on the old one.
     stats, how = get_or_recompute(
-        TAG_STATS_KEY, tag_stats_aggregated, name="tag-stats", seconds=TAG_STATS_SECONDS
+        tag_stats_key(), tag_stats_aggregated, name="tag-stats", seconds=TAG_STATS_SECONDS
     )
     add_server_timing("cache", desc=how)
     return stats
@@ -109,8 +115,9 @@ lesson = register(
             "The tag statistics table recomputes four aggregates per tag on every request.",
             "Even as one GROUP BY it reads the whole article-tag table; and a plain cached "
             "copy, when it expires under load, is recomputed by every request at once.",
-            "Cache the single aggregate in Redis; on expiry a lock lets one request "
-            "recompute while the others serve the stale copy; jitter spreads expiries.",
+            "Cache the single aggregate in Redis under a generation-keyed entry; on expiry a "
+            "lock (released only by its owner) lets one request recompute while the others "
+            "serve the stale copy; jitter spreads expiries.",
         ),
         variants=(
             Variant("naive", tag_stats_view(tag_stats_naive), "4 queries per tag, uncached"),

@@ -3,8 +3,9 @@
 Slow: the sidebar ranks every tag by its published articles on every page view.
 Why: first written as one COUNT per tag (1 + T queries); even as one annotated query it
 aggregates the whole article-tag table (about 60 ms at the workshop preset) each time.
-Fix: one `Count(filter=...)` query, wrapped in `{% cache %}`: 1 query cold, 0 warm;
-signals delete the fragment key when articles are published, retagged or deleted, or a tag renamed.
+Fix: one `Count(filter=...)` query, wrapped in `{% cache %}`: 1 query cold, 0 warm. The fragment
+key carries the content generation that signals bump when a published article changes, is
+retagged or deleted, or a tag renamed: a render that read the old counts cannot write them back.
 """
 
 from __future__ import annotations
@@ -68,14 +69,14 @@ lesson = register(
         slug="top-tags-fragment",
         title="Top tags sidebar: fragment cache",
         app="articles",
-        technique="{% cache %} + signal invalidation",
+        technique="{% cache %} + generation key",
         explanation=(
             "Every page recomputes the top-tags sidebar: 1 + T queries as first written, "
             "one 60 ms aggregate once annotated.",
             "The ranking needs every tag's published count, which changes only when an "
             "article is published, unpublished, retagged or deleted, or a tag renamed.",
-            "{% cache %} around the annotated query: 1 query cold, 0 warm; signals delete "
-            "make_template_fragment_key('articles_top_tags') on every such change.",
+            "{% cache %} around the annotated query, keyed by a content generation: 1 query "
+            "cold, 0 warm; signals bump the generation on every such change.",
         ),
         variants=(
             Variant(

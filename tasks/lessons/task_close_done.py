@@ -18,11 +18,11 @@ from rest_framework.response import Response
 from lab.api import validated_body
 from lab.explain import update_sql
 from lab.lessons import Lesson, Variant, register
+from tasks.http import OrganizationBody, TenantAPIView
 from tasks.models import Status, Task
 from tasks.sample import make_foreign_tenant, make_members, make_organization, make_tasks
 from tasks.seed import demo_context, demo_organization
 from tasks.tenancy import organization_for
-from tasks.views import TenantAPIView
 
 
 def tasks_close_done_naive(*, organization, user) -> int:
@@ -39,10 +39,6 @@ def tasks_close_done_optimized(*, organization, user) -> int:
     return Task.objects.filter(organization=organization, status=Status.DONE).update(
         status=Status.CLOSED, updated_by=user, updated_at=timezone.now()
     )
-
-
-class OrganizationBody(serializers.Serializer):
-    organization = serializers.SlugField()
 
 
 class TaskCloseDoneView(TenantAPIView):

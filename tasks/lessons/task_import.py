@@ -17,11 +17,11 @@ from rest_framework.response import Response
 from lab.api import validated_body
 from lab.explain import insert_sql
 from lab.lessons import Lesson, Variant, register
+from tasks.http import TenantAPIView
 from tasks.models import Priority, Status, Task
 from tasks.sample import make_foreign_tenant, make_members, make_organization
 from tasks.seed import demo_context, demo_organization
 from tasks.tenancy import organization_for
-from tasks.views import TenantAPIView
 
 BATCH_SIZE = 500
 

@@ -38,6 +38,13 @@ def test_optimized_joins_authors_and_prefetches_tags(blog, django_assert_num_que
     assert optimized == naive
 
 
+def test_optimized_list_never_loads_the_body(blog, django_assert_num_queries):
+    with django_assert_num_queries(2) as captured:
+        # 1. SELECT articles (no body) JOIN authors, 2. SELECT their tags
+        rows(article_list_optimized())
+    assert '"articles_article"."body"' not in captured.captured_queries[0]["sql"]
+
+
 def test_annotation_fills_tag_count_without_a_query(blog, django_assert_num_queries):
     naive = rows(article_list_naive())
     with django_assert_num_queries(2) as captured:

@@ -39,3 +39,19 @@ def test_missing_or_unknown_slug(client, blog):
     assert client.get("/lessons/related-count/optimized/", {"slug": "nope"}).status_code == 404
     draft = blog["drafts"][0].slug
     assert client.get("/lessons/related-count/optimized/", {"slug": draft}).status_code == 404
+
+
+def test_related_is_a_semi_join_on_the_published_index(blog, django_assert_num_queries):
+    article = blog["published"][0]
+    sql = str(article.related_articles().query)
+    assert "EXISTS" in sql and "DISTINCT" not in sql
+    tags = set(article.tags.values_list("id", flat=True))
+    expected = {
+        other.pk
+        for other in blog["published"]
+        if other.pk != article.pk and tags & set(other.tags.values_list("id", flat=True))
+    }
+    with django_assert_num_queries(1):
+        # 1. SELECT id FROM article WHERE published AND EXISTS (shared tag) AND id <> %s
+        related = set(article.related_articles().values_list("id", flat=True))
+    assert related == expected

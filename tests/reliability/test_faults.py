@@ -68,6 +68,35 @@ def test_dead_redis_is_a_cache_miss(cache_on_own_redis):
 
 
 @pytest.mark.django_db
+def test_an_invalidation_while_redis_is_down_is_replayed_not_lost(settings, own_redis):
+    from articles.cache import bump_generation
+
+    settings.CACHES = {"default": redis_cache(own_redis.url, retry_after=5)}
+    own_redis.kill()
+    assert cache.get("anything") is None  # fails: the breaker is open for 5 s
+    own_redis.start()
+    # Meanwhile another process (a fresh client) caches a page and a generation.
+    other = caches.create_connection("default")
+    other.set("page", "stale")
+    other.set("articles:generation", 1000, timeout=None)
+    # This process invalidates while it still believes Redis is down: nothing is sent.
+    cache.delete("page")
+    bump_generation()
+    assert other.get("page") == "stale" and other.get("articles:generation") == 1000
+    wait_until_the_breaker_closes(cache)
+    assert cache.get("unrelated") is None  # the first call that reaches Redis replays
+    assert other.get("page") is None
+    assert other.get("articles:generation") == 1001
+
+
+def wait_until_the_breaker_closes(tolerant_cache) -> None:
+    import time
+
+    while time.monotonic() < tolerant_cache._cache._skip_until:
+        time.sleep(0.05)
+
+
+@pytest.mark.django_db
 def test_stock_redis_backend_would_raise(settings, own_redis):
     """Why the subclass exists: Django's own backend turns a dead Redis into a 500."""
     from redis.exceptions import ConnectionError as RedisConnectionError

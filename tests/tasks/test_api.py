@@ -1,5 +1,7 @@
 """The task API: token and session auth, tenancy (404 for other tenants), validation (400)."""
 
+from urllib.parse import parse_qs, urlparse
+
 import pytest
 from rest_framework.authtoken.models import Token
 
@@ -137,3 +139,62 @@ def test_session_login_page(world, client):
     assert client.get("/tasks/api/organizations/").json() == [
         {"slug": world["mine"].slug, "name": world["mine"].name, "role": "member"}
     ]
+
+
+# --- Keyset pages: the Link header's cursor, never OFFSET -----------------------------
+
+
+def next_link(response):
+    link = response.get("Link")
+    return link.split(";")[0].strip("<>") if link else None
+
+
+def test_pages_follow_the_cursor_to_the_end_in_order(world, api_client):
+    make_tasks(world["mine"], users=[world["member"]], count=24)
+    client = token_client(api_client, world["member"])
+    expected = list(
+        Task.objects.filter(organization=world["mine"])
+        .order_by("-created_at", "-id")
+        .values_list("id", flat=True)
+    )
+    seen, url, pages = [], "/tasks/api/tasks/?limit=10", 0
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200
+        seen += [row["id"] for row in response.json()]
+        url, pages = next_link(response), pages + 1
+    assert (seen, pages) == (expected, 3)  # 10 + 10 + 5 rows, no repeat, no gap
+
+
+def test_the_cursor_keeps_the_filters(world, api_client):
+    make_tasks(world["mine"], users=[world["member"]], count=30)
+    client = token_client(api_client, world["member"])
+    first = client.get("/tasks/api/tasks/", {"status": "todo", "limit": 3})
+    second = client.get(next_link(first))
+    assert "status=todo" in next_link(first)
+    assert {row["status"] for row in first.json() + second.json()} == {"todo"}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"offset": "20"},  # no OFFSET paging any more
+        {"cursor": "not-a-cursor"},
+        {"cursor": "eyJwIjoyLCJrIjpbXX0:forged:signature"},
+        {"cursor": "x" * 501},
+    ],
+)
+def test_bad_or_forged_cursor_is_a_json_400(world, api_client, params):
+    response = token_client(api_client, world["member"]).get("/tasks/api/tasks/", params)
+    assert response.status_code == 400
+    assert response.json()["status"] == 400
+
+
+def test_an_edited_cursor_is_refused(world, api_client):
+    make_tasks(world["mine"], users=[world["member"]], count=5)
+    client = token_client(api_client, world["member"])
+    link = next_link(client.get("/tasks/api/tasks/", {"limit": 2}))
+    (cursor,) = parse_qs(urlparse(link).query)["cursor"]
+    assert client.get("/tasks/api/tasks/", {"cursor": cursor, "limit": 2}).status_code == 200
+    tampered = cursor[:-3] + ("aaa" if not cursor.endswith("aaa") else "bbb")
+    assert client.get("/tasks/api/tasks/", {"cursor": tampered}).status_code == 400

@@ -11,8 +11,13 @@ from django.db import transaction
 
 from config.celery import app
 from tasks.jobs import report_export
+from tasks.lessons.task_report_export import (
+    ReportBusy,
+    report_claim,
+    report_finish,
+    report_job_create,
+)
 from tasks.models import ReportJob
-from tasks.reports import report_job_create
 from tasks.sample import make_members, make_organization, make_tasks
 from tests.workers import celery_worker, wait_for
 
@@ -112,6 +117,27 @@ def test_a_duplicate_delivery_finishes_the_report_once(member):
     assert (job.status, job.attempts) == ("done", 1)
 
 
+def test_a_second_delivery_cannot_claim_a_job_another_worker_is_building(member):
+    job = report_job_create(organization=member.memberships.get().organization, user=member)
+    first = report_claim(job.pk, retries=0)  # worker A is building it
+    with pytest.raises(ReportBusy):
+        report_claim(job.pk, retries=0)  # worker B (a duplicate delivery) must not
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == ("running", 1)
+    assert report_finish(first, "id\n", 0)
+
+
+def test_after_the_lease_expires_only_the_new_owner_finishes(member):
+    job = report_job_create(organization=member.memberships.get().organization, user=member)
+    stale = report_claim(job.pk, retries=0)
+    ReportJob.objects.filter(pk=job.pk).update(lease_until=stale.created_at)  # worker A died
+    current = report_claim(job.pk, retries=0)
+    assert (stale.attempts, current.attempts) == (1, 2)
+    assert not report_finish(stale, "stale\n", 0)  # A's late write is fenced off
+    assert report_finish(current, "id\n", 0)
+    assert ReportJob.objects.values_list("content", flat=True).get(pk=job.pk) == "id\n"
+
+
 # --- Broker down: 503 and nothing half-written -------------------------------
 
 
@@ -197,7 +223,7 @@ def test_transient_error_retries_with_backoff(tmp_path):
     job = report_job_create(organization=member.memberships.get().organization, user=member)
     with celery_worker(tmp_path, queues="reports") as worker:
         with transaction.atomic():
-            # Hold the job's row: the worker's FOR UPDATE NOWAIT fails -> OperationalError.
+            # Hold the job's row: the worker's FOR UPDATE SKIP LOCKED skips it -> ReportBusy, retry.
             ReportJob.objects.select_for_update().get(pk=job.pk)
             report_export.apply_async(args=[job.pk], task_id=job.celery_id)
             wait_for(
