@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from lab.api import validated_body
 from lab.lessons import Lesson, Variant, register
 from lab.oncommit import drain_on_commit
+from tasks.jobs import report_export
 from tasks.lessons.task_close_done import OrganizationBody
 from tasks.models import ReportJob
 from tasks.reports import (
@@ -102,11 +103,17 @@ lesson = register(
             "job URL; a worker on the 'reports' queue builds the file and reports progress.",
         ),
         variants=(
-            Variant("naive", ReportInRequestView.as_view(), "CSV built in the request (200)"),
+            Variant(
+                "naive",
+                ReportInRequestView.as_view(),
+                "CSV built in the request (200)",
+                code=(report_build_in_request,),
+            ),
             Variant(
                 "optimized",
                 ReportOffloadedView.as_view(),
                 "202 + job URL; Celery builds the file (queue 'reports', acks_late)",
+                code=(report_request_offloaded, report_export),
             ),
         ),
         query_budget=5,

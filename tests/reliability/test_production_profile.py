@@ -75,7 +75,8 @@ def profiling_parts(profile: dict) -> list[str]:
     return [
         name
         for name in [*profile["apps"], *profile["middleware"]]
-        if name.startswith(("silk", "debug_toolbar"))
+        if name.startswith(("silk", "debug_toolbar", "lab.profiling", "lab.measure.ToolbarZone"))
+        or name == "lab.measure.ApplicationZone"
     ]
 
 
@@ -97,8 +98,10 @@ def test_demo_profile_has_them():
     assert sorted(profiling_parts(demo)) == [
         "debug_toolbar",
         "debug_toolbar.middleware.DebugToolbarMiddleware",
+        "lab.measure.ApplicationZone",
+        "lab.measure.ToolbarZone",
+        "lab.profiling.SilkMiddleware",  # Silk's, without its N+1 (lab/profiling.py)
         "silk",
-        "silk.middleware.SilkyMiddleware",
     ]
     assert demo["silk_routed"] and demo["toolbar_routed"]
     assert demo["secure"] == [False, False, False, 0]
