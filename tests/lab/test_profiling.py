@@ -40,7 +40,7 @@ print(json.dumps({
     "on": on, "off": off,
     "listed": SQLQuery.objects.filter(request=recorded).count(),
     "num_sql_queries": recorded.num_sql_queries,
-    "tracebacks": list(SQLQuery.objects.filter(request=recorded).values_list("traceback", flat=True)[:1]),
+    "tracebacks": [q.traceback for q in SQLQuery.objects.filter(request=recorded)[:1]],
 }))
 """
 
