@@ -21,7 +21,9 @@ below, which patches three functions when it starts):
 1. `SQLQuery.objects.bulk_create` raises the Request's counter once by the number of
    rows and saves it once (one UPDATE instead of one per query).
 2. `EXPLAIN` runs once per distinct statement in a request; its copies (the N+1's
-   9,000 runs of one SELECT with different ids) reuse that plan, marked as such.
+   9,000 runs of one SELECT with different ids) point to that plan.
+   The rows are written with COPY, not a bulk INSERT whose 9,000 x 8 values psycopg
+   would quote one by one in Python.
 3. The traceback kept with each query holds the project's own frames (the lesson
    code that ran the query), not the 60 frames of Django, DRF and the middleware:
    formatting those read every source line and made each row ~10 kB, so the bulk
@@ -42,7 +44,7 @@ from contextvars import ContextVar
 from pathlib import Path
 
 from django.conf import settings
-from django.db import models, router, transaction
+from django.db import connections, models, router, transaction
 from django.db.models.sql.compiler import SQLCompiler
 from silk import models as silk_models
 from silk import sql as silk_sql
@@ -56,20 +58,21 @@ _caller: ContextVar[str | None] = ContextVar("silk_caller", default=None)
 # Plans already explained in the recorded request: SQL with placeholders -> plan.
 _plans: ContextVar[dict[str, str | None] | None] = ContextVar("silk_plans", default=None)
 
-REUSED_PLAN = "-- Plan of this statement's first run in the request (explained once).\n"
+REUSED_PLAN = (
+    "Explained once per request: this statement's plan is on its first run in this "
+    "request (the same SQL with other parameters)."
+)
 
 
 class SilkMiddleware(SilkyMiddleware):
     """Silk's middleware, its bookkeeping charged to the `silk` Server-Timing metric."""
 
-    def __init__(self, get_response) -> None:
-        super().__init__(get_response)
-        install()
-
     def process_request(self, request) -> None:
         _plans.set({})
         with profiler_work("silk"):
             super().process_request(request)
+        if getattr(request, "silk_is_intercepted", False):
+            install()  # on the first recorded request, as Silk installs its own hook
 
     def process_response(self, request, response):
         with profiler_work("silk"):
@@ -80,7 +83,8 @@ def install() -> None:
     """Patch Silk once per process (idempotent)."""
     if getattr(SQLCompiler, "_weave_silk", False):
         return
-    django_execute_sql = SQLCompiler.execute_sql
+    # Django's own: Silk keeps it as `_execute_sql` once it has hooked the compiler.
+    django_execute_sql = getattr(SQLCompiler, "_execute_sql", SQLCompiler.execute_sql)
 
     def execute_sql(self, *args, **kwargs):
         if DataCollector().request is None:  # not recording: Django's own, compiled once
@@ -113,7 +117,8 @@ def explain_once(explain):
         if sql not in plans:
             plans[sql] = explain(connection, sql, params)
             return plans[sql]
-        return REUSED_PLAN + plans[sql] if plans[sql] else plans[sql]
+        # A pointer, not 9,000 copies of the plan to store and read back.
+        return REUSED_PLAN if plans[sql] else plans[sql]
 
     return explain_query
 
@@ -127,12 +132,38 @@ def bulk_create_counting_once(self, objs, *args, **kwargs):
             query.time_taken = (query.end_time - query.start_time).total_seconds() * 1000
         if query.pk is None and query.request is not None:
             counted.setdefault(query.request.pk, [query.request, 0])[1] += 1
-    with transaction.atomic(using=router.db_for_write(silk_models.SQLQuery)):
+    using = router.db_for_write(silk_models.SQLQuery)
+    with transaction.atomic(using=using):
         for request, number in counted.values():
             request.num_sql_queries += number
             request.save(update_fields=["num_sql_queries"])
-        kwargs.setdefault("batch_size", 1_000)
-        return models.Manager.bulk_create(self, objs, *args, **kwargs)
+        if connections[using].vendor != "postgresql" or any(query.pk for query in objs):
+            return models.Manager.bulk_create(self, objs, *args, **kwargs)
+        copy_rows(objs, using=using)
+    return objs
+
+
+def copy_rows(objs: list, *, using: str) -> None:
+    """INSERT by COPY: Django's bulk INSERT binds 9,000 x 8 values client-side, quoting
+    each string in Python; COPY streams the rows and psycopg encodes them in C.
+    Silk reads the rows back by request (finalise), so their ids are not needed here."""
+    fields = [
+        field for field in silk_models.SQLQuery._meta.concrete_fields if not field.primary_key
+    ]
+    columns = ", ".join(f'"{field.column}"' for field in fields)
+    table = silk_models.SQLQuery._meta.db_table
+    connection = connections[using]
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy,
+    ):
+        for query in objs:
+            copy.write_row(
+                [
+                    field.get_db_prep_save(getattr(query, field.attname), connection)
+                    for field in fields
+                ]
+            )
 
 
 def is_project_file(filename: str) -> bool:

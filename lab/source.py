@@ -67,7 +67,7 @@ def variant_blocks(lesson: Lesson, module: ModuleType) -> dict[str, list[Block]]
         view_class = getattr(view, "view_class", None)
         candidates.append(view_class if view_class not in shared else None)
         candidates.append(view)
-        candidates += [obj for obj in built_from(view) if obj not in shared]
+        candidates += [obj for obj in built_from(view) if not any(obj is cls for cls in shared)]
         found[variant.name] = blocks(candidates, module) + declared_blocks(variant.code, module)
     return found
 
