@@ -217,8 +217,9 @@ def check_final_states(lesson, context, client, scratch) -> dict[str, Any]:
     from config.celery import app
 
     states = {}
-    eager = app.conf.task_always_eager
-    app.conf.task_always_eager = True
+    # Settings come from the CELERY_ namespace: the namespaced key is the one read.
+    eager = app.conf.CELERY_TASK_ALWAYS_EAGER
+    app.conf.CELERY_TASK_ALWAYS_EAGER = True
     try:
         with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
             for name in lesson.variant_names:
@@ -228,7 +229,7 @@ def check_final_states(lesson, context, client, scratch) -> dict[str, Any]:
                 measure_once(lesson, name, context, client=client, scratch=scratch)
                 states[name] = lesson.final_state(context or {})
     finally:
-        app.conf.task_always_eager = eager
+        app.conf.CELERY_TASK_ALWAYS_EAGER = eager
     return equal_to_naive(states)
 
 
