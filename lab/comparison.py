@@ -244,8 +244,8 @@ def summarize(name: str, probes: list[Probe]) -> dict[str, Any]:
     }
     # A profiler that recorded these calls (the profiler-overhead lesson): its own
     # queries and time, never mixed into `queries` and `db_ms`.
-    silk = [probe.profiler("silk") for probe in probes]
-    if any(silk):
+    silk = [probe.profiler("silk") or (0, 0.0) for probe in probes]
+    if any(queries for queries, _ in silk):
         row["silk_queries"] = statistics.median(queries for queries, _ in silk)
         row["silk_ms"] = statistics.median(ms for _, ms in silk)
     return row

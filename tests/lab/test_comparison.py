@@ -13,8 +13,10 @@ import dataclasses
 import pytest
 from django.test import Client
 
-from lab.comparison import COMMIT, ScratchDatabase, compare_lesson, measure_once
+from lab.comparison import COMMIT, ScratchDatabase, compare_lesson, measure_once, summarize
 from lab.lessons import get_lesson
+from lab.measure import QueryLog
+from lab.probe import Probe
 from tasks.models import ReportJob, Task
 from weave.sample import make_messages, make_people, make_threads
 
@@ -71,3 +73,14 @@ def test_reads_run_without_savepoints_and_their_payloads_are_compared(
     with django_assert_num_queries(1):
         # 1. the same SELECT, as the probe of one measured call
         measure_once(lesson, "optimized", {}, client=Client(HTTP_HOST="127.0.0.1"))
+
+
+def probe(server_timing: str) -> Probe:
+    return Probe(200, b"{}", QueryLog(count=3), 5.0, "application/json", server_timing)
+
+
+def test_silks_own_work_is_its_own_column_never_the_queries():
+    recorded = [probe('total;dur=9, db;dur=1;desc="3 queries", silk;dur=4.0;desc="6 queries"')] * 2
+    row = summarize("naive", [*recorded, probe('total;dur=5, db;dur=1;desc="3 queries"')])
+    assert row["queries"] == 3 and row["silk_queries"] == 6 and row["silk_ms"] == 4.0
+    assert "silk_queries" not in summarize("optimized", [probe("total;dur=5")])
