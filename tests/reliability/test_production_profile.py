@@ -43,6 +43,7 @@ print(json.dumps({
                settings.SECURE_SSL_REDIRECT, settings.SECURE_HSTS_SECONDS],
     "allowed_hosts": settings.ALLOWED_HOSTS,
     "db_options": settings.DATABASES["default"]["OPTIONS"],
+    "toolbar_collapsed": settings.DEBUG_TOOLBAR_CONFIG.get("SHOW_COLLAPSED"),
 }))
 """
 
@@ -104,6 +105,8 @@ def test_demo_profile_has_them():
         "silk",
     ]
     assert demo["silk_routed"] and demo["toolbar_routed"]
+    # The toolbar starts as a handle at the page's edge, not over a third of the lesson.
+    assert demo["toolbar_collapsed"] is True
     assert demo["secure"] == [False, False, False, 0]
 
 
