@@ -89,6 +89,15 @@ bench: services-up
 readme-lessons: install
 	$(PY) -m lab.bench readme
 
+# What Silk costs a naive variant in demo mode: Silk recording vs ?silk=off, side by
+# side, read from Server-Timing (lab/management/commands/silk_overhead.py).
+# TARGETS="thread-page/naive article-sitemap/defer_trap" PARAMS="page=3"
+TARGETS ?= thread-page/naive
+PARAMS ?=
+.PHONY: silk-overhead
+silk-overhead: migrate
+	$(PY) manage.py silk_overhead $(TARGETS) --rounds $(ROUNDS) $(foreach p,$(PARAMS),--param $(p))
+
 # Silk keeps at most SILKY_MAX_RECORDED_REQUESTS requests; this empties its tables now.
 .PHONY: silk-clear
 silk-clear: migrate

@@ -1,37 +1,126 @@
-"""Side-by-side measurement of a lesson's variants (used by `manage.py compare`)."""
+"""Side-by-side measurement of a lesson's variants (used by `manage.py compare`).
+
+What production pays, call by call: a read variant runs as a request does (no
+transaction of ours, so no savepoint query); a write variant commits for real, so its
+COMMIT and its `transaction.on_commit` callbacks (the Celery publish to the broker)
+are in its time. Writes run on a scratch copy of the seeded database, restored before
+every call (`ScratchDatabase`: `CREATE DATABASE ... TEMPLATE`), so every round starts
+from the same rows and the seeded database itself is never written.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
 import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
 import django
-from django.db import connection, transaction
+from django.core.cache import cache
+from django.db import connection, connections, transaction
 from django.test import Client
 from django.test.utils import override_settings
 
 from lab.lessons import Lesson
 from lab.probe import Probe, call_variant
 
+# How write variants are measured: "commit" on a restored scratch copy (manage.py
+# compare), or "rollback" inside a transaction (the lesson page's live comparison,
+# which runs in the web server while the demo's other processes hold connections).
+COMMIT, ROLLBACK = "commit", "rollback"
 
-def measure_once(lesson: Lesson, variant: str, context, *, client: Client) -> Probe:
-    """One call; write lessons run inside a transaction that is rolled back."""
-    with transaction.atomic():
+
+class ScratchUnavailable(RuntimeError):
+    """The seeded database cannot be copied (another session is connected to it)."""
+
+
+class ScratchDatabase:
+    """A copy of the seeded database for write variants, restored before every call.
+
+    On entry the seeded database is copied once to `<name>_compare_pristine`
+    (PostgreSQL copies a database only while no one else is connected to it); each
+    `restore()` drops `<name>_compare_scratch` and copies it again from the pristine
+    copy, then points Django's connection at it. Sequences are copied too: every
+    variant's rows get the same ids. On exit both copies are dropped.
+    """
+
+    def __init__(self, alias: str = "default") -> None:
+        self.connection = connections[alias]
+        self.source = self.connection.settings_dict["NAME"]
+        self.pristine = f"{self.source}_compare_pristine"[:63]
+        self.scratch = f"{self.source}_compare_scratch"[:63]
+
+    def admin(self):
+        import psycopg
+
+        params = self.connection.get_connection_params()
+        params = {key: params[key] for key in ("host", "port", "user", "password") if key in params}
+        return psycopg.connect(dbname="postgres", autocommit=True, **params)
+
+    def __enter__(self) -> ScratchDatabase:
+        import psycopg
+
+        connections.close_all()
+        with self.admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{self.pristine}" WITH (FORCE)')
+            try:
+                admin.execute(f'CREATE DATABASE "{self.pristine}" TEMPLATE "{self.source}"')
+            except psycopg.errors.ObjectInUse as error:
+                raise ScratchUnavailable(
+                    f"cannot copy {self.source!r} for the write lessons: "
+                    f"{error.diag.message_detail}"
+                    " Stop the processes connected to it (the demo's web server, worker, beat),"
+                    " or pass --rollback-writes to measure writes inside a rolled-back"
+                    " transaction (no COMMIT, no on_commit publish)."
+                ) from error
+        return self
+
+    def restore(self) -> None:
+        self.connection.close()
+        self.connection.settings_dict["NAME"] = self.source
+        with self.admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{self.scratch}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{self.scratch}" TEMPLATE "{self.pristine}"')
+        self.connection.settings_dict["NAME"] = self.scratch
+        cache.clear()  # cached lessons start cold on the restored rows, as they were
+
+    def __exit__(self, *exc_info) -> None:
+        self.connection.close()
+        self.connection.settings_dict["NAME"] = self.source
+        with self.admin() as admin:
+            for name in (self.scratch, self.pristine):
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def measure_once(
+    lesson: Lesson, variant: str, context, *, client: Client, scratch: ScratchDatabase | None = None
+) -> Probe:
+    """One call as production runs it (see the module docstring).
+
+    Without a scratch copy a write runs in a transaction that is rolled back: no
+    COMMIT and no on_commit callback is paid (the live comparison).
+    """
+    if lesson.kind == "write" and scratch is not None:
+        scratch.restore()
         probe = call_variant(lesson, variant, client=client, context=context)
-        if lesson.kind == "write":
+    elif lesson.kind == "write":
+        with transaction.atomic():
+            probe = call_variant(lesson, variant, client=client, context=context)
             transaction.set_rollback(True)
+    else:
+        probe = call_variant(lesson, variant, client=client, context=context)
     if probe.status >= 400:
         raise RuntimeError(f"{lesson.slug}/{variant} answered {probe.status}: {probe.body[:300]!r}")
     return probe
 
 
-def peak_memory_kb(lesson: Lesson, variant: str, context, *, client: Client) -> float:
+def peak_memory_kb(lesson: Lesson, variant: str, context, *, client: Client, scratch=None) -> float:
     tracemalloc.start()
     try:
-        measure_once(lesson, variant, context, client=client)
+        measure_once(lesson, variant, context, client=client, scratch=scratch)
         return tracemalloc.get_traced_memory()[1] / 1024
     finally:
         tracemalloc.stop()
@@ -39,30 +128,113 @@ def peak_memory_kb(lesson: Lesson, variant: str, context, *, client: Client) -> 
 
 # Measurements are taken without Django's query log (DEBUG) and without Silk.
 @override_settings(DEBUG=False, SILK_RECORDING=False)
-def compare_lesson(lesson: Lesson, *, rounds: int, memory: bool = False) -> dict[str, Any]:
+def compare_lesson(
+    lesson: Lesson, *, rounds: int, memory: bool = False, writes: str = ROLLBACK
+) -> dict[str, Any]:
     context = lesson.demo_context() if lesson.demo_context else None
     client = Client(HTTP_HOST="127.0.0.1")
     if lesson.auth and context and context.get("user") is not None:
-        client.force_login(context["user"])  # outside the rolled-back transactions
+        client.force_login(context["user"])  # before the copy: the session is in it
+    if lesson.kind == "write" and writes == COMMIT:
+        with ScratchDatabase() as scratch:
+            result = run_rounds(lesson, context, client, rounds, memory, scratch)
+            result["payloads"] = check_final_states(lesson, context, client, scratch)
+        result["writes"] = "committed on a restored copy (COMMIT and on_commit publish paid)"
+        return result
+    result = run_rounds(lesson, context, client, rounds, memory, None)
+    if lesson.kind == "write":
+        result["writes"] = "rolled back (no COMMIT, no on_commit callback)"
+        result["payloads"] = {"equal": None, "detail": "not checked (writes rolled back)"}
+    return result
+
+
+def run_rounds(lesson, context, client, rounds, memory, scratch) -> dict[str, Any]:
     samples: dict[str, list[Probe]] = {name: [] for name in lesson.variant_names}
+    measure = lambda name: measure_once(lesson, name, context, client=client, scratch=scratch)  # noqa: E731
     for name in lesson.variant_names:  # warm-up: connections, caches of the ORM, imports
-        measure_once(lesson, name, context, client=client)
+        measure(name)
     for _ in range(rounds):
         for name in lesson.variant_names:
-            samples[name].append(measure_once(lesson, name, context, client=client))
+            samples[name].append(measure(name))
     rows = [summarize(name, probes) for name, probes in samples.items()]
     if memory:
         for row in rows:
-            row["peak_kb"] = peak_memory_kb(lesson, row["variant"], context, client=client)
+            row["peak_kb"] = peak_memory_kb(
+                lesson, row["variant"], context, client=client, scratch=scratch
+            )
     naive = rows[0]
     for row in rows:
         row["speedup"] = naive["total_ms"] / row["total_ms"] if row["total_ms"] else None
         row["query_ratio"] = naive["queries"] / row["queries"] if row["queries"] else None
-    return {"slug": lesson.slug, "title": lesson.title, "app": lesson.app, "variants": rows}
+    result = {"slug": lesson.slug, "title": lesson.title, "app": lesson.app, "variants": rows}
+    result["kind"] = lesson.kind
+    result["query_budget"] = lesson.query_budget
+    if lesson.kind == "read":
+        result["payloads"] = compare_payloads(lesson, {n: p[0] for n, p in samples.items()})
+    return result
+
+
+def compare_payloads(lesson: Lesson, probes: dict[str, Probe]) -> dict[str, Any]:
+    """The contract on the seeded data: every variant's payload equals naive's."""
+    normalize = lesson.normalize or (lambda payload: payload)
+    raw = {name: probe.payload() for name, probe in probes.items()}
+    return equal_to_naive(
+        {name: normalize(payload) for name, payload in raw.items()},
+        close=lambda name: within_tolerances(lesson, raw["naive"], raw[name]),
+    )
+
+
+def within_tolerances(lesson: Lesson, naive: Any, other: Any) -> bool:
+    for key, tolerance in lesson.tolerances.items():
+        expected, got = naive[key], other[key]
+        if not math.isclose(got, expected, rel_tol=tolerance):
+            return False
+    return True
+
+
+def equal_to_naive(
+    values: dict[str, Any], close: Callable[[str], bool] = lambda name: True
+) -> dict[str, Any]:
+    naive = values["naive"]
+    differing = [
+        name
+        for name, value in values.items()
+        if name != "naive" and not (value == naive and close(name))
+    ]
+    if differing:
+        return {"equal": False, "detail": f"{', '.join(differing)} differ from naive"}
+    return {"equal": True, "detail": f"{len(values)} variants equal"}
+
+
+def check_final_states(lesson, context, client, scratch) -> dict[str, Any]:
+    """Write lessons: each variant on a fresh copy, then the lesson's final state.
+
+    The worker's part runs in-process here (Celery eager, mail kept in memory), as in
+    the contract tests: these calls are not timed.
+    """
+    if lesson.final_state is None:
+        return {"equal": None, "detail": "not checked (the lesson declares no final_state)"}
+    from config.celery import app
+
+    states = {}
+    # Settings come from the CELERY_ namespace: the namespaced key is the one read.
+    eager = app.conf.CELERY_TASK_ALWAYS_EAGER
+    app.conf.CELERY_TASK_ALWAYS_EAGER = True
+    try:
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+            for name in lesson.variant_names:
+                from django.core import mail
+
+                mail.outbox = []
+                measure_once(lesson, name, context, client=client, scratch=scratch)
+                states[name] = lesson.final_state(context or {})
+    finally:
+        app.conf.CELERY_TASK_ALWAYS_EAGER = eager
+    return equal_to_naive(states)
 
 
 def summarize(name: str, probes: list[Probe]) -> dict[str, Any]:
-    return {
+    row = {
         "variant": name,
         "queries": statistics.median(probe.queries.count for probe in probes),
         "db_ms": statistics.median(probe.queries.ms for probe in probes),
@@ -70,6 +242,13 @@ def summarize(name: str, probes: list[Probe]) -> dict[str, Any]:
         "bytes": statistics.median(len(probe.body) for probe in probes),
         "rounds": len(probes),
     }
+    # A profiler that recorded these calls (the profiler-overhead lesson): its own
+    # queries and time, never mixed into `queries` and `db_ms`.
+    silk = [probe.profiler("silk") or (0, 0.0) for probe in probes]
+    if any(queries for queries, _ in silk):
+        row["silk_queries"] = statistics.median(queries for queries, _ in silk)
+        row["silk_ms"] = statistics.median(ms for _, ms in silk)
+    return row
 
 
 COLUMNS = (  # (title, width, format of the value)
@@ -138,3 +317,21 @@ def memory_gb() -> float | None:
     except (ValueError, OSError, AttributeError):
         return None
     return round(pages * page_size / 2**30, 1)
+
+
+def format_checks(results: list[dict[str, Any]]) -> str:
+    """One line per lesson: payloads equal on the seeded data, budget kept, writes paid."""
+    lines = [""]
+    for result in results:
+        payloads = result.get("payloads") or {"equal": None, "detail": "not checked"}
+        verdict = {True: "equal", False: "DIFFER", None: "unchecked"}[payloads["equal"]]
+        line = f"{result['slug']:<28} payloads {verdict}: {payloads['detail']}"
+        optimized = next((r for r in result["variants"] if r["variant"] == "optimized"), None)
+        budget = result.get("query_budget")
+        if optimized is not None and budget is not None:
+            kept = "within" if optimized["queries"] <= budget else "OVER"
+            line += f"; optimized {optimized['queries']:.0f} queries, {kept} budget {budget}"
+        if result.get("writes"):
+            line += f"; writes {result['writes']}"
+        lines.append(line)
+    return "\n".join(lines)

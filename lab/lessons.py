@@ -30,6 +30,10 @@ class Variant:
     # lab.measure.silk_should_record; True records even measured requests (the
     # profiler-overhead lesson); False never records.
     silk: bool | None = None
+    # The code that makes this variant's difference when it does not live in the
+    # lesson module's `<entity>_<action>_<variant>` functions (for example a
+    # paginator in lab/pagination.py): functions or classes, shown on the lesson page.
+    code: tuple[Callable[..., Any] | type, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +49,8 @@ class VariantPlan:
     execution_ms: float | None = None
     planning_ms: float | None = None
     error: str = ""
+    # Why the plan is estimated only (EXPLAIN without ANALYZE), for the page's label.
+    not_run_because: str = ""
 
 
 def lesson_plans(lesson: Lesson) -> list[VariantPlan]:
@@ -58,13 +62,55 @@ def lesson_plans(lesson: Lesson) -> list[VariantPlan]:
     ]
 
 
+# Whole words only: a `deleted` column is not a DELETE.
+WRITE_WORDS = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE|TRUNCATE)\b", re.IGNORECASE)
+
+
 def is_read_query(query: Any) -> bool:
     """EXPLAIN ANALYZE runs the query: only plain SELECTs of read lessons get ANALYZE."""
     if isinstance(query, QuerySet):
         return True
-    sql = query[0].lstrip().upper()
-    writes = ("INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE")
-    return sql.startswith(("SELECT", "WITH")) and not any(word in sql for word in writes)
+    sql = query[0].lstrip()
+    return sql.upper().startswith(("SELECT", "WITH")) and not WRITE_WORDS.search(sql)
+
+
+def not_run_reason(query: Any, *, read_lesson: bool) -> str:
+    if not read_lesson:
+        return "a write lesson: its queries are planned, not run"
+    if not is_read_query(query):
+        return "this statement writes: planned, not run"
+    return ""
+
+
+Ran = list[tuple[str, Any]]
+
+
+def executed_query(
+    run: Callable[[], Any], *, pick: Callable[[Ran], tuple[str, Any]] | None = None
+) -> Callable[[], tuple[str, Any]]:
+    """A main query that is whatever `run` executes, as (sql, params), for EXPLAIN.
+
+    For a technique that runs its own queries (an estimated count tries an exact
+    count, reads pg_class, samples the table): the plan panel shows the query the
+    code actually ran on this database, never a copy of its SQL that could drift
+    from it. `pick` chooses among the SELECTs run (default: the last one).
+    """
+
+    def main_query() -> tuple[str, Any]:
+        ran: list[tuple[str, Any]] = []
+
+        def record(execute, sql, params, many, context):
+            if sql.lstrip().upper().startswith(("SELECT", "WITH")):
+                ran.append((sql, params))
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(record):
+            run()
+        if not ran:
+            raise LookupError("the code ran no SELECT")
+        return (pick or (lambda queries: queries[-1]))(ran)
+
+    return main_query
 
 
 def variant_plan(name: str, main_query, *, read_lesson: bool) -> VariantPlan:
@@ -75,6 +121,7 @@ def variant_plan(name: str, main_query, *, read_lesson: bool) -> VariantPlan:
                 cursor.execute(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
             query = main_query()
             result.analyzed = analyze = read_lesson and is_read_query(query)
+            result.not_run_because = not_run_reason(query, read_lesson=read_lesson)
             plan = explain(query, analyze=analyze)
             transaction.set_rollback(True)  # ANALYZE of a read still leaves nothing behind
     except Exception as exc:  # a broken main query must not take the lesson page down

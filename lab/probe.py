@@ -11,7 +11,7 @@ from typing import Any
 from django.test import Client
 
 from lab.lessons import Lesson
-from lab.measure import QueryLog, capture_queries
+from lab.measure import QueryLog, capture_queries, parse_server_timing
 
 # A request carrying this header is a measurement: Silk and the debug toolbar
 # stay out of it (lab.measure.silk_should_record, lab.measure.show_toolbar).
@@ -25,6 +25,14 @@ class Probe:
     queries: QueryLog
     total_ms: float
     content_type: str
+    server_timing: str = ""
+
+    def profiler(self, name: str) -> tuple[int, float] | None:
+        """(queries, ms) of a profiler's own work in this call, from Server-Timing."""
+        metric = parse_server_timing(self.server_timing).get(name)
+        if metric is None:
+            return None
+        return int(metric.get("desc", "0").split()[0]), float(metric.get("dur", "0"))
 
     def payload(self) -> Any:
         if self.content_type.startswith("application/json"):
@@ -71,4 +79,5 @@ def call_variant(
         queries=queries,
         total_ms=total_ms,
         content_type=response.get("Content-Type", ""),
+        server_timing=response.get("Server-Timing", ""),
     )

@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from types import ModuleType
 
+from django.db.models import Model
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer, PythonLexer
@@ -59,13 +60,66 @@ def variant_blocks(lesson: Lesson, module: ModuleType) -> dict[str, list[Block]]
             obj
             for name, obj in vars(module).items()
             if name.endswith((f"_{variant.name}", variant.name.title()))
+            and getattr(obj, "__module__", None) == module.__name__  # not an import
         ]
         view = variant.view
         candidates += list(getattr(view, "view_initkwargs", {}).values())
         view_class = getattr(view, "view_class", None)
         candidates.append(view_class if view_class not in shared else None)
         candidates.append(view)
-        found[variant.name] = blocks(candidates, module)
+        candidates += [obj for obj in built_from(view) if not any(obj is cls for cls in shared)]
+        found[variant.name] = blocks(candidates, module) + declared_blocks(variant.code, module)
+    return found
+
+
+def built_from(view: object) -> list[object]:
+    """What a view made by a factory was made from: `page(article_list_naive)`.
+
+    Walks the decorators (`__wrapped__`) and reads each layer's closure: the
+    factory's arguments are what differs between variants built by one factory.
+    """
+    found: list[object] = []
+    layer, seen = view, set()
+    while layer is not None and id(layer) not in seen:
+        seen.add(id(layer))
+        for cell in getattr(layer, "__closure__", None) or ():
+            try:
+                found.append(cell.cell_contents)
+            except ValueError:  # an empty cell
+                continue
+        layer = getattr(layer, "__wrapped__", None)
+    # The innermost closure: the `view` a factory returned, under its decorators.
+    inner = [obj for obj in found if inspect.isfunction(obj) and "<locals>" in obj.__qualname__]
+    for obj in inner:
+        found += [cell.cell_contents for cell in obj.__closure__ or () if is_filled(cell)]
+    return found
+
+
+def is_filled(cell) -> bool:
+    try:
+        return cell.cell_contents is not None
+    except ValueError:
+        return False
+
+
+# Code of the project (not Django's or a library's) may be shown from any module.
+PROJECT_PACKAGES = ("weave", "articles", "tasks", "lab")
+
+
+def is_project_code(obj: object) -> bool:
+    return (getattr(obj, "__module__", "") or "").split(".")[0] in PROJECT_PACKAGES
+
+
+def declared_blocks(code: tuple[object, ...], module: ModuleType) -> list[Block]:
+    """`Variant.code`: wherever it lives; named with its module when not the lesson's."""
+    found = []
+    for obj in code:
+        obj = inspect.unwrap(obj)
+        lines, first = inspect.getsourcelines(obj)
+        name = obj.__qualname__
+        if obj.__module__ != module.__name__:
+            name = f"{obj.__module__}.{name}"
+        found.append(Block(name, first, "".join(lines)))
     return found
 
 
@@ -79,12 +133,18 @@ def blocks(candidates: list[object], module: ModuleType) -> list[Block]:
     for obj in candidates:
         if not (inspect.isfunction(obj) or inspect.isclass(obj)):
             continue
-        # Skip what is not written in this module, lambdas and `as_view()` closures.
-        if obj.__module__ != module.__name__ or "<" in obj.__qualname__:
+        # Skip Django's and libraries' code, lambdas and `as_view()` closures.
+        if not is_project_code(obj) or "<" in obj.__qualname__:
             continue
+        if inspect.isclass(obj) and issubclass(obj, Model) and obj.__module__ != module.__name__:
+            continue  # a model is data, shown by the plan panels; not a variant's code
         lines, first = inspect.getsourcelines(obj)
-        seen.setdefault(obj.__qualname__, Block(obj.__qualname__, first, "".join(lines)))
-    return sorted(seen.values(), key=lambda block: block.first_line)
+        name = obj.__qualname__
+        if obj.__module__ != module.__name__:
+            name = f"{obj.__module__}.{name}"
+        seen.setdefault(name, Block(name, first, "".join(lines)))
+    # The lesson module's own code first, in file order, then what lives elsewhere.
+    return sorted(seen.values(), key=lambda block: ("." in block.name, block.first_line))
 
 
 def lesson_source(lesson: Lesson) -> LessonSource | None:

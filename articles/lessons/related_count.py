@@ -95,11 +95,17 @@ lesson = register(
             "@cached_property computes it once per instance; the second read is free.",
         ),
         variants=(
-            Variant("naive", article_detail_view(Article), "related_count() is a method"),
+            Variant(
+                "naive",
+                article_detail_view(Article),
+                "related_count() is a method",
+                code=(Article.related_count,),
+            ),
             Variant(
                 "optimized",
                 article_detail_view(ArticleWithCachedCounts),
                 "related_count is a cached_property",
+                code=(ArticleWithCachedCounts,),
             ),
         ),
         query_budget=4,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from lab import bench
+from lab.lessons import all_lessons, get_lesson
+from lab.management.commands.workshop_guide import compare_section, load_compare
 
 RESULTS = {
     "date": "2026-01-02T03:04:05+00:00",
@@ -93,3 +97,66 @@ def test_bench_uses_its_own_database(monkeypatch):
 )
 def test_sizes(count, text):
     assert bench.size(count) == text
+
+
+# --- one source for every published figure --------------------------------------
+
+
+def test_published_documents_agree_with_the_one_results_file():
+    """README's table, docs/BENCHMARKS.md and WORKSHOP.md's single-request tables are
+    generated from docs/benchmarks.json; a hand edit or a stale document fails here
+    (`python -m lab.bench readme` rewrites all three)."""
+    results = json.loads(bench.RESULTS.read_text())
+    readme = bench.README.read_text()
+    block = readme[readme.index(bench.START) + len(bench.START) : readme.index(bench.END)]
+    assert block.strip() == bench.readme_table(results).strip()
+    assert bench.REPORT.read_text() == bench.report(results)
+    guide = (bench.DOCS / "WORKSHOP.md").read_text()
+    rows, header = load_compare(bench.RESULTS)
+    assert rows, "the results file has no workshop figures"
+    for lesson in all_lessons():
+        if lesson.slug in rows:
+            table = "\n".join(compare_section(lesson, rows[lesson.slug], header))
+            assert table in guide, f"WORKSHOP.md disagrees with benchmarks.json on {lesson.slug}"
+
+
+def test_the_guide_reads_the_bench_results_and_a_compare_file_alike(tmp_path):
+    compare_file = tmp_path / "compare.json"
+    compare_file.write_text(json.dumps({"rounds": 7, **RESULTS["compare"]["workshop"]}))
+    bench_file = tmp_path / "benchmarks.json"
+    bench_file.write_text(json.dumps(RESULTS))
+    assert load_compare(bench_file)[0] == load_compare(compare_file)[0]
+    assert load_compare(bench_file)[0]["latest-messages"][0]["queries"] == 101
+
+
+def loads(*values):
+    """A load average that reads `values` in turn (the last one repeats)."""
+    queue = list(values)
+    return lambda: (queue.pop(0) if len(queue) > 1 else queue[0], 0.0, 0.0)
+
+
+def test_a_busy_machine_is_waited_for_then_marked(monkeypatch):
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
+    naps = []
+    quiet = bench.wait_for_quiet(limit_s=60, poll_s=15, load=loads(4.0), sleep=naps.append)
+    # 4.0 on 2 cores is above 0.5 per core: four polls of 15 s, then it gives up.
+    assert quiet["quiet"] is False and quiet["waited_s"] == 60 and naps == [15] * 4
+    report = bench.report({**RESULTS, "quiet": quiet})
+    assert "**Busy machine:**" in report and "(busy machine)" in bench.readme_table(
+        {**RESULTS, "quiet": quiet}
+    )
+
+
+def test_a_machine_that_quiets_down_is_measured_without_a_mark(monkeypatch):
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
+    quiet = bench.wait_for_quiet(
+        limit_s=600, poll_s=15, load=loads(3.0, 3.0, 0.4), sleep=lambda s: None
+    )
+    assert quiet["quiet"] is True and 0 < quiet["waited_s"] < 600
+    assert "Busy machine" not in bench.report({**RESULTS, "quiet": quiet})
+
+
+def test_the_large_preset_measures_the_messaging_lessons():
+    slugs = bench.messaging_lessons()
+    assert "thread-page" in slugs and "message-count" in slugs
+    assert all(get_lesson(slug).app == "weave" for slug in slugs)

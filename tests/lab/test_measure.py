@@ -2,8 +2,17 @@
 
 import pytest
 from django.db import connection
+from django.http import HttpResponse
+from django.test import RequestFactory
 
-from lab.measure import capture_queries, parse_server_timing
+from lab.measure import (
+    ApplicationZone,
+    ServerTimingMiddleware,
+    ToolbarZone,
+    capture_queries,
+    parse_server_timing,
+    profiler_work,
+)
 from weave.sample import make_messages, make_people, make_threads
 
 pytestmark = pytest.mark.django_db
@@ -44,3 +53,53 @@ def test_parse_server_timing():
         "db": {"dur": "3.0", "desc": "7 queries"},
         "cache": {"desc": "hit"},
     }
+
+
+def run_queries(app: int, profiler: int, owner: str = "silk"):
+    """A view running `app` queries of its own and `profiler` in a profiler's work."""
+
+    def view(request):
+        with connection.cursor() as cursor:
+            for _ in range(app):
+                cursor.execute("SELECT 1")
+            with profiler_work(owner):
+                for _ in range(profiler):
+                    cursor.execute("SELECT 2")
+        return HttpResponse("ok")
+
+    return view
+
+
+def test_a_profilers_queries_never_enter_db():
+    response = ServerTimingMiddleware(run_queries(app=3, profiler=5))(RequestFactory().get("/"))
+    timing = parse_server_timing(response["Server-Timing"])
+    # db: the view's 3 SELECT 1; silk: its own 5 SELECT 2, with the time they took.
+    assert timing["db"]["desc"] == "3 queries"
+    assert timing["silk"]["desc"] == "5 queries"
+    assert float(timing["silk"]["dur"]) > 0
+
+
+def test_no_profiler_metric_when_no_profiler_worked():
+    response = ServerTimingMiddleware(run_queries(app=2, profiler=0))(RequestFactory().get("/"))
+    assert set(parse_server_timing(response["Server-Timing"])) == {"total", "db"}
+
+
+def test_the_toolbar_zone_is_the_toolbars_and_the_app_inside_it_is_not():
+    # ToolbarZone > (the toolbar's middleware) > ApplicationZone > the view.
+    inner = ApplicationZone(run_queries(app=2, profiler=0))
+
+    def toolbar(request):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 3")  # the toolbar's own query
+        return inner(request)
+
+    response = ServerTimingMiddleware(ToolbarZone(toolbar))(RequestFactory().get("/"))
+    timing = parse_server_timing(response["Server-Timing"])
+    assert timing["db"]["desc"] == "2 queries"
+    assert timing["toolbar"]["desc"] == "1 queries"
+
+
+def test_a_probe_counts_the_applications_queries_apart_from_a_profilers():
+    with capture_queries() as log:
+        run_queries(app=1, profiler=4, owner="toolbar")(RequestFactory().get("/"))
+    assert log.count == 1 and log.profilers == {"toolbar": 4}

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from lab import lessons as registry
-from lab.lessons import get_lesson
+from lab.lessons import all_lessons, get_lesson
 from lab.models import Measurement
 from lab.plans import lesson_plans
 from lab.source import lesson_source
@@ -165,3 +165,22 @@ def test_compare_is_a_reserved_variant_name():
         dataclasses.replace(
             LATEST, variants=(naive, optimized, dataclasses.replace(optimized, name="compare"))
         )
+
+
+@pytest.mark.parametrize("lesson", all_lessons(), ids=lambda lesson: lesson.slug)
+def test_every_variant_shows_the_code_that_makes_its_difference(lesson):
+    source = lesson_source(lesson)
+    assert source is not None, lesson.slug
+    for name, blocks, html in source.variants:
+        assert blocks and html.strip(), f"{lesson.slug}/{name}: no code on the lesson page"
+
+
+def test_code_that_lives_outside_the_lesson_module_is_shown_with_its_module():
+    by_variant = {
+        name: blocks for name, blocks, _ in lesson_source(get_lesson("message-purge")).variants
+    }
+    assert "weave.purge.messages_purge_batched" in [block.name for block in by_variant["optimized"]]
+    count = {
+        name: blocks for name, blocks, _ in lesson_source(get_lesson("message-count")).variants
+    }
+    assert "lab.pagination.estimated_count" in [block.name for block in count["optimized"]]

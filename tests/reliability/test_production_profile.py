@@ -43,6 +43,7 @@ print(json.dumps({
                settings.SECURE_SSL_REDIRECT, settings.SECURE_HSTS_SECONDS],
     "allowed_hosts": settings.ALLOWED_HOSTS,
     "db_options": settings.DATABASES["default"]["OPTIONS"],
+    "toolbar_collapsed": settings.DEBUG_TOOLBAR_CONFIG.get("SHOW_COLLAPSED"),
 }))
 """
 
@@ -75,7 +76,8 @@ def profiling_parts(profile: dict) -> list[str]:
     return [
         name
         for name in [*profile["apps"], *profile["middleware"]]
-        if name.startswith(("silk", "debug_toolbar"))
+        if name.startswith(("silk", "debug_toolbar", "lab.profiling", "lab.measure.ToolbarZone"))
+        or name == "lab.measure.ApplicationZone"
     ]
 
 
@@ -97,10 +99,14 @@ def test_demo_profile_has_them():
     assert sorted(profiling_parts(demo)) == [
         "debug_toolbar",
         "debug_toolbar.middleware.DebugToolbarMiddleware",
+        "lab.measure.ApplicationZone",
+        "lab.measure.ToolbarZone",
+        "lab.profiling.SilkMiddleware",  # Silk's, without its N+1 (lab/profiling.py)
         "silk",
-        "silk.middleware.SilkyMiddleware",
     ]
     assert demo["silk_routed"] and demo["toolbar_routed"]
+    # The toolbar starts as a handle at the page's edge, not over a third of the lesson.
+    assert demo["toolbar_collapsed"] is True
     assert demo["secure"] == [False, False, False, 0]
 
 

@@ -120,11 +120,13 @@ lesson = register(
                 "naive",
                 ThreadMessagesView.as_view(table=PlainMessage),
                 "weave_message_plain: the same rows, only a primary key",
+                code=(PlainMessage,),
             ),
             Variant(
                 "optimized",
                 ThreadMessagesView.as_view(table=Message),
                 "weave_message: partial, composite and covering indexes",
+                code=(Message,),  # its Meta.indexes are the lesson
             ),
         ),
         # The thread lookup (validation), the count, the senders, the latest.

@@ -43,8 +43,13 @@ lesson = register(
         main_queries={"naive": lambda: latest_messages_optimized()[:100]},
         notes=(
             "Silk is installed only in demo mode (not in tests or production settings). "
-            "Without it both variants run the same code; with it, the `naive` variant's "
-            "queries include Silk's own INSERTs."
+            "Both variants run the same queries: Server-Timing's `db` is the lesson's own in "
+            'both. Silk\'s work is the separate `silk;dur=<ms>;desc="<n> queries"` metric '
+            "(and the Silk column of the live comparison): its request and response rows, one "
+            "EXPLAIN per distinct statement, the bulk INSERT of every recorded query with its "
+            "traceback. Silk 5.6 alone also ran one UPDATE of its request row per recorded "
+            "query, a profiler N+1 that lab/profiling.py removes. `manage.py silk_overhead` "
+            "times a naive variant with Silk on and off."
         ),
     )
 )

@@ -3,7 +3,11 @@
 Runs every variant of each lesson in turn, alternating (naive, optimized, naive,
 ...) so that drift in the machine's load hits every variant alike, in-process with
 Silk, the toolbar and Django's query log off, and prints medians and the ratio to
-the naive variant.
+the naive variant. Write variants commit for real on a copy of the seeded database
+restored before every call (lab.comparison.ScratchDatabase): their COMMIT and their
+on_commit publish are in the figures. Then one line per lesson: are the variants'
+payloads (a write lesson's final state) equal on the seeded data, and is the
+optimized variant within its query budget.
 """
 
 from __future__ import annotations
@@ -13,7 +17,15 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from lab.comparison import compare_lesson, format_table, machine_info
+from lab.comparison import (
+    COMMIT,
+    ROLLBACK,
+    ScratchUnavailable,
+    compare_lesson,
+    format_checks,
+    format_table,
+    machine_info,
+)
 from lab.lessons import all_lessons, get_lesson
 from lab.models import Measurement
 
@@ -31,23 +43,35 @@ class Command(BaseCommand):
             help="Add a tracemalloc pass: peak Python memory per call.",
         )
         parser.add_argument(
+            "--rollback-writes",
+            action="store_true",
+            help="Measure write variants in a rolled-back transaction (no COMMIT, no publish).",
+        )
+        parser.add_argument(
             "--no-record",
             dest="record",
             action="store_false",
             help="Do not store the result as the lesson's last measurement (catalogue ratio).",
         )
 
-    def handle(self, *, slugs, rounds, json_path, memory, record=True, **options) -> None:
+    def handle(
+        self, *, slugs, rounds, json_path, memory, record=True, rollback_writes=False, **options
+    ) -> None:
         if rounds < 1:
             raise CommandError("--rounds must be at least 1.")
         lessons = [self.lesson(slug) for slug in slugs] if slugs else all_lessons()
         results = []
         for lesson in lessons:
             self.stderr.write(f"measuring {lesson.slug} ({', '.join(lesson.variant_names)})...")
-            results.append(compare_lesson(lesson, rounds=rounds, memory=memory))
+            writes = ROLLBACK if rollback_writes else COMMIT
+            try:
+                results.append(compare_lesson(lesson, rounds=rounds, memory=memory, writes=writes))
+            except ScratchUnavailable as error:
+                raise CommandError(str(error)) from error
             if record:
                 Measurement.record(results[-1], source="command", rounds=rounds)
         self.stdout.write(format_table(results))
+        self.stdout.write(format_checks(results))
         if json_path:
             document = {"machine": machine_info(), "rounds": rounds, "lessons": results}
             Path(json_path).write_text(json.dumps(document, indent=2) + "\n")

@@ -54,7 +54,9 @@
     body.replaceChildren(...result.variants.map((row) => {
       const tr = document.createElement("tr");
       const cells = [row.variant, row.queries.toFixed(0), row.db_ms.toFixed(1), row.total_ms.toFixed(1),
-        Math.round(row.bytes).toLocaleString("en"), row.speedup ? row.speedup.toFixed(1) + "×" : "-"];
+        Math.round(row.bytes).toLocaleString("en"), row.speedup ? row.speedup.toFixed(1) + "×" : "-",
+        // What Silk added while it recorded (the profiler-overhead lesson), never in queries/DB.
+        row.silk_queries !== undefined ? `${row.silk_queries.toFixed(0)} queries · ${row.silk_ms.toFixed(1)} ms` : "-"];
       cells.forEach((text) => { const td = document.createElement("td"); td.textContent = text; tr.appendChild(td); });
       return tr;
     }));
@@ -187,8 +189,11 @@
           return;
         }
         const db = metrics.db || {}, total = metrics.total || {};
+        // `db` is the lesson's own queries; a profiler's own work has its own metric.
+        const profilers = ["silk", "toolbar"].filter((name) => metrics[name])
+          .map((name) => ` · ${name}: ${metrics[name].desc}, ${metrics[name].dur} ms`).join("");
         output.textContent = `${response.status} · ${db.desc || "? queries"} · DB ${db.dur || "?"} ms · ` +
-          `total ${total.dur || "?"} ms · ${new Blob([body]).size.toLocaleString("en")} bytes`;
+          `total ${total.dur || "?"} ms · ${new Blob([body]).size.toLocaleString("en")} bytes` + profilers;
         output.classList.add("ok");
         const silk = row.querySelector(".silk-link");
         if (silk) silk.textContent = "latest request";

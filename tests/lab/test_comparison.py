@@ -1,0 +1,86 @@
+"""`manage.py compare` measures what production pays (lab/comparison.py).
+
+Reads run as requests do: no transaction of ours, so no savepoint query. Writes
+commit for real on a scratch copy of the database restored before every call: the
+seeded rows are never changed, every round starts from the same rows, and the
+on_commit callbacks (the Celery publish) run after the COMMIT.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from django.test import Client
+
+from lab.comparison import COMMIT, ScratchDatabase, compare_lesson, measure_once, summarize
+from lab.lessons import get_lesson
+from lab.measure import QueryLog
+from lab.probe import Probe
+from tasks.models import ReportJob, Task
+from weave.sample import make_messages, make_people, make_threads
+
+
+def with_context(slug: str, context) -> object:
+    """The lesson, measured on this test's data instead of the seeded database."""
+    return dataclasses.replace(get_lesson(slug), demo_context=lambda: context)
+
+
+@pytest.mark.django_db(transaction=True)  # the copy is taken of committed rows
+def test_write_variants_commit_on_a_restored_copy_and_leave_the_rows_alone():
+    lesson = with_context("task-import", get_lesson("task-import").build_data(20))
+    before = Task.objects.count()
+    result = compare_lesson(lesson, rounds=2, writes=COMMIT)
+    # Every call imported 20 tasks into a fresh copy; the database itself is unchanged.
+    assert Task.objects.count() == before
+    assert [row["rounds"] for row in result["variants"]] == [2, 2]
+    assert result["writes"].startswith("committed")
+    # The final state of each variant, each on its own fresh copy, is the same.
+    assert result["payloads"] == {"equal": True, "detail": "2 variants equal"}
+    optimized = next(row for row in result["variants"] if row["variant"] == "optimized")
+    assert optimized["queries"] <= lesson.query_budget
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_on_commit_publish_runs_after_a_real_commit():
+    lesson = get_lesson("task-report-export")
+    context = lesson.build_data(5)
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(context["user"])
+    before = ReportJob.objects.count()
+    with ScratchDatabase() as scratch:
+        measure_once(lesson, "optimized", context, client=client, scratch=scratch)
+        # The job was committed, then published on commit (eager Celery in tests: the
+        # publish runs the job): it is done, on the copy.
+        assert ReportJob.objects.count() == before + 1
+        assert ReportJob.objects.latest("id").status == "done"
+        scratch.restore()
+        assert ReportJob.objects.count() == before  # restored: every call starts alike
+    assert ReportJob.objects.count() == before  # the database itself was never written
+
+
+@pytest.mark.django_db
+def test_reads_run_without_savepoints_and_their_payloads_are_compared(
+    django_assert_num_queries,
+):
+    make_messages(threads=make_threads(1), people=make_people(3), per_thread=4)
+    lesson = with_context("latest-messages", {})
+    result = compare_lesson(lesson, rounds=1)
+    assert result["payloads"] == {"equal": True, "detail": "2 variants equal"}
+    optimized = next(row for row in result["variants"] if row["variant"] == "optimized")
+    # 1. SELECT message JOIN person ... LIMIT 100: no SAVEPOINT / RELEASE around it.
+    assert optimized["queries"] == 1
+    with django_assert_num_queries(1):
+        # 1. the same SELECT, as the probe of one measured call
+        measure_once(lesson, "optimized", {}, client=Client(HTTP_HOST="127.0.0.1"))
+
+
+def probe(server_timing: str) -> Probe:
+    return Probe(200, b"{}", QueryLog(count=3), 5.0, "application/json", server_timing)
+
+
+def test_silks_own_work_is_its_own_column_never_the_queries():
+    recorded = [probe('total;dur=9, db;dur=1;desc="3 queries", silk;dur=4.0;desc="6 queries"')] * 2
+    row = summarize("naive", [*recorded, probe('total;dur=5, db;dur=1;desc="3 queries"')])
+    assert row["queries"] == 3 and row["silk_queries"] == 6 and row["silk_ms"] == 4.0
+    assert "silk_queries" not in summarize("optimized", [probe("total;dur=5")])
