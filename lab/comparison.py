@@ -17,10 +17,12 @@ from lab.lessons import Lesson
 from lab.probe import Probe, call_variant
 
 
-def measure_once(lesson: Lesson, variant: str, context, *, client: Client) -> Probe:
+def measure_once(
+    lesson: Lesson, variant: str, context, *, client: Client, keep_body: bool = True
+) -> Probe:
     """One call; write lessons run inside a transaction that is rolled back."""
     with transaction.atomic():
-        probe = call_variant(lesson, variant, client=client, context=context)
+        probe = call_variant(lesson, variant, client=client, context=context, keep_body=keep_body)
         if lesson.kind == "write":
             transaction.set_rollback(True)
     if probe.status >= 400:
@@ -31,7 +33,8 @@ def measure_once(lesson: Lesson, variant: str, context, *, client: Client) -> Pr
 def peak_memory_kb(lesson: Lesson, variant: str, context, *, client: Client) -> float:
     tracemalloc.start()
     try:
-        measure_once(lesson, variant, context, client=client)
+        # A streamed body is read and dropped chunk by chunk, as a server sends it.
+        measure_once(lesson, variant, context, client=client, keep_body=False)
         return tracemalloc.get_traced_memory()[1] / 1024
     finally:
         tracemalloc.stop()
