@@ -1,8 +1,8 @@
 """Exporting every live message as CSV: built in memory, then streamed.
 
-Slow: the naive export holds every row, the whole CSV text and its bytes in memory before the first byte leaves.
-Why: iterating a QuerySet fills its result cache with all rows, StringIO grows to the full file, then getvalue() and encode() copy it twice more.
-Fix: StreamingHttpResponse over `iterator(chunk_size=...)` (a server-side cursor): one chunk of rows and one CSV line in memory at a time.
+Slow: the naive export holds every row, the CSV text and its bytes in memory before byte one.
+Why: a QuerySet caches all its rows, StringIO grows to the whole file, getvalue() copies it.
+Fix: StreamingHttpResponse over iterator(chunk_size): one chunk of rows in memory at a time.
 """
 
 from __future__ import annotations

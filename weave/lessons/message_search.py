@@ -1,8 +1,8 @@
 """Searching messages: `icontains` against full-text search over a stored tsvector.
 
-Slow: `text__icontains` becomes ILIKE '%word%', which reads and lowercases every message's text (a Seq Scan) on each search.
-Why: a pattern with a leading wildcard cannot use a B-tree: PostgreSQL has no way to find the rows containing a word but to look at all of them.
-Fix: a stored tsvector (a GeneratedField, kept by PostgreSQL) under a GIN index: `@@ websearch_to_tsquery` reads the word's posting list, ts_rank orders the matches.
+Slow: `text__icontains` is ILIKE '%word%': every search reads every message's text (Seq Scan).
+Why: a pattern with a leading wildcard cannot use a B-tree; every row has to be looked at.
+Fix: a stored tsvector (GeneratedField) with a GIN index, searched with @@ and ranked.
 """
 
 from __future__ import annotations
