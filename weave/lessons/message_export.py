@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -47,18 +48,19 @@ def csv_in_memory(rows: Iterable[tuple]) -> str:
     return buffer.getvalue()
 
 
-class LineBuffer:
-    """A file-like object whose write() hands the line back instead of keeping it."""
-
-    def write(self, line: str) -> str:
-        return line
-
-
-def csv_lines(rows: Iterable[tuple]) -> Iterator[str]:
-    writer = csv.writer(LineBuffer())
-    yield writer.writerow(HEADER)
-    for row in rows:
-        yield writer.writerow(row)
+def csv_chunks(rows: Iterable[tuple]) -> Iterator[str]:
+    # One piece of text per CHUNK_SIZE rows, not one per line: 45 writes to the
+    # socket instead of 90,000, each passing through the WSGI and middleware layers.
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(HEADER)
+    yield buffer.getvalue()
+    rows = iter(rows)
+    while chunk := list(itertools.islice(rows, CHUNK_SIZE)):
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerows(chunk)
+        yield buffer.getvalue()
 
 
 def export_in_memory() -> HttpResponse:
@@ -73,9 +75,14 @@ def export_in_memory() -> HttpResponse:
 def export_streamed() -> StreamingHttpResponse:
     # iterator(chunk_size) reads through a server-side cursor CHUNK_SIZE rows at a
     # time and keeps no result cache; the generator runs while the response is
-    # sent, so the first bytes leave before the query has finished reading.
+    # sent, so memory holds one chunk of rows and its text, never the file.
     rows = messages_export_rows().iterator(chunk_size=CHUNK_SIZE)
-    response = StreamingHttpResponse(csv_lines(rows), content_type="text/csv")
+    # Start the query before the status line leaves: a statement timeout or a dead
+    # database is still a 504 / 503 here; once streaming, an error can only cut
+    # the file short.
+    first = next(rows, None)
+    rows = itertools.chain([] if first is None else [first], rows)
+    response = StreamingHttpResponse(csv_chunks(rows), content_type="text/csv")
     response["Content-Disposition"] = DISPOSITION
     return response
 
@@ -115,7 +122,7 @@ lesson = register(
             "A QuerySet caches all its rows; StringIO grows to the full file; getvalue() and "
             "the response's encode() copy it twice more.",
             "StreamingHttpResponse over iterator(chunk_size=2000): a server-side cursor, one "
-            "chunk of rows and one CSV line in memory at a time.",
+            "chunk of rows and its CSV text in memory at a time.",
         ),
         variants=(
             Variant(
@@ -126,7 +133,7 @@ lesson = register(
             Variant(
                 "optimized",
                 MessageExportView.as_view(export=export_streamed),
-                "iterator(chunk_size=2000) -> csv line generator -> StreamingHttpResponse",
+                "iterator(chunk_size=2000) -> CSV text per chunk -> StreamingHttpResponse",
             ),
         ),
         # The one SELECT (a named cursor for the streamed variant: DECLARE, then FETCHes).
