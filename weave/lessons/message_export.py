@@ -152,7 +152,11 @@ lesson = register(
             "download either way; for exports that take minutes, build the file in a "
             "background job and store it (tasks/lessons/report_export.py). Behind "
             "PgBouncer in transaction mode, server-side cursors need "
-            "DISABLE_SERVER_SIDE_CURSORS, and then iterator() fetches everything at once."
+            "DISABLE_SERVER_SIDE_CURSORS, and then iterator() fetches everything at once. "
+            "Outside a transaction Django declares the cursor WITH HOLD, and PostgreSQL runs "
+            "the whole query to its end before the first FETCH answers: the first byte waits "
+            "for the query (not for the file). Inside a transaction the cursor streams from "
+            "the running query, at the price of a snapshot held for the whole download."
         ),
     )
 )
