@@ -11,8 +11,9 @@ from lab.seeding import SeedContext, Seeder, register_seeder
 from weave.activity import threads_refresh_activity_sql
 from weave.models import Message, mirror_messages
 
-# Built once after the COPY rather than updated row by row during it: one sorted
-# build of a GIN index is several times faster than 100,000 insertions into it.
+# Built once after the COPY rather than updated row by row during it: one build of
+# the GIN index is about twice as fast as 100,000 insertions into it (measured at
+# the workshop preset: 0.4 s insert + 0.9 s build against 2.8 s with the index).
 INDEXES_BUILT_AFTER_COPY = ("message_search_gin_idx",)
 
 SIZES = {
