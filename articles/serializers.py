@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from rest_framework import serializers
@@ -79,9 +79,27 @@ class ArticleWriteSerializer(serializers.Serializer):
             published_at=timezone.now() if published else None,
             author=self.context["author"],
         )
-        tags = [
-            Tag.objects.get_or_create(slug=slugify(name)[:60], defaults={"name": name})[0]
-            for name in dict.fromkeys(validated_data["tags"])
-        ]
+        tags = tags_get_or_create(validated_data["tags"])
         article.tags.set(tags)  # m2m_changed: the caches are invalidated
         return article
+
+
+def tags_get_or_create(names: list[str]) -> list[Tag]:
+    """The tags named (up to 10): one query for those that exist, not a get() per name."""
+    wanted: dict[str, str] = {}
+    for name in names:
+        wanted.setdefault(slugify(name)[:60], name)
+    found = {tag.slug: tag for tag in Tag.objects.filter(slug__in=wanted)}
+    for slug, name in wanted.items():
+        if slug not in found:
+            found[slug] = tag_create(slug=slug, name=name)
+    return [found[slug] for slug in wanted]
+
+
+def tag_create(*, slug: str, name: str) -> Tag:
+    # create() sends post_save, which invalidates the blog caches (articles/signals.py).
+    try:
+        with transaction.atomic():
+            return Tag.objects.create(slug=slug, name=name)
+    except IntegrityError:  # created by a concurrent request since the read above
+        return Tag.objects.get(slug=slug)

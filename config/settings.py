@@ -98,6 +98,13 @@ if PROFILING_TOOLS:
         "lab.profiling.SilkMiddleware",  # Silk without its own N+1 (lab/profiling.py)
     )
 
+if TESTING:
+    # django-zeal: an N+1 in any request a test makes fails the test; only a
+    # lesson's naive variant, which shows one on purpose, is exempt (tests/nplusone.py).
+    INSTALLED_APPS += ["zeal"]
+    MIDDLEWARE.insert(0, "tests.nplusone.NPlusOneMiddleware")
+    ZEAL_RAISE = True
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [

@@ -96,7 +96,13 @@ class ScratchDatabase:
 
 
 def measure_once(
-    lesson: Lesson, variant: str, context, *, client: Client, scratch: ScratchDatabase | None = None
+    lesson: Lesson,
+    variant: str,
+    context,
+    *,
+    client: Client,
+    scratch: ScratchDatabase | None = None,
+    keep_body: bool = True,
 ) -> Probe:
     """One call as production runs it (see the module docstring).
 
@@ -105,13 +111,13 @@ def measure_once(
     """
     if lesson.kind == "write" and scratch is not None:
         scratch.restore()
-        probe = call_variant(lesson, variant, client=client, context=context)
+        probe = call_variant(lesson, variant, client=client, context=context, keep_body=keep_body)
     elif lesson.kind == "write":
         with transaction.atomic():
-            probe = call_variant(lesson, variant, client=client, context=context)
+            probe = call_variant(lesson, variant, client=client, context=context, keep_body=keep_body)
             transaction.set_rollback(True)
     else:
-        probe = call_variant(lesson, variant, client=client, context=context)
+        probe = call_variant(lesson, variant, client=client, context=context, keep_body=keep_body)
     if probe.status >= 400:
         raise RuntimeError(f"{lesson.slug}/{variant} answered {probe.status}: {probe.body[:300]!r}")
     return probe
@@ -120,7 +126,8 @@ def measure_once(
 def peak_memory_kb(lesson: Lesson, variant: str, context, *, client: Client, scratch=None) -> float:
     tracemalloc.start()
     try:
-        measure_once(lesson, variant, context, client=client, scratch=scratch)
+        # A streamed body is read and dropped chunk by chunk, as a server sends it.
+        measure_once(lesson, variant, context, client=client, scratch=scratch, keep_body=False)
         return tracemalloc.get_traced_memory()[1] / 1024
     finally:
         tracemalloc.stop()

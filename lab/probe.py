@@ -48,6 +48,7 @@ def call_variant(
     context: Mapping[str, Any] | None = None,
     params: Mapping[str, str] | None = None,
     keep_sql: bool = False,
+    keep_body: bool = True,
 ) -> Probe:
     client = client or Client()
     user = context.get("user") if lesson.auth and context else None
@@ -72,12 +73,26 @@ def call_variant(
                 content_type="application/json",
                 headers=headers,
             )
+        # A streamed response runs its queries while it is read: read it inside the
+        # capture and the clock. keep_body=False reads it chunk by chunk and keeps
+        # nothing (a memory measurement must not hold the whole body itself).
+        body = read_body(response, keep=keep_body)
     total_ms = (time.perf_counter() - started) * 1000
     return Probe(
         status=response.status_code,
-        body=response.content if not response.streaming else b"".join(response.streaming_content),
+        body=body,
         queries=queries,
         total_ms=total_ms,
         content_type=response.get("Content-Type", ""),
         server_timing=response.get("Server-Timing", ""),
     )
+
+
+def read_body(response, *, keep: bool) -> bytes:
+    if not response.streaming:
+        return response.content
+    if keep:
+        return b"".join(response.streaming_content)
+    for _chunk in response.streaming_content:
+        pass
+    return b""

@@ -10,6 +10,8 @@ than the N+1 at 1,000,000 rows).
 
 from __future__ import annotations
 
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from django.db.models import Q
 
@@ -89,13 +91,32 @@ class Thread(TimeStamped):
 PREFETCHED_MESSAGES = "prefetched_messages"
 
 
+class MessageManager(models.Manager.from_queryset(SoftDeleteQuerySet)):
+    def get_queryset(self) -> SoftDeleteQuerySet:
+        # The search document is read by the GIN index and by ts_rank, never shown:
+        # loading it with every message would add a tsvector per row to every list.
+        return super().get_queryset().defer("search_document")
+
+
 class Message(TimeStamped):
     text = models.TextField()
     sent_by = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="messages")
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
+    # Full-text search (weave/lessons/message_search.py): PostgreSQL computes the
+    # stemmed tsvector on INSERT/UPDATE (COPY included) and stores it, so a search
+    # neither parses the text again nor needs a trigger kept in sync.
+    search_document = models.GeneratedField(
+        expression=SearchVector("text", config="english"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+
+    objects = MessageManager()
 
     class Meta(TimeStamped.Meta):
         indexes = [
+            # Full-text search: an inverted index from each lexeme to its rows.
+            GinIndex(fields=["search_document"], name="message_search_gin_idx"),
             # The talk's partial index: counts of live messages scan only live rows.
             models.Index(fields=["id"], name="message_alive_idx", condition=Q(deleted=False)),
             # Serves ORDER BY updated DESC, id DESC LIMIT n over live messages.
