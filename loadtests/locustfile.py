@@ -2,12 +2,12 @@
 
     locust -f loadtests/locustfile.py --host http://127.0.0.1:8000
 
-Each lesson becomes a user class (`latest-messages` -> `LatestMessagesUser`) with one
+Each lesson becomes a user class (`my-lesson` -> `MyLessonUser`) with one
 task per variant. Request names are `<variant>:/lessons/<slug>/`, so Locust's table
 shows a lesson's naive, tier and optimized rows side by side. Every task carries
 the tags `<slug>`, `<variant>`, `<slug>:<variant>`, the lesson's kind (`read` or
 `write`) and `auth` for lessons that need a user: `--tags optimized` runs every
-optimized variant, `--tags latest-messages:naive` exactly one, `--exclude-tags
+optimized variant, `--tags <slug>:naive` exactly one, `--exclude-tags
 write` leaves the demo data alone (write lessons insert, update or delete rows).
 A lesson added to the registry is covered without any change here.
 

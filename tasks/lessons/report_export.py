@@ -93,14 +93,7 @@ lesson = register(
         title="Export tasks as CSV: in the request vs a Celery job",
         app="tasks",
         technique="Celery offloading",
-        explanation=(
-            "The export builds the whole CSV inside the request: the user (and a web "
-            "worker) waits for every row to be read and formatted.",
-            "The work grows with the organization; nothing about it needs to happen before "
-            "the response.",
-            "Save a job row, enqueue it with transaction.on_commit and answer 202 with the "
-            "job URL; a worker on the 'reports' queue builds the file and reports progress.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant("naive", ReportInRequestView.as_view(), "CSV built in the request (200)"),
             Variant(

@@ -72,14 +72,7 @@ lesson = register(
         title="A member's task list with its people",
         app="tasks",
         technique="select_related",
-        explanation=(
-            "The list runs 1 query for the tasks, then 4 per task: organization, assignee, "
-            "author and last editor.",
-            "The serializer reads task.assigned_to.username (and the others); Django loads "
-            "each related row lazily, one query at a time.",
-            "select_related() joins the four rows into the tasks query; the membership check "
-            "stays a JOIN in that same query.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant(
                 "naive",

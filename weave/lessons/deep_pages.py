@@ -114,13 +114,7 @@ lesson = register(
         title="Deep pages: OFFSET vs keyset cursor",
         app="weave",
         technique="keyset pagination",
-        explanation=(
-            "Page 900 of the messages list reads 90,000 rows to return 100: the deeper the "
-            "page, the slower.",
-            "OFFSET n cannot jump: PostgreSQL produces and discards the n rows before the page.",
-            "A signed cursor with the last row's (updated, id) turns the skip into an index "
-            "seek: WHERE (updated, id) < (%s, %s) — every page costs what page 1 costs.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant("naive", DeepPageView.as_view(page=messages_page_naive), "OFFSET / LIMIT"),
             Variant(
