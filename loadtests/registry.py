@@ -148,6 +148,23 @@ def fetch_registry(host: str, *, wait_s: float = 30.0) -> dict[str, Any]:
             time.sleep(0.5)
 
 
+def declared_params(document: dict) -> dict[str, dict[str, str]]:
+    """What each lesson declares to send under load (`Lesson.load.params`)."""
+    return {
+        item["slug"]: dict(item["load"]["params"])
+        for item in document["lessons"]
+        if (item.get("load") or {}).get("params")
+    }
+
+
+def apply_overrides(document: dict, overrides: dict[str, dict[str, str]]) -> dict:
+    """The registry document with overridden example parameters (Locust reads this copy)."""
+    for item in document["lessons"]:
+        for variant in item["variants"]:
+            variant["params"] = {**variant.get("params", {}), **overrides.get(item["slug"], {})}
+    return document
+
+
 def with_scenario(lessons: Iterable[LessonSpec], scenario: str) -> LessonSpec:
     """The lesson that declares `scenario` (`Lesson.load.scenario`); exactly one must."""
     found = [lesson for lesson in lessons if lesson.load.scenario == scenario]

@@ -51,6 +51,8 @@ from loadtests.registry import (
     REGISTRY_PATH,
     AuthConfig,
     LessonSpec,
+    apply_overrides,
+    declared_params,
     fetch_registry,
     login,
     parse_registry,
@@ -154,23 +156,6 @@ def parse_overrides(items: Sequence[str]) -> dict[str, dict[str, str]]:
             raise ValueError(f"--params takes SLUG:KEY=VALUE, not {item!r}")
         overrides.setdefault(slug, {})[key] = value
     return overrides
-
-
-def declared_params(document: dict) -> dict[str, dict[str, str]]:
-    """What each lesson declares to send under load (`Lesson.load.params`)."""
-    return {
-        item["slug"]: dict(item["load"]["params"])
-        for item in document["lessons"]
-        if (item.get("load") or {}).get("params")
-    }
-
-
-def apply_overrides(document: dict, overrides: dict[str, dict[str, str]]) -> dict:
-    """The registry document with overridden example parameters (Locust reads this copy)."""
-    for item in document["lessons"]:
-        for variant in item["variants"]:
-            variant["params"] = {**variant.get("params", {}), **overrides.get(item["slug"], {})}
-    return document
 
 
 def plan_runs(lessons: list[LessonSpec], *, mix: str, variants: list[str]) -> list[Run]:

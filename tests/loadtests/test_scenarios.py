@@ -125,6 +125,44 @@ def test_locustfile_builds_a_user_class_per_lesson_with_tagged_tasks(tmp_path):
     )
 
 
+def test_locust_on_its_own_sends_the_parameters_lessons_declare_for_load():
+    document = json.loads(json.dumps(FAKE_REGISTRY))
+    document["lessons"][0]["load"] = {"params": {"page": "2"}}
+
+    class Registry(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps(document).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    script = (
+        "import json, loadtests.locustfile as f\n"
+        "print(json.dumps({name: [t.variant.params for t in c.tasks]"
+        " for name, c in f.USER_CLASSES.items()}))"
+    )
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Registry) as httpd:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        host = f"http://127.0.0.1:{httpd.server_address[1]}"
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": str(Path(sys.executable).parent), "LOCUST_HOST": host},
+        )
+        httpd.shutdown()
+    assert result.returncode == 0, result.stderr
+    built = json.loads(result.stdout.splitlines()[-1])
+    assert built["ThreadPageUser"] == [{"page": "2"}] * 3  # the declaration, not page=1
+
+
 def test_auth_lessons_are_skipped_with_a_reason_when_no_token_can_be_had(tmp_path):
     built = locust_classes(tmp_path)
     assert "MyTasksUser" not in built["classes"]
@@ -167,7 +205,7 @@ def test_each_variant_runs_alone_by_default():
 
 def test_auth_hook_environment_beats_registry_beats_defaults(monkeypatch):
     default = AuthConfig.resolve({})
-    # member0001 is the admin of org-01, the organization the task lessons name.
+    # member0001 is the admin of tasks.seed.DEMO_ORGANIZATION, which the task lessons name.
     assert [default.username_for(i) for i in range(3)] == ["member0001"] * 3
     assert default.one_user and not default.token
     monkeypatch.setenv("WEAVE_LOADTEST_TOKEN", "t0k3n")
