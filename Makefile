@@ -126,9 +126,10 @@ clean: services-down
 # production-like gunicorn on 127.0.0.1 (DJANGO_DEBUG=0), or against HOST=.
 #   make loadtest [LESSONS="a b"] [USERS=10] [DURATION=30s] [WORKERS=1] [HOST=url] [WRITES=1]
 #   make loadtest-connections   CONN_MAX_AGE=0 vs persistent vs psycopg pool
-#   make loadtest-stampede      the tag-stats-cache key expired under load: recomputations
-# Write lessons change the demo data: they run only with WRITES=1 (bounded bodies,
-# see loadtests/run.py), and the preset is re-seeded after each of them.
+#   make loadtest-stampede      a cache key expired under load: recomputations
+# The scenarios run the lesson that declares them (Lesson.load in its module).
+# Write lessons change the demo data: they run only with WRITES=1 (the bounded
+# bodies their lessons declare), and the preset is re-seeded after each of them.
 # Reports (Locust CSV + HTML per run, comparison.md/.json) go to reports/<timestamp>/.
 USERS ?= 10
 DURATION ?= 30s
@@ -136,8 +137,8 @@ WORKERS ?= 1
 HOST ?=
 MIX ?= per-variant
 GUNICORN_WORKERS ?= 2
-CONN_LESSON ?= latest-messages
-CONN_PARAMS ?= limit=1
+CONN_LESSON ?=
+CONN_PARAMS ?=
 
 WRITES ?=
 
@@ -150,11 +151,11 @@ loadtest: seed
 		$(if $(WRITES),--writes $(if $(HOST),,--after-write "$(PY) manage.py seed --preset $(PRESET) --reset --yes"))
 
 loadtest-connections: seed
-	$(PY) -m loadtests.run --connections --conn-lesson $(CONN_LESSON) \
+	$(PY) -m loadtests.run --connections $(if $(CONN_LESSON),--conn-lesson $(CONN_LESSON)) \
 		$(if $(CONN_PARAMS),--conn-params $(CONN_PARAMS)) --users $(USERS) \
 		--duration $(DURATION) --workers $(WORKERS) --gunicorn-workers $(GUNICORN_WORKERS)
 
-# tag-stats-cache's entry expires every TTL seconds under load: get_or_set recomputes
+# The stampede lesson's entry expires every TTL seconds under load: get_or_set recomputes
 # once per waiting request, the lock once per expiry (gunicorn with 8 threads per worker).
 TTL ?= 2
 loadtest-stampede: seed

@@ -7,13 +7,12 @@ from django.views.decorators.http import require_GET
 
 from articles.cache import cache_page_for_anonymous, page_generation, recomputations
 from articles.lessons.article_list_page_cache import article_list_page_optimized
-from articles.lessons.article_list_template import article_list_optimized
 from articles.lessons.article_sitemap import sitemap_optimized, sitemap_view
 from articles.lessons.related_count import article_detail_view
 from articles.lessons.tag_stats_cache import tag_stats_optimized, tag_stats_view
-from articles.lessons.top_tags_fragment import top_tags_optimized
 from articles.models import ArticleWithCachedCounts
-from articles.pages import Deferred, paginate, render_page, tag_or_404
+from articles.pages import paginate, render_page, tag_or_404
+from articles.site import published_articles, top_tags_sidebar
 
 article_list = article_list_page_optimized
 article_detail = article_detail_view(ArticleWithCachedCounts, sidebar=True)
@@ -25,12 +24,12 @@ sitemap = sitemap_view(sitemap_optimized)
 @cache_page_for_anonymous()
 def tag_detail(request: HttpRequest, slug: str) -> HttpResponse:
     tag = tag_or_404(slug)
-    page = paginate(request, article_list_optimized().filter(tags=tag))
+    page = paginate(request, published_articles().filter(tags=tag))
     return render_page(
         request,
         "articles/tag_detail.html",
         {"tag": tag, "page_obj": page},
-        top_tags=Deferred(top_tags_optimized),
+        top_tags=top_tags_sidebar(),
         cache_top_tags=True,
     )
 

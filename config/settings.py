@@ -242,7 +242,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# --- Email: notifications (weave/lessons/notification_fanout.py) -------------
+# --- Email: notifications (weave/lessons/message_notify.py) -------------
 # Console locally; point EMAIL_BACKEND/EMAIL_HOST/EMAIL_PORT at an SMTP catcher
 # (Mailpit, MailHog) to see real delivery latency.
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -2,13 +2,26 @@
 
 The catalogue, the lesson pages, `/api/lessons/`, `manage.py compare`, the Locust
 scenarios and the contract tests all read this registry, so adding a lesson is
-adding one module (`<app>/lessons/<topic>.py`) and its tests.
+adding one module (`<app>/lessons/<slug_with_underscores>.py`) and its tests.
+
+The lesson's story has one home, its module docstring (`Lesson(docstring=__doc__)`):
+a first line, then the three lines
+
+    Slow: what is slow (a line may continue on the following indented or plain lines)
+    Why: why it is slow
+    Fix: what fixes it
+
+which `Story.parse` reads; a lesson without all three does not register. What tools
+need to know about a lesson (load-test parameters, a scenario of its own) is declared
+by the lesson too (`Lesson(load=LoadTest(...))`), so no tool names a slug.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -17,6 +30,77 @@ from django.urls import reverse
 
 Kind = Literal["read", "write"]
 Renders = Literal["json", "html"]
+Scenario = Literal["", "stampede", "connections"]
+
+STORY_LABELS = ("Slow", "Why", "Fix")
+_LABEL = re.compile(r"^(?P<label>Slow|Why|Fix):\s*(?P<text>.*)$")
+
+
+@dataclass(frozen=True)
+class Story:
+    """What is slow, why it is slow, what fixes it: parsed from the module docstring."""
+
+    slow: str
+    why: str
+    fix: str
+
+    @classmethod
+    def parse(cls, docstring: str | None) -> Story:
+        """The `Slow:`, `Why:` and `Fix:` paragraphs; a line continues its label until a
+        blank line or the next label. A missing or repeated label is a ValueError."""
+        found: dict[str, list[str]] = {}
+        current: list[str] | None = None
+        for line in inspect.cleandoc(docstring or "").splitlines():
+            match = _LABEL.match(line.strip())
+            if match:
+                if match["label"] in found:
+                    raise ValueError(f"the docstring has two {match['label']!r} lines")
+                current = found[match["label"]] = [match["text"]]
+            elif not line.strip():
+                current = None
+            elif current is not None:
+                current.append(line.strip())
+        missing = [label for label in STORY_LABELS if not " ".join(found.get(label, [])).strip()]
+        if missing:
+            raise ValueError(f"the docstring has no {', '.join(missing)} line(s)")
+        return cls(*(" ".join(found[label]).strip() for label in STORY_LABELS))
+
+    def as_dict(self) -> dict[str, str]:
+        return {"slow": self.slow, "why": self.why, "fix": self.fix}
+
+
+@dataclass(frozen=True)
+class LoadTest:
+    """What the load tools (loadtests/, through `/api/lessons/`) need to know about a lesson."""
+
+    # Parameters sent under load instead of the example ones: a write lesson bounds its
+    # body here, so a 30 s run adds thousands of rows, not hundreds of thousands.
+    params: Mapping[str, str] = field(default_factory=dict)
+    # A scenario of its own besides the per-variant runs: "stampede" (a cache entry
+    # expiring under load; `make loadtest-stampede`) or "connections" (the server
+    # restarted with each database-connection setting; `make loadtest-connections`).
+    scenario: Scenario = ""
+    # stampede: the setting (environment variable) that sets the entry's lifetime, the
+    # URL (name) of the recomputation counters, and variant -> counter name.
+    ttl_setting: str = ""
+    counters_url: str = ""
+    counters: Mapping[str, str] = field(default_factory=dict)
+    # The variant the scenario drives and the parameters it sends (connections: a cheap
+    # request shows the connection's own cost best).
+    scenario_variant: str = "optimized"
+    scenario_params: Mapping[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        counters_url = reverse(self.counters_url) if self.counters_url else ""
+        return {
+            "params": {key: str(value) for key, value in self.params.items()},
+            "scenario": self.scenario,
+            "ttl_setting": self.ttl_setting,
+            "counters_url": counters_url,
+            "counters": dict(self.counters),
+            "scenario_variant": self.scenario_variant,
+            "scenario_params": {key: str(value) for key, value in self.scenario_params.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -28,7 +112,7 @@ class Variant:
     summary: str = ""
     # Silk recording for this variant's requests in demo mode: None follows
     # lab.measure.silk_should_record; True records even measured requests (the
-    # profiler-overhead lesson); False never records.
+    # profiler lesson, weave/lessons/profiler_overhead.py); False never records.
     silk: bool | None = None
     # The code that makes this variant's difference when it does not live in the
     # lesson module's `<entity>_<action>_<variant>` functions (for example a
@@ -42,8 +126,9 @@ class Lesson:
     title: str
     app: str
     technique: str
-    # What is slow, why it is slow, what fixes it.
-    explanation: tuple[str, str, str]
+    # The module's docstring (`docstring=__doc__`): the one home of the lesson's story,
+    # read through `story` by the pages, `/api/lessons/`, the schema and the guide.
+    docstring: str
     # Ordered: first `naive`; `optimized` is the fix to recommend.
     variants: tuple[Variant, ...]
     # The optimized variant's query budget (per request).
@@ -81,8 +166,14 @@ class Lesson:
     # False for lessons about the cost of each query (counts, offsets, indexes,
     # profilers) rather than their number: the naive query count stays flat too.
     naive_grows: bool = True
+    # What the load tools need to know (bounded bodies, a scenario of its own).
+    load: LoadTest = field(default_factory=LoadTest)
 
     def __post_init__(self) -> None:
+        try:
+            self.story  # noqa: B018 (parsed now, so a lesson without its story fails to load)
+        except ValueError as error:
+            raise ValueError(f"{self.slug}: {error} (see lab/lessons.py)") from None
         names = [variant.name for variant in self.variants]
         if not names or names[0] != "naive" or "optimized" not in names:
             raise ValueError(
@@ -92,6 +183,13 @@ class Lesson:
             raise ValueError(f"{self.slug}: 'compare' is reserved and cannot name a variant")
         if len(set(names)) != len(names):
             raise ValueError(f"{self.slug}: duplicate variant names {names}")
+        unknown = {*self.load.counters, self.load.scenario_variant} - set(names)
+        if unknown:
+            raise ValueError(f"{self.slug}: load names unknown variants {sorted(unknown)}")
+
+    @property
+    def story(self) -> Story:
+        return Story.parse(self.docstring)
 
     @property
     def variant_names(self) -> list[str]:

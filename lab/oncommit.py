@@ -47,7 +47,7 @@ def save_then_enqueue(
     """Save rows, then enqueue their job once they are committed (a worker can see them).
 
     The one way Weave offloads work: the worker never races the COMMIT (enqueueing
-    inside the transaction does: see the message-notify lesson's `racy` variant).
+    inside the transaction does: see the `racy` variant in weave/lessons/message_notify.py).
     If the broker refuses the message after the commit, `undo` removes the saved
     rows and the caller gets a 503: no row is left waiting for a job that will never
     run. Called outside any transaction (views: ATOMIC_REQUESTS is off), the commit

@@ -8,7 +8,7 @@ on its view: `@extend_schema(parameters=[<QuerySerializer>], responses=<Serializ
 (see weave/lessons/latest_messages.py). A variant view without that annotation
 still appears, with its static example parameters as optional strings (example
 parameters computed from the database are not read: generating the schema runs no
-query). A postprocessing hook adds the registry's explanation to each variant and
+query). A postprocessing hook adds the lesson's story (its module docstring) to each variant and
 documents the error responses every endpoint can give, in the one shape of
 `lab.api` (401 and 403 where the operation needs credentials).
 """
@@ -42,8 +42,8 @@ class LessonSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["read", "write"])
     renders = serializers.ChoiceField(choices=["json", "html"])
     auth = serializers.BooleanField()
-    explanation = inline_serializer(
-        "LessonExplanation",
+    story = inline_serializer(
+        "LessonStory",
         fields={
             "slow": serializers.CharField(),
             "why": serializers.CharField(),
@@ -52,6 +52,18 @@ class LessonSerializer(serializers.Serializer):
     )
     query_budget = serializers.IntegerField()
     page = serializers.URLField()
+    load = inline_serializer(
+        "LessonLoadTest",
+        fields={
+            "params": serializers.DictField(child=serializers.CharField()),
+            "scenario": serializers.ChoiceField(choices=["", "stampede", "connections"]),
+            "ttl_setting": serializers.CharField(allow_blank=True),
+            "counters_url": serializers.CharField(allow_blank=True),
+            "counters": serializers.DictField(child=serializers.CharField()),
+            "scenario_variant": serializers.CharField(),
+            "scenario_params": serializers.DictField(child=serializers.CharField()),
+        },
+    )
     variants = LessonVariantSerializer(many=True)
 
 
@@ -172,7 +184,7 @@ def describe_variant(operation: dict, lesson: Lesson, variant: str) -> None:
     operation["tags"] = [f"lesson: {lesson.slug}"]
     operation["summary"] = f"{lesson.title} — {variant}"
     operation["description"] = "\n\n".join(
-        [*lesson.explanation, f"This variant: {chosen.summary}" if chosen else ""]
+        [*lesson.story.as_dict().values(), f"This variant: {chosen.summary}" if chosen else ""]
     ).strip()
     declared = {param["name"] for param in operation.get("parameters", [])}
     # Static GET parameters only: a POST lesson's parameters are its body, and

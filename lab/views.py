@@ -40,9 +40,10 @@ def lesson_as_json(lesson: Lesson, request: HttpRequest) -> dict[str, Any]:
         "kind": lesson.kind,
         "renders": lesson.renders,
         "auth": lesson.auth,
-        "explanation": dict(zip(("slow", "why", "fix"), lesson.explanation, strict=True)),
+        "story": lesson.story.as_dict(),
         "query_budget": lesson.query_budget,
         "page": request.build_absolute_uri(lesson.page_url()),
+        "load": lesson.load.as_dict(),
         "variants": [
             {
                 "name": variant.name,

@@ -2,17 +2,18 @@
 
     locust -f loadtests/locustfile.py --host http://127.0.0.1:8000
 
-Each lesson becomes a user class (`latest-messages` -> `LatestMessagesUser`) with one
+Each lesson becomes a user class (`my-lesson` -> `MyLessonUser`) with one
 task per variant. Request names are `<variant>:/lessons/<slug>/`, so Locust's table
 shows a lesson's naive, tier and optimized rows side by side. Every task carries
 the tags `<slug>`, `<variant>`, `<slug>:<variant>`, the lesson's kind (`read` or
 `write`) and `auth` for lessons that need a user: `--tags optimized` runs every
-optimized variant, `--tags latest-messages:naive` exactly one, `--exclude-tags
+optimized variant, `--tags <slug>:naive` exactly one, `--exclude-tags
 write` leaves the demo data alone (write lessons insert, update or delete rows).
 A lesson added to the registry is covered without any change here.
 
 Environment (all optional; `loadtests.run` sets them):
-- LOCUST_HOST: the server (or `--host`); its /api/lessons/ is read at import time.
+- LOCUST_HOST: the server (or `--host`); its /api/lessons/ is read at import time,
+  with the parameters each lesson declares for load (`load.params`: bounded bodies).
 - WEAVE_LESSONS_JSON: read the registry from this file instead (master and
   workers then see the same lessons).
 - WEAVE_LESSONS: comma-separated slugs; only these lessons get a user class.
@@ -44,6 +45,8 @@ from loadtests.registry import (
     AuthConfig,
     LessonSpec,
     VariantSpec,
+    apply_overrides,
+    declared_params,
     fetch_registry,
     parse_registry,
     preflight_auth,
@@ -69,9 +72,11 @@ def host_from_command_line(default: str = "http://127.0.0.1:8000") -> str:
 
 def load_document(host: str) -> dict:
     path = os.environ.get("WEAVE_LESSONS_JSON")
-    if path:
+    if path:  # written by loadtests.run, its parameters already chosen
         return json.loads(Path(path).read_text())
-    return fetch_registry(host, wait_s=float(os.environ.get("WEAVE_REGISTRY_WAIT", "60")))
+    document = fetch_registry(host, wait_s=float(os.environ.get("WEAVE_REGISTRY_WAIT", "60")))
+    # Run on its own: the parameters each lesson declares for load (bounded write bodies).
+    return apply_overrides(document, declared_params(document))
 
 
 class LessonUser(FastHttpUser):

@@ -9,9 +9,10 @@ the values come from, first match wins:
    `username`, `users`, `password`, `scheme`;
 3. defaults: POST /api/auth/token/ as the seeded user member0001, password
    `weave-demo`, header `Authorization: Token <token>`.
-Why one user by default: the task lessons' example parameters name the
-organization `org-01`, and tenancy answers 404 to anyone outside it; member0001
-is its admin in every preset (the user `manage.py compare` measures with too).
+Why one user by default: the task lessons' example parameters name one
+organization (tasks.seed.DEMO_ORGANIZATION), and tenancy answers 404 to anyone
+outside it; member0001 is its admin in every preset (the user `manage.py compare`
+measures with too).
 The seeded users after it belong to other organizations, so a pool such as
 `WEAVE_LOADTEST_USERNAME=member{n:04d} WEAVE_LOADTEST_USER_COUNT=100` only fits
 lessons whose parameters every user can reach.
@@ -32,7 +33,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 REGISTRY_PATH = "/api/lessons/"
@@ -56,6 +57,25 @@ class VariantSpec:
 
 
 @dataclass(frozen=True)
+class LoadSpec:
+    """What a lesson declares for load tools (`Lesson.load` in lab/lessons.py)."""
+
+    params: Mapping[str, str] = field(default_factory=dict)  # sent under load instead
+    scenario: str = ""  # "", "stampede" or "connections"
+    ttl_setting: str = ""  # stampede: the environment variable of the entry's lifetime
+    counters_url: str = ""  # stampede: where the recomputations are counted
+    counters: Mapping[str, str] = field(default_factory=dict)  # variant -> counter
+    scenario_variant: str = "optimized"
+    scenario_params: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, item: Mapping[str, Any] | None) -> LoadSpec:
+        item = dict(item or {})
+        known = {key: item[key] for key in cls.__dataclass_fields__ if key in item}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
 class LessonSpec:
     slug: str
     title: str
@@ -65,6 +85,7 @@ class LessonSpec:
     renders: str
     auth: bool
     variants: tuple[VariantSpec, ...]
+    load: LoadSpec = field(default_factory=LoadSpec)
 
     @property
     def variant_names(self) -> list[str]:
@@ -75,7 +96,7 @@ class LessonSpec:
         return f"/lessons/{self.slug}/"
 
     def request_name(self, label: str) -> str:
-        """`naive:/lessons/latest-messages/`: Locust sorts these rows side by side."""
+        """`naive:/lessons/<slug>/`: Locust sorts these rows side by side."""
         return f"{label}:{self.page}"
 
     def class_name(self) -> str:
@@ -83,7 +104,7 @@ class LessonSpec:
 
 
 def tag_for(slug: str, variant: str) -> str:
-    """The tag that selects one variant of one lesson (`--tags latest-messages:naive`)."""
+    """The tag that selects one variant of one lesson (`--tags <slug>:naive`)."""
     return f"{slug}:{variant}"
 
 
@@ -106,6 +127,7 @@ def parse_registry(document: Mapping[str, Any]) -> list[LessonSpec]:
                 )
                 for variant in item["variants"]
             ),
+            load=LoadSpec.parse(item.get("load")),
         )
         for item in document["lessons"]
     ]
@@ -124,6 +146,32 @@ def fetch_registry(host: str, *, wait_s: float = 30.0) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"cannot read the lesson registry at {url}: {error}") from None
             time.sleep(0.5)
+
+
+def declared_params(document: dict) -> dict[str, dict[str, str]]:
+    """What each lesson declares to send under load (`Lesson.load.params`)."""
+    return {
+        item["slug"]: dict(item["load"]["params"])
+        for item in document["lessons"]
+        if (item.get("load") or {}).get("params")
+    }
+
+
+def apply_overrides(document: dict, overrides: dict[str, dict[str, str]]) -> dict:
+    """The registry document with overridden example parameters (Locust reads this copy)."""
+    for item in document["lessons"]:
+        for variant in item["variants"]:
+            variant["params"] = {**variant.get("params", {}), **overrides.get(item["slug"], {})}
+    return document
+
+
+def with_scenario(lessons: Iterable[LessonSpec], scenario: str) -> LessonSpec:
+    """The lesson that declares `scenario` (`Lesson.load.scenario`); exactly one must."""
+    found = [lesson for lesson in lessons if lesson.load.scenario == scenario]
+    if len(found) != 1:
+        names = ", ".join(lesson.slug for lesson in found) or "none"
+        raise ValueError(f"one lesson must declare the {scenario!r} scenario; found {names}")
+    return found[0]
 
 
 def select(lessons: Iterable[LessonSpec], slugs: Iterable[str]) -> list[LessonSpec]:

@@ -19,8 +19,13 @@ all selected variants at once in a single run (the smoke test does, to stay shor
 Write lessons (kind `write`: they insert, update or delete rows) are skipped unless
 `--writes` is given, so a load test leaves the demo data as seeded; `make loadtest
 WRITES=1` includes them and re-seeds afterwards. Under load they send bounded
-bodies: `--params` overrides example parameters (default: `task-import:count=100`,
-100 tasks per request instead of the lesson's 1,000, still 100 INSERTs against one).
+bodies: each lesson declares its load-test parameters (`Lesson.load.params`, read
+from /api/lessons/; an import sends 100 rows per request instead of 1,000), and
+`--params SLUG:KEY=VALUE ...` replaces them (`--params` alone: none).
+
+The scenarios (`--connections`, `--stampede`) run the lesson that declares them
+(`Lesson.load.scenario`), with the variant, parameters, cache-lifetime setting and
+counters it declares: no lesson is named here.
 """
 
 from __future__ import annotations
@@ -46,12 +51,15 @@ from loadtests.registry import (
     REGISTRY_PATH,
     AuthConfig,
     LessonSpec,
+    apply_overrides,
+    declared_params,
     fetch_registry,
     login,
     parse_registry,
     preflight_auth,
     select,
     tag_for,
+    with_scenario,
 )
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -66,19 +74,6 @@ CONNECTION_SETTINGS: dict[str, dict[str, str]] = {
     # psycopg's pool (Django 5.1+), which requires CONN_MAX_AGE=0
     "pool": {"DJANGO_CONN_MAX_AGE": "0", "DJANGO_DB_POOL": "1"},
 }
-
-
-# What write lessons send under load instead of their example parameters: bounded
-# bodies, so a 30 s run adds thousands of rows, not hundreds of thousands.
-WRITE_PARAMS = ["task-import:count=100"]
-
-
-# The stampede scenario: the tag statistics' cache entry expires every
-# --ttl seconds on the server (WEAVE_TAG_STATS_SECONDS), and
-# /articles/cache-stats/ counts how often each variant recomputed it.
-STAMPEDE_LESSON = "tag-stats-cache"
-STAMPEDE_COUNTERS = {"get_or_set": "tag-stats (get_or_set)", "optimized": "tag-stats (lock)"}
-STAMPEDE_STATS_PATH = "/articles/cache-stats/"
 
 
 @dataclass
@@ -118,22 +113,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         nargs="*",
         default=None,
         help="SLUG:KEY=VALUE overrides of example parameters "
-        f"(default: {' '.join(WRITE_PARAMS)}; `--params` alone: none)",
+        "(default: what each lesson declares in Lesson.load.params; `--params` alone: none)",
     )
     parser.add_argument("--connections", action="store_true", help="the connection lesson")
-    parser.add_argument("--conn-lesson", default="latest-messages")
-    parser.add_argument("--conn-variant", default="optimized")
+    parser.add_argument("--conn-lesson", default="", help="default: the lesson declaring it")
+    parser.add_argument("--conn-variant", default="", help="default: the lesson's declaration")
     parser.add_argument(
         "--conn-params",
         nargs="*",
-        default=[],
-        help="key=value pairs replacing the example parameters (a cheap request shows "
-        "the connection cost best, e.g. limit=1)",
+        default=None,
+        help="key=value pairs replacing the example parameters (default: the lesson's "
+        "declaration; a cheap request shows the connection cost best)",
     )
     parser.add_argument(
         "--stampede",
         action="store_true",
-        help=f"{STAMPEDE_LESSON}: get_or_set vs lock while the key expires every --ttl s",
+        help="the lesson declaring a stampede: its variants while the key expires every --ttl s",
     )
     parser.add_argument("--ttl", type=int, default=2, help="cache lifetime in --stampede")
     parser.add_argument("--reports", type=Path, default=BASE_DIR / "reports")
@@ -142,9 +137,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     options.lessons = [slug for item in options.lessons for slug in item.split(",") if slug]
     options.variants = [name for item in options.variants for name in item.split(",") if name]
     try:
-        options.overrides = parse_overrides(
-            WRITE_PARAMS if options.params is None else options.params
-        )
+        # None: each lesson's declared load-test parameters (read with the registry)
+        options.overrides = None if options.params is None else parse_overrides(options.params)
     except ValueError as error:
         parser.error(str(error))
     if (options.connections or options.stampede) and options.host:
@@ -153,7 +147,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, dict[str, str]]:
-    """`task-import:count=100` -> {"task-import": {"count": "100"}}."""
+    """`my-lesson:count=100` -> {"my-lesson": {"count": "100"}}."""
     overrides: dict[str, dict[str, str]] = {}
     for item in items:
         slug, colon, pair = item.partition(":")
@@ -162,14 +156,6 @@ def parse_overrides(items: Sequence[str]) -> dict[str, dict[str, str]]:
             raise ValueError(f"--params takes SLUG:KEY=VALUE, not {item!r}")
         overrides.setdefault(slug, {})[key] = value
     return overrides
-
-
-def apply_overrides(document: dict, overrides: dict[str, dict[str, str]]) -> dict:
-    """The registry document with overridden example parameters (Locust reads this copy)."""
-    for item in document["lessons"]:
-        for variant in item["variants"]:
-            variant["params"] = {**variant.get("params", {}), **overrides.get(item["slug"], {})}
-    return document
 
 
 def plan_runs(lessons: list[LessonSpec], *, mix: str, variants: list[str]) -> list[Run]:
@@ -181,8 +167,8 @@ def plan_runs(lessons: list[LessonSpec], *, mix: str, variants: list[str]) -> li
             if not variants or name in variants
         ]
         return [Run(label="together", lessons=lessons, tags=tags)]
-    # Read lessons first: a write lesson that ran before them (task-import adds rows,
-    # message-purge deletes some) would change the data they are measured on.
+    # Read lessons first: a write lesson that ran before them (an import adds rows,
+    # a purge deletes some) would change the data they are measured on.
     ordered = sorted(lessons, key=lambda lesson: lesson.kind == "write")
     return [
         Run(label=f"{lesson.slug}.{name}", lessons=[lesson], tags=[tag_for(lesson.slug, name)])
@@ -316,7 +302,10 @@ def with_silent_variants(rows: list, run: Run) -> list:
 
 
 def fetch_lessons(host: str, options, directory: Path) -> tuple[list[LessonSpec], list[str]]:
-    document = apply_overrides(fetch_registry(host), options.overrides)
+    document = fetch_registry(host)
+    if options.overrides is None:
+        options.overrides = declared_params(document)
+    document = apply_overrides(document, options.overrides)
     lessons_json = directory / "lessons.json"
     lessons_json.write_text(json.dumps(document, indent=2))
     lessons = select(parse_registry(document), options.lessons)
@@ -361,8 +350,8 @@ def run_variants(options, directory: Path, host: str) -> tuple[list, list[str]]:
 
 
 def ends_a_write_lesson(runs: list[Run], index: int) -> bool:
-    """The run is the last variant of a write lesson (task-import's rows must not reach
-    task-report-export's measurement)."""
+    """The run is the last variant of a write lesson (the rows an import added must not
+    reach the next write lesson's measurement)."""
     lesson = runs[index].lessons[0]
     following = runs[index + 1].lessons[0] if index + 1 < len(runs) else None
     return lesson.kind == "write" and following is not lesson and len(runs[index].lessons) == 1
@@ -385,10 +374,24 @@ def in_registry_order(rows: list, lessons: list[LessonSpec]) -> list:
     return sorted(rows, key=lambda row: rank.get((row.lesson, row.variant), (len(rank), 0)))
 
 
+def connection_scenario(host: str, options) -> None:
+    """Fill --conn-lesson, --conn-variant and --conn-params from the declaring lesson."""
+    lessons = parse_registry(fetch_registry(host))
+    if options.conn_lesson:
+        lesson = select(lessons, [options.conn_lesson])[0]
+    else:
+        lesson = with_scenario(lessons, "connections")
+        options.conn_lesson = lesson.slug
+    options.conn_variant = options.conn_variant or lesson.load.scenario_variant
+    if options.conn_params is None:
+        options.conn_params = [f"{k}={v}" for k, v in lesson.load.scenario_params.items()]
+
+
 def run_connections(options, directory: Path, log: Path) -> tuple[list, list[str]]:
     rows, notes = [], []
     for label, env in CONNECTION_SETTINGS.items():
         with server.gunicorn(log=log, extra_env=env, **server_options(options)) as host:
+            connection_scenario(host, options)
             options.lessons = [options.conn_lesson]
             lessons, notes = fetch_lessons(host, options, directory)
             lessons = [with_params(lesson, options.conn_params) for lesson in lessons]
@@ -399,8 +402,8 @@ def run_connections(options, directory: Path, log: Path) -> tuple[list, list[str
     return rows, notes
 
 
-def recomputations(host: str) -> dict[str, int]:
-    url = host + STAMPEDE_STATS_PATH
+def recomputations(host: str, path: str) -> dict[str, int]:
+    url = host + path
     with urllib.request.urlopen(urllib.request.Request(url, headers=MEASURE_HEADERS)) as answer:
         return json.load(answer)["recomputations"]
 
@@ -412,19 +415,24 @@ def run_stampede(options, directory: Path, log: Path) -> tuple[list, list[str], 
     wide as the requests the server runs at once, and 2 sync workers cap it at 2.
     """
     rows, found = [], []
-    env = {"WEAVE_TAG_STATS_SECONDS": str(options.ttl)}
+    # A first server only to read which lesson declares the stampede, and how its
+    # entry's lifetime is set: the measured server starts with that setting.
+    with server.gunicorn(log=log, **server_options(options)) as host:
+        declared = with_scenario(parse_registry(fetch_registry(host)), "stampede")
+    options.stampede_lesson = declared
+    env = {declared.load.ttl_setting: str(options.ttl)}
     with server.gunicorn(log=log, extra_env=env, **server_options(options)) as host:
-        options.lessons = [STAMPEDE_LESSON]
+        options.lessons = [declared.slug]
         lessons, notes = fetch_lessons(host, options, directory)
-        for variant, counter in STAMPEDE_COUNTERS.items():
+        for variant, counter in declared.load.counters.items():
             run = Run(label=f"stampede.{variant}", lessons=lessons)
-            run.tags = [tag_for(STAMPEDE_LESSON, variant)]
+            run.tags = [tag_for(declared.slug, variant)]
             warm_up(host, run)  # the cold fill is not part of the count
-            before = recomputations(host)[counter]
+            before = recomputations(host, declared.load.counters_url)[counter]
             variant_rows = run_locust(
                 run, options, host, directory, directory / "lessons.json", warm=False
             )
-            counted = recomputations(host)[counter] - before
+            counted = recomputations(host, declared.load.counters_url)[counter] - before
             expiries = max(seconds(options.duration) // options.ttl, 1)
             requests = sum(row.requests for row in variant_rows)
             found.append(
@@ -440,11 +448,11 @@ def run_stampede(options, directory: Path, log: Path) -> tuple[list, list[str], 
     return rows, notes, found
 
 
-def stampede_table(found: list[dict], options) -> list[str]:
+def stampede_table(found: list[dict], options, counters_url: str) -> list[str]:
     lines = [
         f"Cache lifetime {options.ttl} s over {options.duration}: about "
         f"{found[0]['expiries'] if found else 0} expiries per variant; recomputations "
-        f"counted by {STAMPEDE_STATS_PATH}.",
+        f"counted by {counters_url}.",
         "",
         "| variant | requests | recomputations | expiries | recomputations per expiry |",
         "|---|---:|---:|---:|---:|",
@@ -526,8 +534,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             options.gunicorn_threads = 8
         rows, notes, found = run_stampede(options, directory, log)
         (directory / "stampede.json").write_text(json.dumps(found, indent=2) + "\n")
-        notes += ["", *stampede_table(found, options)]
-        title = f"Cache stampede: {STAMPEDE_LESSON}"
+        declared = options.stampede_lesson
+        notes += ["", *stampede_table(found, options, declared.load.counters_url)]
+        title = f"Cache stampede: {declared.slug}"
     elif options.host:
         rows, notes = run_variants(options, directory, options.host)
         title = "Load test"

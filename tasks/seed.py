@@ -61,9 +61,18 @@ class TasksSeeder(Seeder):
             cursor.execute("DELETE FROM auth_user WHERE username LIKE %s", [f"{USERNAME_PREFIX}%"])
 
 
+def organization_slug(index: int) -> str:
+    return f"org-{index:02d}"
+
+
+# The organization the lessons' example parameters name: the largest, and
+# demo_username(1) (member0001) is its admin in every preset.
+DEMO_ORGANIZATION = organization_slug(1)
+
+
 def organization_rows(count: int):
     for index in range(1, count + 1):
-        yield f"Organization {index:02d}", f"org-{index:02d}"
+        yield f"Organization {index:02d}", organization_slug(index)
 
 
 def user_rows(count: int, password: str):
@@ -174,7 +183,7 @@ def demo_context() -> dict:
 
     return {
         "user": get_user_model().objects.filter(username=demo_username(1)).first(),
-        "organization": Organization.objects.filter(slug="org-01").first(),
+        "organization": Organization.objects.filter(slug=DEMO_ORGANIZATION).first(),
         "size": 1_000,  # tasks per import
     }
 

@@ -38,7 +38,7 @@ def api_client():
 
 @pytest.fixture(autouse=True)
 def _celery_eager():
-    """Celery jobs run in-process, unless a test starts a real worker (tests/tasks/worker.py)."""
+    """Celery jobs run in-process, unless a test starts a real worker (tests/workers.py)."""
     from config.celery import app
 
     # Settings come from the CELERY_ namespace: set the namespaced key.

@@ -7,9 +7,11 @@ import smtplib
 
 from celery import shared_task
 
-from weave import notifications, purge
+from weave import purge
 from weave.activity import threads_refresh_activity_scan
+from weave.lessons.message_notify import chunks, notify_chunk
 from weave.models import Message
+from weave.notifications import participant_ids
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +26,7 @@ def notifications_fanout(message_id: int) -> str:
             "message %s not found: enqueued before its transaction committed?", message_id
         )
         return "missing"
-    for chunk in notifications.chunks(notifications.participant_ids(message)):
+    for chunk in chunks(participant_ids(message)):
         notifications_send_chunk.delay(message_id, chunk)
     return "queued"
 
@@ -41,7 +43,7 @@ def notifications_send_chunk(message_id: int, person_ids: list[int]) -> int:
     # Acknowledged early (the default): a crash may lose a chunk rather than
     # email 50 people twice. A retry resends the whole chunk.
     message = Message.objects.filter(pk=message_id).first()
-    return notifications.notify_chunk(message, person_ids) if message else 0
+    return notify_chunk(message, person_ids) if message else 0
 
 
 @shared_task

@@ -56,8 +56,9 @@ class Thread(TimeStamped):
     MESSAGES_SHOWN = 100
 
     title = models.CharField(max_length=200)
-    # Kept by an event (weave.signals: every saved message updates its thread)
-    # instead of recomputed by a periodic scan: see weave/lessons/thread_activity.py.
+    # Kept by an event (weave.activity.message_saved, connected in weave/apps.py: every
+    # saved message updates its thread) instead of recomputed by a periodic scan: see
+    # weave/lessons/thread_activity.py.
     last_message_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(TimeStamped.Meta):

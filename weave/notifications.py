@@ -1,16 +1,17 @@
 """Email every participant of a thread when a message is posted (Django's email framework).
 
 `EMAIL_BACKEND` decides the transport: console locally, locmem in tests, SMTP
-(a catcher such as Mailpit) through EMAIL_HOST/EMAIL_PORT.
+(a catcher such as Mailpit) through EMAIL_HOST/EMAIL_PORT. Who is notified and what
+they receive; how the emails are sent (per participant in the request, or in chunks
+by a job) is a lesson: weave/lessons/message_notify.py.
 """
 
 from __future__ import annotations
 
-from django.core.mail import EmailMessage, get_connection
+from django.core.mail import EmailMessage
 
 from weave.models import Message, Person
 
-CHUNK_SIZE = 50  # emails per job and per SMTP connection
 MESSAGE_HEADER = "X-Weave-Message"
 
 
@@ -38,22 +39,3 @@ def notification_email(message: Message, email: str, connection=None) -> EmailMe
         headers={MESSAGE_HEADER: str(message.pk)},
         connection=connection,
     )
-
-
-def notify_one_by_one(message: Message) -> int:
-    """Naive: one email, one connection (an SMTP handshake) per participant."""
-    emails = Person.objects.filter(pk__in=participant_ids(message)).values_list("email", flat=True)
-    for email in emails:
-        notification_email(message, email).send()
-    return len(emails)
-
-
-def notify_chunk(message: Message, person_ids: list[int]) -> int:
-    """One connection for the whole chunk."""
-    emails = Person.objects.filter(pk__in=person_ids).order_by("id").values_list("email", flat=True)
-    with get_connection() as connection:
-        return connection.send_messages([notification_email(message, e) for e in emails]) or 0
-
-
-def chunks(ids: list[int], size: int = CHUNK_SIZE) -> list[list[int]]:
-    return [ids[start : start + size] for start in range(0, len(ids), size)]

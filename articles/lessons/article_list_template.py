@@ -71,14 +71,7 @@ lesson = register(
         title="Article list: the template N+1",
         app="articles",
         technique="select_related + prefetch_related",
-        explanation=(
-            "The list page runs 2 queries, then 3 more per article: 62 for a page of 20.",
-            "The template reads article.author, article.tags.all and the tag count; each is "
-            "a lazy relation that Django loads with its own query, row by row.",
-            "select_related('author') + prefetch_related('tags'): 3 queries (count, page, "
-            "tags); the tag count reads the prefetched list; defer('body') skips the column "
-            "the list never shows.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant("naive", article_list_view(article_list_naive), "published() only"),
             Variant(

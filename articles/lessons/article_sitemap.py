@@ -81,14 +81,7 @@ lesson = register(
         title="Sitemap: lean querysets (only, values_list) and the defer trap",
         app="articles",
         technique="values_list / only",
-        explanation=(
-            "The sitemap builds a full Article instance per URL, body included, to read "
-            "its slug and date.",
-            "A plain queryset selects every column and builds a model instance per row: "
-            "time and memory grow with everything the table holds.",
-            "values_list('slug', 'updated_at'): two columns, tuples, no instances. only() "
-            "keeps instances; reading a field it deferred costs one query per row.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant("naive", sitemap_view(sitemap_naive), "full instances, every column"),
             Variant("only", sitemap_view(sitemap_only), "only('slug', 'updated_at')"),

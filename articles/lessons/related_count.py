@@ -16,10 +16,10 @@ from django.core.exceptions import BadRequest
 from django.http import Http404
 from django.views.decorators.http import require_GET
 
-from articles.lessons.top_tags_fragment import top_tags_optimized
 from articles.models import Article, ArticleWithCachedCounts
-from articles.pages import Deferred, render_page, slug_param
+from articles.pages import render_page, slug_param
 from articles.sample import make_articles, make_authors, make_tags
+from articles.site import top_tags_sidebar
 from lab.api import known_query_params
 from lab.lessons import Lesson, Variant, register
 
@@ -54,7 +54,7 @@ def article_detail_view(model: type[Article], *, sidebar: bool = False):
             raise BadRequest("Give the article as ?slug=<slug>.")
         article = article_detail(model, slug)
         context = {"article": article, "related_preview": related_preview(article)}
-        top_tags = Deferred(top_tags_optimized) if sidebar else None
+        top_tags = top_tags_sidebar() if sidebar else None
         return render_page(
             request, "articles/article_detail.html", context, top_tags=top_tags, cache_top_tags=True
         )
@@ -88,12 +88,7 @@ lesson = register(
         title="Related articles count: method vs cached_property",
         app="articles",
         technique="cached_property",
-        explanation=(
-            "The detail page runs the same 'related articles' COUNT twice.",
-            "The template reads {{ article.related_count }} in two places; for a method, "
-            "each read is a new call and a new query.",
-            "@cached_property computes it once per instance; the second read is free.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant(
                 "naive",

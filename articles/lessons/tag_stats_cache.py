@@ -27,7 +27,7 @@ from articles.models import Article, Tag
 from articles.pages import render_page
 from articles.sample import make_tagged_articles
 from lab.api import known_query_params
-from lab.lessons import Lesson, Variant, register
+from lab.lessons import Lesson, LoadTest, Variant, register
 from lab.measure import add_server_timing
 
 PUBLISHED = Q(articles__status=Article.Status.PUBLISHED)
@@ -111,13 +111,14 @@ lesson = register(
         title="Tag statistics: low-level cache and stampede protection",
         app="articles",
         technique="cache.get_or_set + lock",
-        explanation=(
-            "The tag statistics table recomputes four aggregates per tag on every request.",
-            "Even as one GROUP BY it reads the whole article-tag table; and a plain cached "
-            "copy, when it expires under load, is recomputed by every request at once.",
-            "Cache the single aggregate in Redis under a generation-keyed entry; on expiry a "
-            "lock (released only by its owner) lets one request recompute while the others "
-            "serve the stale copy; jitter spreads expiries.",
+        docstring=__doc__,
+        # `make loadtest-stampede`: the entry expires every few seconds under load;
+        # GET /articles/cache-stats/ counts each variant's recomputations.
+        load=LoadTest(
+            scenario="stampede",
+            ttl_setting="WEAVE_TAG_STATS_SECONDS",
+            counters_url="articles:cache-stats",
+            counters={"get_or_set": "tag-stats (get_or_set)", "optimized": "tag-stats (lock)"},
         ),
         variants=(
             Variant("naive", tag_stats_view(tag_stats_naive), "4 queries per tag, uncached"),

@@ -82,12 +82,7 @@ lesson = register(
         title="Tag summary: len() vs count(), truthiness vs exists()",
         app="articles",
         technique="count() / exists()",
-        explanation=(
-            "To show a count and a yes/no, the page loads every matching article.",
-            "len(qs) and `if qs:` evaluate the queryset: every row, every column, one "
-            "model instance each, then throw them away.",
-            "qs.count() returns one number; qs.exists() fetches at most one row.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant("naive", tag_summary_view(tag_summary_naive), "len(qs) and bool(qs)"),
             Variant("optimized", tag_summary_view(tag_summary_optimized), "count() and exists()"),

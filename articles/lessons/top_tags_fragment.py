@@ -70,14 +70,7 @@ lesson = register(
         title="Top tags sidebar: fragment cache",
         app="articles",
         technique="{% cache %} + generation key",
-        explanation=(
-            "Every page recomputes the top-tags sidebar: 1 + T queries as first written, "
-            "one 60 ms aggregate once annotated.",
-            "The ranking needs every tag's published count, which changes only when an "
-            "article is published, unpublished, retagged or deleted, or a tag renamed.",
-            "{% cache %} around the annotated query, keyed by a content generation: 1 query "
-            "cold, 0 warm; signals bump the generation on every such change.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant(
                 "naive",

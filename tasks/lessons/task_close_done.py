@@ -21,7 +21,7 @@ from lab.lessons import Lesson, Variant, register
 from tasks.http import OrganizationBody, TenantAPIView
 from tasks.models import Status, Task
 from tasks.sample import make_foreign_tenant, make_members, make_organization, make_tasks
-from tasks.seed import demo_context, demo_organization
+from tasks.seed import DEMO_ORGANIZATION, demo_context, demo_organization
 from tasks.tenancy import organization_for
 
 
@@ -78,7 +78,7 @@ def final_state(context: Mapping[str, Any]) -> list[tuple]:
 
 
 def params(context: Mapping[str, Any] | None) -> dict[str, str]:
-    return {"organization": context["organization"].slug if context else "org-01"}
+    return {"organization": context["organization"].slug if context else DEMO_ORGANIZATION}
 
 
 def done_tasks_of_demo_organization():
@@ -101,14 +101,7 @@ lesson = register(
         title="Close every done task: a save() per row vs one UPDATE",
         app="tasks",
         technique="QuerySet.update",
-        explanation=(
-            "The loop loads every done task, then saves them one by one: N + 1 queries, "
-            "N round trips.",
-            "Model.save() writes a single row (every column) and sends post_save; nothing "
-            "batches the N statements.",
-            "QuerySet.update() closes them all in one UPDATE. It skips save(), signals and "
-            "auto_now, so updated_at and updated_by are set explicitly.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant(
                 "naive",

@@ -137,16 +137,7 @@ lesson = register(
         title="A member's task list with its people",
         app="tasks",
         technique="select_related",
-        explanation=(
-            "The list runs 1 query for the tasks, then 4 per task: organization, assignee, "
-            "author and last editor.",
-            "The serializer reads task.assigned_to.username (and the others); Django loads "
-            "each related row lazily, one query at a time. And no index serves ORDER BY "
-            "created_at DESC: every task of the member's organizations is sorted to keep 50.",
-            "select_related() joins the four rows (only the columns shown); each "
-            "organization's newest tasks are read in order from Index(organization, "
-            "-created_at, -id), so nothing sorts all of them: 2 queries.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant(
                 "naive",

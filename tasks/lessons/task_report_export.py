@@ -39,7 +39,7 @@ from lab.oncommit import drain_on_commit, save_then_enqueue
 from tasks.http import OrganizationBody, TenantAPIView, csv_response
 from tasks.models import JobStatus, Organization, ReportJob, Task
 from tasks.sample import make_foreign_tenant, make_members, make_organization, make_tasks
-from tasks.seed import demo_context, demo_organization
+from tasks.seed import DEMO_ORGANIZATION, demo_context, demo_organization
 from tasks.serializers import ReportJobSerializer
 from tasks.tenancy import organization_for
 
@@ -269,7 +269,7 @@ def comparable_rows(content: str) -> list[list[str]]:
 
 
 def params(context: Mapping[str, Any] | None) -> dict[str, str]:
-    return {"organization": context["organization"].slug if context else "org-01"}
+    return {"organization": context["organization"].slug if context else DEMO_ORGANIZATION}
 
 
 def report_query():
@@ -286,15 +286,7 @@ lesson = register(
         title="Export tasks as CSV: in the request vs a Celery job",
         app="tasks",
         technique="Celery offloading",
-        explanation=(
-            "The export builds the whole CSV inside the request: the user (and a web "
-            "worker) waits for every row to be read and formatted.",
-            "The work grows with the organization; nothing about it needs to happen before "
-            "the response.",
-            "Save a job row, enqueue it with transaction.on_commit and answer 202 with the "
-            "job URL; a worker on the 'reports' queue claims the job exclusively (FOR UPDATE "
-            "SKIP LOCKED, a lease) and builds the file, reporting progress.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant("naive", ReportInRequestView.as_view(), "CSV built in the request (200)"),
             Variant(

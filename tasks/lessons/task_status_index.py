@@ -19,7 +19,7 @@ from lab.lessons import Lesson, Variant, register
 from tasks.http import TenantAPIView
 from tasks.models import Status, Task, TaskUnindexed
 from tasks.sample import make_foreign_tenant, make_members, make_organization, make_tasks
-from tasks.seed import demo_context
+from tasks.seed import DEMO_ORGANIZATION, demo_context
 from tasks.tenancy import organization_for
 
 
@@ -71,14 +71,17 @@ def build_data(size: int) -> Mapping[str, Any]:
 
 
 def params(context: Mapping[str, Any] | None) -> dict[str, str]:
-    slug = context["organization"].slug if context else "org-01"
+    slug = context["organization"].slug if context else DEMO_ORGANIZATION
     return {"organization": slug, "status": "todo", "limit": "50"}
 
 
 def seeded_organization_id() -> int:
     from tasks.models import Organization
 
-    return Organization.objects.filter(slug="org-01").values_list("id", flat=True).first() or 0
+    return (
+        Organization.objects.filter(slug=DEMO_ORGANIZATION).values_list("id", flat=True).first()
+        or 0
+    )
 
 
 lesson = register(
@@ -87,14 +90,7 @@ lesson = register(
         title="Tasks by organization and status, newest first: a composite index",
         app="tasks",
         technique="composite index",
-        explanation=(
-            "Without a matching index the database reads every task of the organization, "
-            "filters the status and sorts them all, to return 50.",
-            "The foreign key's index finds the organization's rows but not in created_at "
-            "order: a Sort node has to see every row before the LIMIT.",
-            "Index(organization, status, -created_at, -id) returns the rows already filtered and "
-            "ordered: the scan stops after 50 entries, at any table size.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant(
                 "naive",

@@ -1,5 +1,7 @@
 """The lesson contract, generated from the registry: every lesson gets these tests free.
 
+0. Its story (Slow, Why, Fix) is its module docstring, and the page, `/api/lessons/`
+   and the schema show those lines.
 1. Every variant of a read lesson returns the same payload on the same data.
 2. The optimized variant stays within its query budget and does not grow when the
    data doubles; the naive variant does grow.
@@ -9,11 +11,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from django.core.cache import cache
 from django.db import transaction
+from django.utils.html import escape
 
-from lab.lessons import Lesson, all_lessons
+from lab.lessons import Lesson, Story, all_lessons
 from lab.probe import Probe, call_variant
 
 LESSONS = all_lessons()
@@ -83,12 +88,51 @@ def test_optimized_stays_within_budget_and_flat(lesson: Lesson):
     "lesson", [lesson for lesson in READ_LESSONS if lesson.naive_grows], ids=slug
 )
 def test_naive_query_count_grows_with_the_data(lesson: Lesson):
-    if not lesson.naive_grows:
-        pytest.skip("the lesson is about the cost of each query, not their number")
     small, large = lesson.scales
     at_n = probe_at_scale(lesson, "naive", small)
     at_2n = probe_at_scale(lesson, "naive", large)
     assert at_2n.queries.count > at_n.queries.count, explain_count(at_2n)
+
+
+@pytest.mark.parametrize(
+    "lesson", [lesson for lesson in READ_LESSONS if not lesson.naive_grows], ids=slug
+)
+def test_naive_stays_flat_where_the_lesson_says_so(lesson: Lesson):
+    """naive_grows=False claims the lesson is about each query's cost: prove the count flat."""
+    small, large = lesson.scales
+    at_n = probe_at_scale(lesson, "naive", small)
+    at_2n = probe_at_scale(lesson, "naive", large)
+    assert at_2n.queries.count == at_n.queries.count, explain_count(at_2n)
+
+
+def registering_module(lesson: Lesson):
+    found = [
+        module
+        for name, module in list(sys.modules.items())
+        if ".lessons." in name and getattr(module, "lesson", None) is lesson
+    ]
+    assert len(found) == 1, f"{lesson.slug}: registered by {len(found)} modules"
+    return found[0]
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=slug)
+def test_the_story_is_the_module_docstring(lesson: Lesson):
+    module = registering_module(lesson)
+    assert lesson.docstring == module.__doc__, f"{lesson.slug}: docstring=__doc__ expected"
+    story = Story.parse(module.__doc__)
+    assert all((story.slow, story.why, story.fix)), lesson.slug
+    assert lesson.story == story
+    assert not hasattr(lesson, "explanation"), "the story has one home: the docstring"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=slug)
+def test_the_page_the_api_and_the_schema_tell_the_story(lesson: Lesson, client):
+    story = lesson.story
+    page = client.get(lesson.page_url()).content.decode()
+    for line in (story.slow, story.why, story.fix):
+        assert escape(line) in page, f"{lesson.slug}: the page lacks {line!r}"
+    listed = {item["slug"]: item for item in client.get("/api/lessons/").json()["lessons"]}
+    assert listed[lesson.slug]["story"] == {"slow": story.slow, "why": story.why, "fix": story.fix}
 
 
 @pytest.mark.parametrize("lesson", WRITE_LESSONS, ids=slug)
@@ -113,6 +157,18 @@ def test_unknown_variant_is_a_json_404(lesson: Lesson, client):
     assert response.json()["variants"] == lesson.variant_names
 
 
+def test_the_schema_describes_each_json_variant_with_the_story(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    described = 0
+    for lesson in LESSONS:
+        for variant in lesson.variant_names:
+            operations = schema["paths"].get(lesson.url(variant), {})
+            for operation in operations.values():
+                described += 1
+                assert lesson.story.why in operation["description"], (lesson.slug, variant)
+    assert described, "the schema documents no lesson variant"
+
+
 def test_unknown_lesson_is_a_404(client):
     assert client.get("/lessons/no-such-lesson/naive/").json()["status"] == 404
     assert client.get("/lessons/no-such-lesson/").status_code == 404
@@ -123,7 +179,9 @@ def test_wrong_method_is_a_405(lesson: Lesson, client):
     wrong = "delete" if lesson.method != "DELETE" else "put"
     for variant in lesson.variant_names:
         response = getattr(client, wrong)(lesson.url(variant))
-        assert response.status_code in {401, 403, 405}, f"{variant}: {response.status_code}"
+        # An auth lesson refuses the anonymous caller first; any other says 405.
+        expected = {401, 403} if lesson.auth else {405}
+        assert response.status_code in expected, f"{variant}: {response.status_code}"
         if lesson.renders == "json":
             assert "detail" in response.json()
 

@@ -95,7 +95,12 @@ def test_write_and_auth_lessons_say_how_to_run_them(tmp_path):
         if lesson.kind == "write":
             assert f"make loadtest LESSONS={lesson.slug} WRITES=1" in guide
     assert "`/tasks/login/` as `member0001`" in guide
-    assert "make loadtest-stampede" in guide
+    # The scenarios come from the lessons that declare them (Lesson.load.scenario).
+    for lesson in all_lessons():
+        if lesson.load.scenario:
+            section = guide[guide.index(f"(`{lesson.slug}`)") :]
+            assert f"make loadtest-{lesson.load.scenario}" in section.split("\n### ")[0]
+    assert "make loadtest-stampede" in guide and "make loadtest-connections" in guide
 
 
 def test_the_hand_written_lesson_map_names_every_lesson():

@@ -18,9 +18,10 @@ import pytest
 
 from lab.lessons import all_lessons
 from loadtests import report, server
-from loadtests.registry import AuthConfig, parse_registry, select, tag_for
+from loadtests.registry import AuthConfig, parse_registry, select, tag_for, with_scenario
 from loadtests.run import (
     apply_overrides,
+    declared_params,
     ends_a_write_lesson,
     in_registry_order,
     parse_args,
@@ -124,6 +125,44 @@ def test_locustfile_builds_a_user_class_per_lesson_with_tagged_tasks(tmp_path):
     )
 
 
+def test_locust_on_its_own_sends_the_parameters_lessons_declare_for_load():
+    document = json.loads(json.dumps(FAKE_REGISTRY))
+    document["lessons"][0]["load"] = {"params": {"page": "2"}}
+
+    class Registry(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps(document).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    script = (
+        "import json, loadtests.locustfile as f\n"
+        "print(json.dumps({name: [t.variant.params for t in c.tasks]"
+        " for name, c in f.USER_CLASSES.items()}))"
+    )
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Registry) as httpd:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        host = f"http://127.0.0.1:{httpd.server_address[1]}"
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": str(Path(sys.executable).parent), "LOCUST_HOST": host},
+        )
+        httpd.shutdown()
+    assert result.returncode == 0, result.stderr
+    built = json.loads(result.stdout.splitlines()[-1])
+    assert built["ThreadPageUser"] == [{"page": "2"}] * 3  # the declaration, not page=1
+
+
 def test_auth_lessons_are_skipped_with_a_reason_when_no_token_can_be_had(tmp_path):
     built = locust_classes(tmp_path)
     assert "MyTasksUser" not in built["classes"]
@@ -166,7 +205,7 @@ def test_each_variant_runs_alone_by_default():
 
 def test_auth_hook_environment_beats_registry_beats_defaults(monkeypatch):
     default = AuthConfig.resolve({})
-    # member0001 is the admin of org-01, the organization the task lessons name.
+    # member0001 is the admin of tasks.seed.DEMO_ORGANIZATION, which the task lessons name.
     assert [default.username_for(i) for i in range(3)] == ["member0001"] * 3
     assert default.one_user and not default.token
     monkeypatch.setenv("WEAVE_LOADTEST_TOKEN", "t0k3n")
@@ -182,8 +221,29 @@ def test_auth_hook_environment_beats_registry_beats_defaults(monkeypatch):
     assert not config.one_user
 
 
-def test_write_lessons_get_bounded_parameters_under_load():
-    assert parse_args([]).overrides == {"task-import": {"count": "100"}}
+@pytest.mark.django_db
+def test_write_lessons_get_the_bounded_parameters_they_declare(client):
+    document = client.get("/api/lessons/").json()
+    declared = {
+        lesson.slug: dict(lesson.load.params) for lesson in all_lessons() if lesson.load.params
+    }
+    assert declared, "no lesson declares load-test parameters: the test compares nothing"
+    assert declared_params(document) == declared
+    # Each declared write body is within what the lesson's own example asks for.
+    for slug, params in declared.items():
+        (lesson,) = [item for item in parse_registry(document) if item.slug == slug]
+        assert lesson.load.params == params
+        example = lesson.variants[0].params
+        for key, value in params.items():
+            assert int(value) < int(example[key]), f"{slug}: {key} is not bounded under load"
+    bounded = apply_overrides(document, declared_params(document))
+    for lesson in parse_registry(bounded):
+        for variant in lesson.variants:
+            assert declared.get(lesson.slug, {}).items() <= variant.params.items()
+
+
+def test_load_parameters_can_be_replaced_on_the_command_line():
+    assert parse_args([]).overrides is None  # None: what the lessons declare
     assert parse_args(["--params"]).overrides == {}
     options = parse_args(["--params", "my-tasks:limit=5", "my-tasks:page=2"])
     assert options.overrides == {"my-tasks": {"limit": "5", "page": "2"}}
@@ -276,11 +336,27 @@ def test_the_stampede_scenario_reports_recomputations_per_expiry():
     ]
     for item in found:
         item["per_expiry"] = item["recomputations"] / item["expiries"]
-    table = "\n".join(stampede_table(found, options))
+    table = "\n".join(stampede_table(found, options, "/stats/"))
+    assert "counted by /stats/" in table
     assert "| get_or_set | 900 | 45 | 10 | 4.5 |" in table
     assert "| optimized | 2,000 | 10 | 10 | 1.0 |" in table
     with pytest.raises(SystemExit):
         parse_args(["--stampede", "--host", "http://127.0.0.1:8000"])
+
+
+@pytest.mark.django_db
+def test_each_scenario_is_declared_by_exactly_one_lesson(client):
+    lessons = parse_registry(client.get("/api/lessons/").json())
+    stampede = with_scenario(lessons, "stampede")
+    assert stampede.load.ttl_setting and stampede.load.counters_url
+    assert set(stampede.load.counters) <= set(stampede.variant_names)
+    counters = client.get(stampede.load.counters_url).json()["recomputations"]
+    assert set(stampede.load.counters.values()) <= set(counters)
+    connections = with_scenario(lessons, "connections")
+    assert connections.load.scenario_variant in connections.variant_names
+    assert connections.kind == "read"
+    with pytest.raises(ValueError, match="one lesson must declare the 'stampede' scenario"):
+        with_scenario([stampede, replace(connections, load=stampede.load)], "stampede")
 
 
 def test_a_variant_without_a_completed_request_still_gets_a_row():

@@ -114,13 +114,7 @@ lesson = register(
         title="Deep pages: OFFSET vs keyset cursor",
         app="weave",
         technique="keyset pagination",
-        explanation=(
-            "Page 900 of the messages list reads 90,000 rows to return 100: the deeper the "
-            "page, the slower.",
-            "OFFSET n cannot jump: PostgreSQL produces and discards the n rows before the page.",
-            "A signed cursor with the last row's (updated, id) turns the skip into an index "
-            "seek: WHERE (updated, id) < (%s, %s) — every page costs what page 1 costs.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant("naive", DeepPageView.as_view(page=messages_page_naive), "OFFSET / LIMIT"),
             Variant(
@@ -134,8 +128,13 @@ lesson = register(
         params=example_params,
         naive_grows=False,
         main_queries={
-            "naive": lambda: messages_page_naive(CURSORS.decode(cursor_at(DEPTH))),
-            "optimized": lambda: messages_page_optimized(CURSORS.decode(cursor_at(DEPTH))),
+            # The page the example opens: 900, or the deepest the seeded data has.
+            "naive": lambda: messages_page_naive(
+                CURSORS.decode(example_params(None).get("cursor"))
+            ),
+            "optimized": lambda: messages_page_optimized(
+                CURSORS.decode(example_params(None).get("cursor"))
+            ),
         },
         notes=(
             "Cursors are signed (a forged or edited cursor is a 400) and expire after a day "

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lab.api import validated_query
-from lab.lessons import Lesson, Variant, register
+from lab.lessons import Lesson, LoadTest, Variant, register
 from weave.models import Message
 from weave.sample import make_messages, make_people, make_threads
 from weave.serializers import MessageSerializer
@@ -66,11 +66,9 @@ lesson = register(
         title="Latest messages with their sender",
         app="weave",
         technique="select_related",
-        explanation=(
-            "The list runs 1 query for the messages, then 1 more per message for its sender.",
-            "The serializer reads message.sent_by, which Django loads lazily, one row at a time.",
-            "select_related('sent_by') joins the senders into the first query: 1 query in all.",
-        ),
+        docstring=__doc__,
+        # `make loadtest-connections` drives this endpoint, as cheap as it gets (limit=1).
+        load=LoadTest(scenario="connections", scenario_params={"limit": "1"}),
         variants=(
             Variant(
                 "naive",

@@ -135,14 +135,7 @@ lesson = register(
         title="Counting a long list: exact vs estimated",
         app="weave",
         technique="statement_timeout + TABLESAMPLE SYSTEM estimate",
-        explanation=(
-            "Each page of the messages list counts every matching row: 27 ms at 1,000,000 "
-            "rows, more with a filter no index serves.",
-            "PostgreSQL keeps no row count (MVCC): COUNT(*) must visit each visible row.",
-            "Try the exact count under a 2 ms SET LOCAL statement_timeout; past it, estimate "
-            "from pg_class and a TABLESAMPLE SYSTEM sample of the filtered query; small "
-            "estimates are counted exactly.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant(
                 "naive",

@@ -109,12 +109,7 @@ lesson = register(
         title="Indexes a thread's messages need",
         app="weave",
         technique="partial, composite and covering indexes; EXPLAIN",
-        explanation=(
-            "Counting live messages and listing a thread's newest ones read the whole table.",
-            "Without an index, PostgreSQL can only Seq Scan and Sort; the plan says so.",
-            "message_alive_idx (partial) and message_thread_alive_idx (thread, -updated, -id) "
-            "WHERE NOT deleted INCLUDE (sent_by): Index Only Scan, Index Scan, no Sort.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant(
                 "naive",

@@ -65,14 +65,7 @@ lesson = register(
         title="Purge old soft-deleted messages: one by one vs batched DELETE",
         app="weave",
         technique="batched delete + partial index",
-        explanation=(
-            "The purge job loads every soft-deleted message older than the cutoff, then "
-            "deletes them one at a time.",
-            "A list of N model instances and N DELETE statements: memory and time grow with "
-            "the backlog, and the job holds its transaction for all of it.",
-            "Delete in batches of 2,000 ids chosen by a subquery, found through the partial "
-            "index (updated) WHERE deleted: bounded memory, one statement per batch.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant(
                 "naive",

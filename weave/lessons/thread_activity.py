@@ -78,13 +78,7 @@ lesson = register(
         title="Threads with their latest activity: aggregate per read vs a column kept by an event",
         app="weave",
         technique="denormalized column + save event",
-        explanation=(
-            "The list runs one MAX(created) query per thread to show when it was last active.",
-            "Derived data computed on every read: each request scans every thread's messages "
-            "again (an annotate() saves the queries, not the scan).",
-            "Keep Thread.last_message_at up to date when a message is saved (post_save), "
-            "instead of recomputing all threads in a periodic scan; reads become one plain query.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant(
                 "naive",

@@ -2,6 +2,8 @@
 
 Slow: nested serializers run one query per thread and one per message (about 9,000
 queries), then DRF spends ~20 µs per field on about 9,000 messages.
+Why: nested serializers read thread.messages and message.sent_by lazily, one query per
+object; DRF pays per field per object.
 Fix: Prefetch with a select_related, column-trimmed inner queryset and plain-dict
 serialization (3 queries), or let PostgreSQL build the JSON (2 queries).
 
@@ -261,14 +263,7 @@ lesson = register(
         title="A page of threads with their messages and senders",
         app="weave",
         technique="Prefetch + select_related + plain serialization; json_agg",
-        explanation=(
-            "100 threads with ~90 messages each: ~9,000 queries, then DRF serializes "
-            "9,000 objects field by field.",
-            "Nested serializers read thread.messages and message.sent_by lazily, one "
-            "query per object; DRF pays per field per object.",
-            "Prefetch with a select_related, only() inner queryset and plain dicts: 3 "
-            "queries; or PostgreSQL's json_agg builds the JSON: 2 queries.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant(
                 "naive",

@@ -25,7 +25,11 @@ DEFAULT_RESULTS = Path(settings.BASE_DIR) / "docs" / "loadtest-results.json"
 # docs/BENCHMARKS.md come from it too.
 DEFAULT_COMPARE = Path(settings.BASE_DIR) / "docs" / "benchmarks.json"
 BASE_URL = "http://localhost:8000"
-STAMPEDE_LESSON = "tag-stats-cache"  # `make loadtest-stampede` (loadtests/run.py)
+# The make targets of the scenarios a lesson declares (Lesson.load.scenario).
+SCENARIO_COMMANDS = {
+    "stampede": "make loadtest-stampede                  # the key expiring under load",
+    "connections": "make loadtest-connections               # CONN_MAX_AGE=0 vs persistent vs pool",
+}
 
 
 def load_results(path: Path) -> tuple[dict[str, list[dict]], list[str]]:
@@ -80,7 +84,7 @@ def open_section(lesson: Lesson) -> list[str]:
     if lesson.auth:
         lines.append(
             "- Needs a signed-in user: log in at `/tasks/login/` as `member0001` (password "
-            "`weave-demo`, admin of `org-01`, the organization in the example parameters), "
+            "`weave-demo`, an admin of the organization in the example parameters), "
             "or send `Authorization: Token <token>` from `POST /api/auth/token/`."
         )
     if lesson.kind == "write":
@@ -105,8 +109,8 @@ def run_section(lesson: Lesson) -> list[str]:
         make,
         f"locust -f loadtests/locustfile.py --tags {lesson.slug}   # Locust's web UI, side by side",
     ]
-    if lesson.slug == STAMPEDE_LESSON:
-        lines.append("make loadtest-stampede                  # the key expiring under load")
+    if lesson.load.scenario:
+        lines.append(SCENARIO_COMMANDS[lesson.load.scenario])
     return [*lines, "```"]
 
 
@@ -175,7 +179,7 @@ def lesson_section(
     compared: list[dict] | None = None,
     header: dict | None = None,
 ) -> str:
-    slow, why, fix = lesson.explanation
+    story = lesson.story
     top = [
         f"### {lesson.title} (`{lesson.slug}`)",
         "",
@@ -183,9 +187,9 @@ def lesson_section(
         f"{', '.join(lesson.variant_names)} · query budget {lesson.query_budget}"
         + (" · needs a user" if lesson.auth else ""),
         "",
-        f"- **Slow:** {slow}",
-        f"- **Why:** {why}",
-        f"- **Fix:** {fix}",
+        f"- **Slow:** {story.slow}",
+        f"- **Why:** {story.why}",
+        f"- **Fix:** {story.fix}",
         "",
     ]
     tradeoff = lesson.notes or "not written yet (the lesson's `notes=` is empty)."

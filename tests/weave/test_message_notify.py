@@ -8,7 +8,7 @@ from django.db import transaction
 from config.celery import app
 from tests.workers import celery_worker, wait_for
 from weave.jobs import notifications_fanout
-from weave.lessons.notification_fanout import message_post_naive, message_post_optimized
+from weave.lessons.message_notify import message_post_naive, message_post_optimized
 from weave.models import Message
 from weave.notifications import MESSAGE_HEADER
 from weave.sample import make_messages, make_people, make_threads
