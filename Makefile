@@ -91,8 +91,9 @@ readme-lessons: install
 
 # What Silk costs a naive variant in demo mode: Silk recording vs ?silk=off, side by
 # side, read from Server-Timing (lab/management/commands/silk_overhead.py).
-# TARGETS="thread-page/naive article-sitemap/defer_trap" PARAMS="page=3"
-TARGETS ?= thread-page/naive
+# By default the naive variant a lesson declares (LoadTest(silk_overhead=True));
+# TARGETS="<slug>/<variant> ..." PARAMS="page=3" picks others.
+TARGETS ?=
 PARAMS ?=
 .PHONY: silk-overhead
 silk-overhead: migrate

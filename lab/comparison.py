@@ -114,7 +114,9 @@ def measure_once(
         probe = call_variant(lesson, variant, client=client, context=context, keep_body=keep_body)
     elif lesson.kind == "write":
         with transaction.atomic():
-            probe = call_variant(lesson, variant, client=client, context=context, keep_body=keep_body)
+            probe = call_variant(
+                lesson, variant, client=client, context=context, keep_body=keep_body
+            )
             transaction.set_rollback(True)
     else:
         probe = call_variant(lesson, variant, client=client, context=context, keep_body=keep_body)
@@ -249,7 +251,7 @@ def summarize(name: str, probes: list[Probe]) -> dict[str, Any]:
         "bytes": statistics.median(len(probe.body) for probe in probes),
         "rounds": len(probes),
     }
-    # A profiler that recorded these calls (the profiler-overhead lesson): its own
+    # A profiler that recorded these calls (the profiler lesson): its own
     # queries and time, never mixed into `queries` and `db_ms`.
     silk = [probe.profiler("silk") or (0, 0.0) for probe in probes]
     if any(queries for queries, _ in silk):

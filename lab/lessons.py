@@ -89,6 +89,13 @@ class LoadTest:
     # request shows the connection's own cost best).
     scenario_variant: str = "optimized"
     scenario_params: Mapping[str, str] = field(default_factory=dict)
+    # What `make compose-check` proves with this lesson in the running stack: "swarm"
+    # (a quick read for the Locust swarm), "worker" (a job the worker container
+    # finishes), "mail" (mail that reaches Mailpit).
+    stack_check: str = ""
+    # `make silk-overhead` measures this lesson's naive variant by default (the heaviest
+    # naive read: what a workshop clicks first with Silk recording).
+    silk_overhead: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         counters_url = reverse(self.counters_url) if self.counters_url else ""
@@ -100,6 +107,8 @@ class LoadTest:
             "counters": dict(self.counters),
             "scenario_variant": self.scenario_variant,
             "scenario_params": {key: str(value) for key, value in self.scenario_params.items()},
+            "stack_check": self.stack_check,
+            "silk_overhead": self.silk_overhead,
         }
 
 

@@ -21,7 +21,7 @@ from articles.pages import render_page, slug_param
 from articles.sample import make_articles, make_authors, make_tags
 from articles.site import top_tags_sidebar
 from lab.api import known_query_params
-from lab.lessons import Lesson, Variant, register
+from lab.lessons import Lesson, LoadTest, Variant, register
 
 RELATED_PREVIEW = 5
 
@@ -89,6 +89,7 @@ lesson = register(
         app="articles",
         technique="cached_property",
         docstring=__doc__,
+        load=LoadTest(stack_check="swarm"),  # make compose-check proves it in the stack
         variants=(
             Variant(
                 "naive",

@@ -19,7 +19,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from lab.api import validated_query
-from lab.lessons import Lesson, Variant, register
+from lab.lessons import Lesson, LoadTest, Variant, register
 from lab.pagination import Cursor, KeysetPagination
 from tasks.http import TenantAPIView
 from tasks.models import Membership, Task
@@ -138,6 +138,7 @@ lesson = register(
         app="tasks",
         technique="select_related",
         docstring=__doc__,
+        load=LoadTest(stack_check="swarm"),  # make compose-check proves it in the stack
         variants=(
             Variant(
                 "naive",

@@ -20,6 +20,8 @@ APPS = ("weave", "articles", "tasks")
 SCANNED_DIRS = ("lab", "loadtests", "config", "bin", *APPS)
 SCANNED_FILES = ("Makefile", "Procfile", "Dockerfile", "docker-compose.yml", "pyproject.toml")
 TEXT_SUFFIXES = {".py", ".html", ".js", ".css", ".txt", ".yml", ".yaml", ".toml", ".sh", ""}
+
+
 # Being moved and renamed on its owner's branch (issue 14): remove it from here then.
 def module_of(lesson: Lesson) -> str:
     """The module whose docstring is the lesson's story: the one that registered it."""

@@ -68,7 +68,7 @@ lesson = register(
         technique="select_related",
         docstring=__doc__,
         # `make loadtest-connections` drives this endpoint, as cheap as it gets (limit=1).
-        load=LoadTest(scenario="connections", scenario_params={"limit": "1"}),
+        load=LoadTest(scenario="connections", scenario_params={"limit": "1"}, stack_check="swarm"),
         variants=(
             Variant(
                 "naive",

@@ -116,14 +116,7 @@ lesson = register(
         title="A large CSV export: in memory or streamed",
         app="weave",
         technique="StreamingHttpResponse over iterator(chunk_size)",
-        explanation=(
-            "The export holds every row, the whole CSV and its bytes in memory before "
-            "sending the first byte.",
-            "A QuerySet caches all its rows; StringIO grows to the full file; getvalue() and "
-            "the response's encode() copy it twice more.",
-            "StreamingHttpResponse over iterator(chunk_size=2000): a server-side cursor, one "
-            "chunk of rows and its CSV text in memory at a time.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant(
                 "naive",
@@ -150,7 +143,7 @@ lesson = register(
             "rows are read: an error half-way truncates the file instead of giving a 500, "
             "so clients should check the row count. The worker is busy for the whole "
             "download either way; for exports that take minutes, build the file in a "
-            "background job and store it (tasks/lessons/report_export.py). Behind "
+            "background job and store it (tasks/lessons/task_report_export.py). Behind "
             "PgBouncer in transaction mode, server-side cursors need "
             "DISABLE_SERVER_SIDE_CURSORS, and then iterator() fetches everything at once. "
             "Outside a transaction Django declares the cursor WITH HOLD, and PostgreSQL runs "

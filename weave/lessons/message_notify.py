@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lab.api import validated_body
-from lab.lessons import Lesson, Variant, register
+from lab.lessons import Lesson, LoadTest, Variant, register
 from lab.oncommit import drain_on_commit, save_then_enqueue
 from weave.models import Message, Person, Thread
 from weave.notifications import (
@@ -161,6 +161,7 @@ lesson = register(
         app="weave",
         technique="Celery offloading + transaction.on_commit",
         docstring=__doc__,
+        load=LoadTest(stack_check="mail"),  # make compose-check proves it in the stack
         variants=(
             Variant(
                 "naive",

@@ -86,9 +86,9 @@ lesson = register(
         final_state=final_state,
         main_queries={
             "naive": lambda: purgeable(purge_cutoff(30)),
-            "optimized": lambda: purgeable(purge_cutoff(30))
-            .order_by("updated")
-            .values("id")[:2000],
+            "optimized": lambda: (
+                purgeable(purge_cutoff(30)).order_by("updated").values("id")[:2000]
+            ),
         },
         notes="The beat schedule runs weave.jobs.messages_purge_batched daily "
         "(CELERY_BEAT_SCHEDULE). Purged rows are gone: measure inside a rolled-back transaction.",

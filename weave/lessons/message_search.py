@@ -105,14 +105,7 @@ lesson = register(
         title="Searching messages: icontains or full-text search",
         app="weave",
         technique="SearchVector in a GeneratedField, GIN index, SearchRank",
-        explanation=(
-            "`text__icontains` is ILIKE '%word%': every search reads and lowercases the "
-            "text of every message (a Seq Scan).",
-            "A pattern with a leading wildcard cannot use a B-tree: the only way to find the "
-            "rows containing a word is to look at all of them.",
-            "A stored tsvector (GeneratedField) with a GIN index: `@@ websearch_to_tsquery` "
-            "reads the word's posting list, ts_rank orders the few matches.",
-        ),
+        docstring=__doc__,
         variants=(
             Variant(
                 "naive",

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from lab.api import validated_query
 from lab.lessons import Lesson, Variant, register
+from lab.measure import silk_should_record, variant_silk_policy
 from weave.models import Message
 from weave.sample import make_messages, make_people, make_threads
 from weave.serializers import MessageSerializer
@@ -63,8 +64,21 @@ lesson = register(
         technique="measure without the profiler",
         docstring=__doc__,
         variants=(
-            Variant("naive", VIEW, "Silk records this request (demo mode)", silk=True),
-            Variant("optimized", VIEW, "Silk off for this request", silk=False),
+            # The view is the same; the recording policy is what differs.
+            Variant(
+                "naive",
+                VIEW,
+                "Silk records this request (demo mode)",
+                silk=True,
+                code=(variant_silk_policy, silk_should_record),
+            ),
+            Variant(
+                "optimized",
+                VIEW,
+                "Silk off for this request",
+                silk=False,
+                code=(variant_silk_policy, silk_should_record),
+            ),
         ),
         query_budget=1,
         build_data=build_data,

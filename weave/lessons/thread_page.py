@@ -31,7 +31,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.views import APIView
 
 from lab.api import validated_query
-from lab.lessons import Lesson, Variant, register
+from lab.lessons import Lesson, LoadTest, Variant, register
 from lab.pagination import PageQuery
 from lab.schema import page_of
 from weave.models import PREFETCHED_MESSAGES, Message, Thread
@@ -264,6 +264,7 @@ lesson = register(
         app="weave",
         technique="Prefetch + select_related + plain serialization; json_agg",
         docstring=__doc__,
+        load=LoadTest(silk_overhead=True),  # the heaviest naive read: make silk-overhead
         variants=(
             Variant(
                 "naive",

@@ -18,14 +18,19 @@ from django.test import Client
 from lab.lessons import all_lessons, get_lesson
 from lab.measure import parse_server_timing
 
-DEFAULT_TARGETS = ["thread-page/naive"]
+
+def default_targets() -> list[str]:
+    """The naive variant of each lesson that declares `load=LoadTest(silk_overhead=True)`."""
+    return [f"{lesson.slug}/naive" for lesson in all_lessons() if lesson.load.silk_overhead]
 
 
 class Command(BaseCommand):
     help = "Time variants with Silk recording and with ?silk=off, side by side."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("targets", nargs="*", help="slug/variant (default: thread-page/naive)")
+        parser.add_argument(
+            "targets", nargs="*", help="slug/variant (default: the declared heaviest naive read)"
+        )
         parser.add_argument("--rounds", type=int, default=3)
         parser.add_argument("--param", action="append", default=[], help="key=value (repeat)")
 
@@ -36,7 +41,7 @@ class Command(BaseCommand):
             raise CommandError("--rounds must be at least 1.")
         extra = dict(item.split("=", 1) for item in param if "=" in item)
         self.stdout.write(HEADER)
-        for target in targets or DEFAULT_TARGETS:
+        for target in targets or default_targets():
             lesson, variant = self.resolve(target)
             params = {**lesson.example_params(), **extra}
             samples = self.measure(lesson, variant, params, rounds)

@@ -12,7 +12,7 @@ from email.message import Message as MimeMessage
 import pytest
 from aiosmtpd.controller import Controller
 
-from weave.lessons.notification_fanout import message_post_optimized
+from weave.lessons.message_notify import message_post_optimized
 from weave.models import Message, Person
 from weave.notifications import MESSAGE_HEADER, participants_queryset
 from weave.sample import make_messages, make_people, make_threads
