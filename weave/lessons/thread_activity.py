@@ -2,7 +2,10 @@
 
 Slow: the naive list runs one aggregate query per thread to find its latest message.
 Why: "last activity" is derived data; computing it on every read scans each thread's messages again.
-Fix: store it in Thread.last_message_at, kept by an event on message save (not a periodic scan).
+Fix: store it in Thread.last_message_at, kept by an event on message save (not a periodic scan):
+GREATEST(last_message_at, created), one UPDATE by primary key per message, safe under
+concurrent posts; bulk writes (update(), bulk_create, COPY) send no signal and call
+weave.activity.threads_refresh_activity for the threads they touched.
 """
 
 from __future__ import annotations
@@ -82,8 +85,11 @@ lesson = register(
             "The list runs one MAX(created) query per thread to show when it was last active.",
             "Derived data computed on every read: each request scans every thread's messages "
             "again (an annotate() saves the queries, not the scan).",
-            "Keep Thread.last_message_at up to date when a message is saved (post_save), "
-            "instead of recomputing all threads in a periodic scan; reads become one plain query.",
+            "Keep Thread.last_message_at up to date when a message is saved (post_save): "
+            "GREATEST(last_message_at, created), one UPDATE by primary key per message, safe "
+            "under concurrent posts; bulk writes (update(), bulk_create, COPY) send no signal "
+            "and call threads_refresh_activity for the threads they touched. Reads become "
+            "one plain query.",
         ),
         variants=(
             Variant(
@@ -99,7 +105,7 @@ lesson = register(
             Variant(
                 "optimized",
                 ThreadActivityView.as_view(threads=thread_activity_optimized),
-                "Thread.last_message_at, kept by a post_save event",
+                "Thread.last_message_at, kept by a post_save event (GREATEST, O(1))",
             ),
         ),
         query_budget=1,
