@@ -106,8 +106,9 @@ class Message(TimeStamped):
             ),
             # The purge job's range: soft-deleted messages older than a cutoff,
             # found without reading the 90% of live rows (weave/lessons/message_purge.py).
+            # `id` makes the key unique: each batch seeks past (updated, id) of the last.
             models.Index(
-                fields=["updated"],
+                fields=["updated", "id"],
                 name="message_deleted_updated_idx",
                 condition=Q(deleted=True),
             ),
