@@ -9,7 +9,11 @@ posts: the row lock serializes the UPDATEs, and PostgreSQL re-checks the WHERE
 against the newest row version, so a slower transaction can never move the time
 back. Only soft deleting the thread's latest message reads messages: it locks
 the thread, then takes the newest live `created` in a fresh statement (READ
-COMMITTED: it sees every post committed while it waited for the lock).
+COMMITTED: it sees every post committed while it waited for the lock). That read
+goes through message_thread_alive_idx (the thread's live entries, ~1,000 at the
+large preset) and runs only for the latest message's soft delete, so no
+(thread, created) index is added: it would cost every insert to speed up a rare
+delete.
 
 Paths that send no post_save bypass the event: `bulk_create`, `QuerySet.update()`
 (a bulk soft delete, say), COPY, raw SQL. They must call

@@ -54,7 +54,7 @@ class Thread(TimeStamped):
     MESSAGES_SHOWN = 100
 
     title = models.CharField(max_length=200)
-    # Kept by an event (weave.signals: every saved message updates its thread)
+    # Kept by an event (weave.activity: every saved message moves its thread forward)
     # instead of recomputed by a periodic scan: see weave/lessons/thread_activity.py.
     last_message_at = models.DateTimeField(null=True, blank=True)
 
