@@ -120,11 +120,14 @@ def test_bulk_paths_refresh_the_threads_they_touched(threads, django_assert_num_
 # --- concurrent posts -------------------------------------------------------------------
 
 
-def run_in_other_connection(action):
+def run_in_other_connection(action, pids: list[int]):
     """Run `action` in a thread (its own connection and transaction); return that thread."""
 
     def target():
         try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pids.append(cursor.fetchone()[0])
             action()
         finally:
             connection.close()
@@ -134,12 +137,15 @@ def run_in_other_connection(action):
     return worker
 
 
-def blocked_or_done(worker, pid_before: set[int]) -> bool:
-    # The other transaction is waiting for a row lock (or finished without one).
+def blocked_or_done(worker, pids: list[int]) -> bool:
+    # The other transaction waits for a row lock (or finished without needing one).
+    if not worker.is_alive():
+        return True
+    if not pids:
+        return False
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pid FROM pg_locks WHERE NOT granted")
-        waiting = {pid for (pid,) in cursor.fetchall()} - pid_before
-    return bool(waiting) or not worker.is_alive()
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = %s", pids)
+        return cursor.fetchone()[0] > 0
 
 
 @pytest.mark.parametrize("action", ["edit an older message", "soft delete the latest"])
@@ -161,9 +167,10 @@ def test_a_concurrent_post_is_never_overwritten_by_an_older_time(action):
     with transaction.atomic():
         # This transaction posts and holds the thread row until it commits.
         posted = Message.objects.create(thread=thread, sent_by=person, text="new")
-        worker = run_in_other_connection(other_transaction)
+        pids: list[int] = []
+        worker = run_in_other_connection(other_transaction, pids)
         deadline = time.monotonic() + 10
-        while not blocked_or_done(worker, set()) and time.monotonic() < deadline:
+        while not blocked_or_done(worker, pids) and time.monotonic() < deadline:
             time.sleep(0.02)
     worker.join(10)
     assert not worker.is_alive()
