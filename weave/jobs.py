@@ -7,8 +7,8 @@ import smtplib
 
 from celery import shared_task
 
-from weave import purge
 from weave.activity import threads_refresh_activity_scan
+from weave.lessons import message_purge
 from weave.lessons.message_notify import chunks, notify_chunk
 from weave.models import Message
 from weave.notifications import participant_ids
@@ -48,12 +48,12 @@ def notifications_send_chunk(message_id: int, person_ids: list[int]) -> int:
 
 @shared_task
 def messages_purge_batched(older_than_days: int = 30) -> int:
-    return purge.messages_purge_batched(older_than_days=older_than_days)
+    return message_purge.messages_purge_batched(older_than_days=older_than_days)
 
 
 @shared_task
 def messages_purge_naive(older_than_days: int = 30) -> int:
-    return purge.messages_purge_naive(older_than_days=older_than_days)
+    return message_purge.messages_purge_naive(older_than_days=older_than_days)
 
 
 @shared_task

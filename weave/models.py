@@ -56,9 +56,8 @@ class Thread(TimeStamped):
     MESSAGES_SHOWN = 100
 
     title = models.CharField(max_length=200)
-    # Kept by an event (weave.activity.message_saved, connected in weave/apps.py: every
-    # saved message updates its thread) instead of recomputed by a periodic scan: see
-    # weave/lessons/thread_activity.py.
+    # Kept by an event (weave.activity: every saved message moves its thread forward)
+    # instead of recomputed by a periodic scan: see weave/lessons/thread_activity.py.
     last_message_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(TimeStamped.Meta):
@@ -128,8 +127,9 @@ class Message(TimeStamped):
             ),
             # The purge job's range: soft-deleted messages older than a cutoff,
             # found without reading the 90% of live rows (weave/lessons/message_purge.py).
+            # `id` makes the key unique: each batch seeks past (updated, id) of the last.
             models.Index(
-                fields=["updated"],
+                fields=["updated", "id"],
                 name="message_deleted_updated_idx",
                 condition=Q(deleted=True),
             ),

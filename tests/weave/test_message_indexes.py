@@ -3,8 +3,8 @@
 import pytest
 from django.db import connection
 
-from lab.explain import explain
-from weave.lessons.message_indexes import live_count, thread_latest, thread_senders
+from lab.explain import explain, walk
+from weave.lessons.message_indexes import thread_latest, thread_senders
 from weave.models import Message, Person, PlainMessage, Thread, mirror_messages
 
 pytestmark = pytest.mark.django_db
@@ -42,8 +42,9 @@ def test_a_threads_latest_messages_use_the_composite_partial_index(many_messages
     assert list(thread_latest(Message, thread)) == list(thread_latest(PlainMessage, thread))
 
 
-def count_sql(table) -> tuple[str, list]:
-    sql, params = live_count(table).order_by().values("id").query.sql_with_params()
+def count_sql(table, thread_id: int) -> tuple[str, list]:
+    live = table.objects.filter(thread_id=thread_id, deleted=False).order_by().values("id")
+    sql, params = live.query.sql_with_params()
     return f"SELECT count(*) FROM ({sql}) live", list(params)
 
 
@@ -57,17 +58,39 @@ def test_index_only_scans_once_the_visibility_map_is_fresh(many_messages):
     assert senders.node_types == ["Limit", "Index Only Scan"]
     assert senders.nodes("Index Only Scan")[0]["Index Name"] == "message_thread_alive_idx"
     assert "Seq Scan" in scans(thread_senders(PlainMessage, thread))
-    # The partial index holds live rows only: counting them never reads the table.
-    counted = explain(count_sql(Message))
+    # The thread's live messages are counted from its own index entries only.
+    counted = explain(count_sql(Message, thread))
     assert "Index Only Scan" in counted.node_types
-    assert "Seq Scan" in explain(count_sql(PlainMessage)).node_types
+    assert "Seq Scan" in explain(count_sql(PlainMessage, thread)).node_types
 
 
 def test_both_variants_return_the_same_payload(many_messages, api_client):
     params = {"thread": many_messages[3].id}
     naive = api_client.get("/lessons/message-indexes/naive/", params).json()
     optimized = api_client.get("/lessons/message-indexes/optimized/", params).json()
-    assert naive == optimized and len(naive["latest"]) == 20 and naive["live_messages"] == 45_000
+    assert naive == optimized and len(naive["latest"]) == 20
+    # Thread 3 of 500 holds every 500th message, none of them deleted.
+    assert naive["thread_live_messages"] == 100
+
+
+def test_no_query_of_the_request_reads_every_live_message(
+    many_messages, api_client, django_assert_num_queries
+):
+    params = {"thread": many_messages[3].id}
+    with django_assert_num_queries(4) as captured:
+        # 1. SELECT thread (validation)  2. SELECT COUNT(*) ... WHERE thread_id = %s
+        # 3. the thread's recent senders  4. the thread's latest 20 messages
+        response = api_client.get("/lessons/message-indexes/optimized/", params)
+    assert response.status_code == 200
+    for query in captured.captured_queries:
+        plan = explain((query["sql"], []))
+        read = [
+            node["Actual Rows"] * node["Actual Loops"]
+            for node in walk(plan.plan)
+            if "Scan" in node["Node Type"]
+        ]
+        # The thread holds 100 messages; a whole-table count reads 45,000 live rows.
+        assert max(read) <= 100, query["sql"]
 
 
 @pytest.mark.parametrize("query", [{}, {"thread": "abc"}, {"thread": "999999999"}, {"x": "1"}])

@@ -1,8 +1,12 @@
 """Thread activity: an aggregate per thread on every read vs a column kept by the save event."""
 
-import pytest
+import threading
+import time
 
-from weave.activity import threads_refresh_activity_scan
+import pytest
+from django.db import connection, transaction
+
+from weave.activity import threads_refresh_activity, threads_refresh_activity_scan
 from weave.lessons.thread_activity import (
     ThreadActivitySerializer,
     thread_activity_annotate,
@@ -75,3 +79,102 @@ def test_rescan_job_saves_one_thread_at_a_time(threads, django_assert_num_querie
         # 2-6. SELECT MAX(created) per thread
         # 7-11. UPDATE weave_thread SET last_message_at per thread
         threads_refresh_activity_scan()
+
+
+def test_a_post_is_one_update_by_primary_key(threads, django_assert_num_queries):
+    thread, person = threads[0], Message.objects.first().sent_by
+    with django_assert_num_queries(2) as queries:
+        # 1. INSERT INTO weave_message ... RETURNING id
+        # 2. UPDATE weave_thread SET last_message_at = %s
+        #    WHERE id = %s AND (last_message_at < %s OR last_message_at IS NULL)
+        message = Message.objects.create(thread=thread, sent_by=person, text="third")
+    # O(1) per message: the event never reads the thread's messages.
+    assert "weave_message" not in queries.captured_queries[1]["sql"]
+    thread.refresh_from_db()
+    assert thread.last_message_at == message.created
+
+
+def test_editing_an_older_message_keeps_the_latest_time(threads):
+    thread = threads[0]
+    first = Message.objects.filter(thread=thread).earliest("created")
+    before = Thread.objects.get(pk=thread.pk).last_message_at
+    first.text = "edited"
+    first.save()
+    assert Thread.objects.get(pk=thread.pk).last_message_at == before > first.created
+
+
+def test_bulk_paths_refresh_the_threads_they_touched(threads, django_assert_num_queries):
+    # QuerySet.update() sends no post_save: the soft delete leaves the column stale...
+    touched = [threads[0].pk, threads[1].pk]
+    Message.objects.filter(thread_id__in=touched, text="second").update(deleted=True)
+    with django_assert_num_queries(1):
+        # 1. UPDATE weave_thread SET last_message_at = (SELECT created ... LIMIT 1)
+        #    WHERE id IN (%s, %s)
+        threads_refresh_activity(touched)
+    # ...until the caller refreshes them: then the event's result equals a full rescan.
+    before = list(Thread.objects.order_by("id").values_list("id", "last_message_at"))
+    threads_refresh_activity_scan()
+    assert list(Thread.objects.order_by("id").values_list("id", "last_message_at")) == before
+
+
+# --- concurrent posts -------------------------------------------------------------------
+
+
+def run_in_other_connection(action, pids: list[int]):
+    """Run `action` in a thread (its own connection and transaction); return that thread."""
+
+    def target():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pids.append(cursor.fetchone()[0])
+            action()
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=target)
+    worker.start()
+    return worker
+
+
+def blocked_or_done(worker, pids: list[int]) -> bool:
+    # The other transaction waits for a row lock (or finished without needing one).
+    if not worker.is_alive():
+        return True
+    if not pids:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = %s", pids)
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.parametrize("action", ["edit an older message", "soft delete the latest"])
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_post_is_never_overwritten_by_an_older_time(action):
+    thread, person = make_threads(1)[0], make_people(1)[0]
+    older = Message.objects.create(thread=thread, sent_by=person, text="older")
+    latest = Message.objects.create(thread=thread, sent_by=person, text="latest")
+
+    def other_transaction():
+        with transaction.atomic():
+            if action == "edit an older message":
+                older.text = "edited"
+                older.save()
+            else:
+                latest.deleted = True
+                latest.save()
+
+    with transaction.atomic():
+        # This transaction posts and holds the thread row until it commits.
+        posted = Message.objects.create(thread=thread, sent_by=person, text="new")
+        pids: list[int] = []
+        worker = run_in_other_connection(other_transaction, pids)
+        deadline = time.monotonic() + 10
+        while not blocked_or_done(worker, pids) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    worker.join(10)
+    assert not worker.is_alive()
+    # Before: the other UPDATE computed MAX(created) on a snapshot without `posted`,
+    # waited for the lock, then wrote that older time over it.
+    thread.refresh_from_db()
+    assert thread.last_message_at == posted.created

@@ -3,7 +3,10 @@
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 
+from lab.explain import explain, walk
+from weave.lessons.thread_page import latest_messages_optimized, thread_page_database
 from weave.models import Message, Thread
 from weave.sample import make_messages, make_people, make_threads
 
@@ -47,10 +50,43 @@ def test_optimized_joins_the_senders_into_the_messages(
 ):
     with django_assert_num_queries(3) as captured:
         # 1. count  2. the threads (id, title, updated as text)
-        # 3. the latest messages of those threads, ROW_NUMBER() window, INNER JOIN weave_person
+        # 3. unnest(thread ids) CROSS JOIN LATERAL (the thread's latest messages
+        #    JOIN weave_person ... LIMIT 100)
         assert page(api_client, "optimized").status_code == 200
-    assert "INNER JOIN" in captured.captured_queries[2]["sql"]
-    assert "ROW_NUMBER()" in captured.captured_queries[2]["sql"]
+    assert "JOIN weave_person" in captured.captured_queries[2]["sql"]
+
+
+def per_thread_limits(plan):
+    """The Limit nodes run once per thread over an Index Scan of message_thread_alive_idx."""
+    return [
+        node
+        for node in walk(plan.plan)
+        if node["Node Type"] == "Limit"
+        and any(child.get("Index Name") == "message_thread_alive_idx" for child in walk(node))
+    ]
+
+
+@pytest.mark.parametrize("variant", ["optimized", "database"])
+def test_each_thread_reads_only_its_latest_entries_of_the_thread_index(variant):
+    # Enough rows that the LIMIT matters (150 per thread, 100 shown), statistics of
+    # these rows (not left by other tests), and no sort-based plan to choose instead.
+    threads = make_threads(4)
+    make_messages(threads=threads, people=make_people(5), per_thread=150)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE weave_thread, weave_message, weave_person")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
+    ids = [thread.pk for thread in Thread.objects.alive().order_by("-updated", "-id")]
+    query = (
+        latest_messages_optimized(ids)
+        if variant == "optimized"
+        else thread_page_database(limit=100, offset=0)
+    )
+    plan = explain(query)
+    (limit,) = per_thread_limits(plan)
+    # Once per thread, 100 rows each: 400 index entries read, not the 600 live messages.
+    assert (limit["Actual Loops"], limit["Actual Rows"]) == (4, Thread.MESSAGES_SHOWN)
+    assert "WindowAgg" not in plan.node_types
 
 
 def test_database_builds_the_json_in_two_queries(threads, api_client, django_assert_num_queries):

@@ -2,7 +2,10 @@
 
 Slow: OFFSET 89,900 makes PostgreSQL read and throw away 89,900 rows before the page.
 Why: an offset is a count of rows to skip; the only way to skip them is to walk them.
-Fix: a cursor holding the last row's (updated, id): WHERE (updated, id) < (...) seeks there.
+Fix: a cursor holding the last row's id: WHERE id < %s seeks there through the partial index
+on live ids. The key does not move: ordering by `updated` (an auto_now column) would let an
+edited row jump to the top while a reader pages (skipped once, or shown twice). The trade-off:
+the list is in posting order, newest first; an edit does not bring a message back up.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from weave.serializers import MessageSerializer
 PAGE_SIZE = 100
 DEPTH = 900  # the page the lesson opens
 # Both variants read the same signed cursors; the offset one uses only its page number.
-CURSORS = KeysetPagination(
-    ordering=("-updated", "-id"), salt="weave.deep-pages", page_size=PAGE_SIZE
-)
+# Posting order: `id` never changes after the insert, so a cursor stays valid while rows
+# are edited (see test_an_edit_while_paging_neither_skips_nor_repeats).
+ORDER = ("-id",)
+CURSORS = KeysetPagination(ordering=ORDER, salt="weave.deep-pages", page_size=PAGE_SIZE)
 
 
 class DeepPageQuery(serializers.Serializer):
@@ -40,7 +44,7 @@ def messages_list():
         Message.objects.alive()
         .select_related("sent_by")
         .only("id", "text", "thread_id", "updated", "sent_by__first_name", "sent_by__last_name")
-        .order_by("-updated", "-id")
+        .order_by(*ORDER)
     )
 
 
@@ -51,7 +55,7 @@ def messages_page_naive(cursor: Cursor):
 
 
 def messages_page_optimized(cursor: Cursor):
-    # The index (updated DESC, id DESC) WHERE NOT deleted starts right at the key.
+    # message_alive_idx (id) WHERE NOT deleted, read backwards, starts right at the key.
     return CURSORS.after(messages_list(), cursor)[: PAGE_SIZE + 1]
 
 
@@ -86,7 +90,7 @@ def cursor_at(page: int) -> str:
     """The cursor of `page`: the key of the last row of the page before it (one index read)."""
     if page <= 1:
         return ""
-    last = messages_list().values_list("updated", "id")[(page - 1) * PAGE_SIZE - 1 :][:1]
+    last = messages_list().values_list("id")[(page - 1) * PAGE_SIZE - 1 :][:1]
     row = next(iter(last), None)
     if row is None:
         raise NotFound("The list has fewer pages.")
@@ -120,7 +124,7 @@ lesson = register(
             Variant(
                 "optimized",
                 DeepPageView.as_view(page=messages_page_optimized),
-                "keyset: WHERE (updated, id) < cursor ORDER BY updated DESC, id DESC LIMIT",
+                "keyset: WHERE id < cursor ORDER BY id DESC LIMIT",
             ),
         ),
         query_budget=1,

@@ -2,7 +2,9 @@
 
 Slow: without an index each query reads the whole messages table (Seq Scan) and sorts it.
 Why: PostgreSQL can only find "thread 7's live messages, newest first" by looking at every row.
-Fix: a partial composite index (thread, -updated, -id) WHERE NOT deleted INCLUDE (sent_by).
+Fix: a partial composite index (thread, -updated, -id) WHERE NOT deleted INCLUDE (sent_by):
+the thread's count, its recent senders and its latest messages each read only that
+thread's index entries. Nothing on the request counts the whole table.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ class ThreadMessagesQuery(serializers.Serializer):
     thread = serializers.PrimaryKeyRelatedField(queryset=Thread.objects.alive())
 
 
-def live_count(table):
-    # Partial index message_alive_idx: an Index Only Scan over live rows only.
-    return table.objects.filter(deleted=False)
+def thread_live_count(table, thread_id: int) -> int:
+    # The thread's own entries of message_thread_alive_idx (an Index Only Scan once
+    # vacuumed): ~1,000 at 1,000,000 messages, where a whole-table count reads 900,000.
+    return table.objects.filter(thread_id=thread_id, deleted=False).count()
 
 
 def thread_latest(table, thread_id: int):
@@ -54,7 +57,7 @@ def thread_senders(table, thread_id: int):
 THREAD_MESSAGES = inline_serializer(
     "ThreadMessages",
     fields={
-        "live_messages": serializers.IntegerField(),
+        "thread_live_messages": serializers.IntegerField(),
         "recent_senders": serializers.ListField(child=serializers.IntegerField()),
         "latest": inline_serializer(
             "ThreadMessageRow",
@@ -78,7 +81,7 @@ class ThreadMessagesView(APIView):
         thread = validated_query(request, ThreadMessagesQuery)["thread"]
         return Response(
             {
-                "live_messages": live_count(self.table).count(),
+                "thread_live_messages": thread_live_count(self.table, thread.id),
                 "recent_senders": sorted(set(thread_senders(self.table, thread.id))),
                 "latest": list(thread_latest(self.table, thread.id)),
             }
@@ -124,7 +127,7 @@ lesson = register(
                 code=(Message,),  # its Meta.indexes are the lesson
             ),
         ),
-        # The thread lookup (validation), the count, the senders, the latest.
+        # The thread lookup (validation), the thread's count, its senders, its latest.
         query_budget=4,
         build_data=build_data,
         params=example_params,

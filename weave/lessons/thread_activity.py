@@ -2,7 +2,10 @@
 
 Slow: the naive list runs one aggregate query per thread to find its latest message.
 Why: "last activity" is derived data; computing it on every read scans each thread's messages again.
-Fix: store it in Thread.last_message_at, kept by an event on message save (not a periodic scan).
+Fix: store it in Thread.last_message_at, kept by an event on message save (not a periodic scan):
+GREATEST(last_message_at, created), one UPDATE by primary key per message, safe under
+concurrent posts; bulk writes (update(), bulk_create, COPY) send no signal and call
+weave.activity.threads_refresh_activity for the threads they touched.
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ lesson = register(
             Variant(
                 "optimized",
                 ThreadActivityView.as_view(threads=thread_activity_optimized),
-                "Thread.last_message_at, kept by a post_save event",
+                "Thread.last_message_at, kept by a post_save event (GREATEST, O(1))",
             ),
         ),
         query_budget=1,
