@@ -17,10 +17,16 @@ from lab.lessons import Lesson
 from lab.probe import Probe, call_variant
 
 
-def measure_once(lesson: Lesson, variant: str, context, *, client: Client) -> Probe:
-    """One call; write lessons run inside a transaction that is rolled back."""
+def measure_once(
+    lesson: Lesson, variant: str, context, *, client: Client, validators=None
+) -> Probe:
+    """One call; write lessons run inside a transaction that is rolled back.
+
+    `validators`: the conditional headers of a repeat visit (Lesson.revalidate)."""
     with transaction.atomic():
-        probe = call_variant(lesson, variant, client=client, context=context)
+        probe = call_variant(
+            lesson, variant, client=client, context=context, headers=validators
+        )
         if lesson.kind == "write":
             transaction.set_rollback(True)
     if probe.status >= 400:
@@ -45,11 +51,18 @@ def compare_lesson(lesson: Lesson, *, rounds: int, memory: bool = False) -> dict
     if lesson.auth and context and context.get("user") is not None:
         client.force_login(context["user"])  # outside the rolled-back transactions
     samples: dict[str, list[Probe]] = {name: [] for name in lesson.variant_names}
-    for name in lesson.variant_names:  # warm-up: connections, caches of the ORM, imports
-        measure_once(lesson, name, context, client=client)
+    # The warm-up (connections, caches of the ORM, imports) is also a first visit:
+    # a revalidating lesson's rounds send back the validators it received.
+    validators = {}
+    for name in lesson.variant_names:
+        first = measure_once(lesson, name, context, client=client)
+        validators[name] = first.validators if lesson.revalidate else None
     for _ in range(rounds):
         for name in lesson.variant_names:
-            samples[name].append(measure_once(lesson, name, context, client=client))
+            probe = measure_once(
+                lesson, name, context, client=client, validators=validators[name]
+            )
+            samples[name].append(probe)
     rows = [summarize(name, probes) for name, probes in samples.items()]
     if memory:
         for row in rows:
@@ -67,7 +80,9 @@ def summarize(name: str, probes: list[Probe]) -> dict[str, Any]:
         "queries": statistics.median(probe.queries.count for probe in probes),
         "db_ms": statistics.median(probe.queries.ms for probe in probes),
         "total_ms": statistics.median(probe.total_ms for probe in probes),
+        # bytes on the wire: compressed, or 0 for a 304
         "bytes": statistics.median(len(probe.body) for probe in probes),
+        "statuses": sorted({probe.status for probe in probes}),
         "rounds": len(probes),
     }
 

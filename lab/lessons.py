@@ -77,6 +77,14 @@ class Lesson:
     # False for lessons about the cost of each query (counts, offsets, indexes,
     # profilers) rather than their number: the naive query count stays flat too.
     naive_grows: bool = True
+    # Request headers every tool sends with each variant (tests, compare, Locust),
+    # for lessons about the HTTP layer (for example `Accept-Encoding: gzip`).
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # A repeat visit: measurements send back the validators each variant's previous
+    # response carried (ETag -> If-None-Match, Last-Modified -> If-Modified-Since),
+    # as a browser or a CDN does; a 304 is then a success. The contract tests make
+    # the first visit (no validators), so payloads and budgets are the full path.
+    revalidate: bool = False
 
     def __post_init__(self) -> None:
         names = [variant.name for variant in self.variants]
