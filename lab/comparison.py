@@ -24,9 +24,7 @@ def measure_once(
 
     `validators`: the conditional headers of a repeat visit (Lesson.revalidate)."""
     with transaction.atomic():
-        probe = call_variant(
-            lesson, variant, client=client, context=context, headers=validators
-        )
+        probe = call_variant(lesson, variant, client=client, context=context, headers=validators)
         if lesson.kind == "write":
             transaction.set_rollback(True)
     if probe.status >= 400:
@@ -59,9 +57,7 @@ def compare_lesson(lesson: Lesson, *, rounds: int, memory: bool = False) -> dict
         validators[name] = first.validators if lesson.revalidate else None
     for _ in range(rounds):
         for name in lesson.variant_names:
-            probe = measure_once(
-                lesson, name, context, client=client, validators=validators[name]
-            )
+            probe = measure_once(lesson, name, context, client=client, validators=validators[name])
             samples[name].append(probe)
     rows = [summarize(name, probes) for name, probes in samples.items()]
     if memory:

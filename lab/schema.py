@@ -52,6 +52,8 @@ class LessonSerializer(serializers.Serializer):
     )
     query_budget = serializers.IntegerField()
     page = serializers.URLField()
+    headers = serializers.DictField(child=serializers.CharField())
+    revalidate = serializers.BooleanField()
     variants = LessonVariantSerializer(many=True)
 
 
@@ -184,3 +186,22 @@ def describe_variant(operation: dict, lesson: Lesson, variant: str) -> None:
                 {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
             )
     allow_empty_optional_parameters(operation)
+    document_http_layer(operation, lesson)
+
+
+def document_http_layer(operation: dict, lesson: Lesson) -> None:
+    """The request headers an HTTP lesson is about, and the 304 of a revalidating one."""
+    declared = {param["name"].lower() for param in operation.get("parameters", [])}
+    names = [
+        *lesson.headers,
+        *(["If-None-Match", "If-Modified-Since"] if lesson.revalidate else []),
+    ]
+    for name in names:
+        if name.lower() not in declared:
+            operation.setdefault("parameters", []).append(
+                {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
+            )
+    if lesson.revalidate:
+        operation.setdefault("responses", {})["304"] = {
+            "description": "Not Modified: the client's copy is current (empty body)."
+        }

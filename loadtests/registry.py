@@ -32,7 +32,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 REGISTRY_PATH = "/api/lessons/"
@@ -65,6 +65,10 @@ class LessonSpec:
     renders: str
     auth: bool
     variants: tuple[VariantSpec, ...]
+    # HTTP-layer lessons: headers sent with every request (Accept-Encoding), and
+    # whether each user sends back the validators it received (a 304 is a success).
+    headers: Mapping[str, str] = field(default_factory=dict)
+    revalidate: bool = False
 
     @property
     def variant_names(self) -> list[str]:
@@ -106,6 +110,8 @@ def parse_registry(document: Mapping[str, Any]) -> list[LessonSpec]:
                 )
                 for variant in item["variants"]
             ),
+            headers={key: str(value) for key, value in item.get("headers", {}).items()},
+            revalidate=bool(item.get("revalidate", False)),
         )
         for item in document["lessons"]
     ]

@@ -22,7 +22,6 @@ from articles.lessons.article_sitemap import sitemap_optimized, sitemap_view
 from lab.conditional import Validators, conditional, validators_from
 from lab.lessons import Lesson, Variant, register
 
-
 # MAX(updated_at) reads one entry of article_updated_idx; the count is an
 # index-only scan of the partial published index. Publishing, editing and
 # unpublishing through save() move updated_at (auto_now); the count catches a

@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('articles', '0002_articlewithcachedcounts'),
+        ("articles", "0002_articlewithcachedcounts"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='article',
-            index=models.Index(fields=['updated_at'], name='article_updated_idx'),
+            model_name="article",
+            index=models.Index(fields=["updated_at"], name="article_updated_idx"),
         ),
     ]

@@ -38,9 +38,7 @@ def test_a_repeat_visit_is_a_304_with_an_empty_body_in_one_query(
     assert (repeat.status_code, repeat.content) == (304, b"")
 
 
-def test_if_modified_since_alone_is_a_304_in_one_query(
-    articles, client, django_assert_num_queries
-):
+def test_if_modified_since_alone_is_a_304_in_one_query(articles, client, django_assert_num_queries):
     first = visit(client)
     with django_assert_num_queries(1):
         # 1. the validator query

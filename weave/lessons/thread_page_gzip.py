@@ -11,11 +11,10 @@ no secret: compression plus reflected input leaks secrets (BREACH).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import gzip
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.gzip import gzip_page
