@@ -118,8 +118,8 @@ WORKERS ?= 1
 HOST ?=
 MIX ?= per-variant
 GUNICORN_WORKERS ?= 2
-CONN_LESSON ?= latest-messages
-CONN_PARAMS ?= limit=1
+CONN_LESSON ?= connection-reuse
+CONN_PARAMS ?=
 
 WRITES ?=
 

@@ -121,7 +121,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         f"(default: {' '.join(WRITE_PARAMS)}; `--params` alone: none)",
     )
     parser.add_argument("--connections", action="store_true", help="the connection lesson")
-    parser.add_argument("--conn-lesson", default="latest-messages")
+    parser.add_argument("--conn-lesson", default="connection-reuse")
     parser.add_argument("--conn-variant", default="optimized")
     parser.add_argument(
         "--conn-params",
