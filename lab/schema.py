@@ -186,11 +186,12 @@ def describe_variant(operation: dict, lesson: Lesson, variant: str) -> None:
                 {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
             )
     allow_empty_optional_parameters(operation)
-    document_http_layer(operation, lesson)
+    document_http_layer(operation, lesson, variant)
 
 
-def document_http_layer(operation: dict, lesson: Lesson) -> None:
-    """The request headers an HTTP lesson is about, and the 304 of a revalidating one."""
+def document_http_layer(operation: dict, lesson: Lesson, variant: str) -> None:
+    """The request headers an HTTP lesson is about; the 304 and 412 of a revalidating one
+    (its naive variant sends no validators, so it answers neither)."""
     declared = {param["name"].lower() for param in operation.get("parameters", [])}
     names = [
         *lesson.headers,
@@ -201,7 +202,12 @@ def document_http_layer(operation: dict, lesson: Lesson) -> None:
             operation.setdefault("parameters", []).append(
                 {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
             )
-    if lesson.revalidate:
-        operation.setdefault("responses", {})["304"] = {
+    if lesson.revalidate and variant != "naive":
+        responses = operation.setdefault("responses", {})
+        responses["304"] = {
             "description": "Not Modified: the client's copy is current (empty body)."
+        }
+        responses["412"] = {
+            "description": "If-Match / If-Unmodified-Since failed: the resource has changed.",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         }

@@ -45,7 +45,7 @@ full_sitemap = sitemap_view(sitemap_optimized)
 body_etag = decorator_from_middleware(ConditionalGetMiddleware)(full_sitemap)
 
 # Validators first (1 query); the sitemap is built only for a stale copy.
-sitemap_conditional = conditional(sitemap_validators)(full_sitemap)
+sitemap_conditional = conditional(sitemap_validators, json_errors=False)(full_sitemap)
 
 
 def build_data(size: int) -> Mapping[str, Any]:

@@ -29,6 +29,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from lab.api import validated_query
 from lab.lessons import Lesson, Variant, register
 
 # The cheapest useful request: a status endpoint's one-row query. Committed rows
@@ -74,11 +75,16 @@ STATUS = inline_serializer(
 )
 
 
+class NoQuery(serializers.Serializer):
+    """The endpoint takes no parameters: any is a 400 (lab.api.validated_query)."""
+
+
 class StatusView(APIView):
     status = None  # a callable returning this variant's status
 
     @extend_schema(responses=STATUS)
     def get(self, request):
+        validated_query(request, NoQuery)
         return Response(self.status())
 
 

@@ -15,9 +15,14 @@ from typing import Any
 
 from django.db import connection
 from django.middleware.http import ConditionalGetMiddleware
-from django.utils.decorators import decorator_from_middleware
 
-from lab.conditional import Validators, conditional, validators_from
+from lab.conditional import (
+    Validators,
+    conditional,
+    json_precondition_errors,
+    rendered,
+    validators_from,
+)
 from lab.lessons import Lesson, Variant, register
 from weave.lessons.thread_page import ThreadPageOptimizedView
 from weave.lessons.thread_page import build_data as thread_page_data
@@ -47,8 +52,11 @@ def thread_page_validators() -> Validators:
 
 full_page = ThreadPageOptimizedView.as_view()
 
-# Same page, ETag = a hash of the body: saves the bytes, not the work.
-body_etag = decorator_from_middleware(ConditionalGetMiddleware)(full_page)
+# Same page, ETag = a hash of the body: saves the bytes, not the work. The middleware
+# wraps the rendered view itself (a middleware decorator defers it to a post-render
+# callback, whose 304 is lost on a DRF response that is already rendered).
+body_etag = json_precondition_errors(ConditionalGetMiddleware(rendered(full_page)))
+body_etag.__dict__.update(full_page.__dict__)  # the DRF view class, for the schema
 
 # Validators first (1 query); the page is built only when the client's copy is stale.
 thread_page_conditional = conditional(thread_page_validators)(full_page)
