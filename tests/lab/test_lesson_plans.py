@@ -10,13 +10,24 @@ from weave.sample import make_messages, make_people, make_threads
 pytestmark = pytest.mark.django_db
 
 
+QUERYING = [lesson for lesson in all_lessons() if lesson.query_budget > 0]
+# A lesson whose optimized variant runs no query (static files) has no plan to show.
+QUERYLESS = [lesson for lesson in all_lessons() if lesson.query_budget == 0]
+
+
 def test_every_lesson_declares_its_main_queries():
-    for lesson in all_lessons():
+    for lesson in QUERYING:
         assert lesson.main_queries, lesson.slug
         assert set(lesson.main_queries) <= set(lesson.variant_names), lesson.slug
 
 
-@pytest.mark.parametrize("lesson", [lesson.slug for lesson in all_lessons()])
+@pytest.mark.parametrize("lesson", [lesson.slug for lesson in QUERYLESS])
+def test_a_lesson_without_queries_says_so(client, lesson):
+    content = client.get(f"/lessons/{lesson}/").content.decode()
+    assert 'id="no-main-query"' in content
+
+
+@pytest.mark.parametrize("lesson", [lesson.slug for lesson in QUERYING])
 def test_the_lesson_page_shows_a_plan_per_variant(client, lesson):
     make_messages(threads=make_threads(2), people=make_people(3), per_thread=5)
     page = client.get(f"/lessons/{lesson}/")
