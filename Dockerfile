@@ -32,7 +32,12 @@ COPY --from=build /opt/venv /opt/venv
 # The code belongs to root (read-only for the app); only .data (static files,
 # Celery beat's schedule) is writable, and compose mounts a named volume there.
 COPY . .
-RUN mkdir -p .data && chown weave:weave .data
+# Static files for the production profile, built once into the image: hashed names
+# with .gz and .br copies (a new volume on .data starts with them; --prepare refreshes).
+RUN mkdir -p .data \
+    && DJANGO_DEBUG=0 DJANGO_SECRET_KEY=collectstatic-at-build-time-only-not-a-secret \
+    python manage.py collectstatic --noinput --verbosity 0 \
+    && chown -R weave:weave .data
 USER weave
 EXPOSE 8000 8089
 CMD ["bin/run-process", "--prepare", "web"]

@@ -99,6 +99,9 @@ class Article(models.Model):
                 name="article_author_published_idx",
                 condition=Q(status="published"),
             ),
+            # The latest change anywhere: the sitemap's Last-Modified / ETag read one
+            # entry of it (articles/lessons/sitemap_conditional.py).
+            models.Index(fields=["updated_at"], name="article_updated_idx"),
         ]
 
     def __str__(self) -> str:

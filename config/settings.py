@@ -263,13 +263,35 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".data" / "static"
 # In demo mode WhiteNoise serves straight from the apps' static folders; STATIC_ROOT
-# exists only after collectstatic (the Docker image runs it).
+# exists only after collectstatic (the image's --prepare and loadtests/server.py run it).
 WHITENOISE_USE_FINDERS = DEBUG
 warnings.filterwarnings("ignore", message="No directory at")
+# Static files done right (production profile): collectstatic writes hashed names
+# (weave.3f2a9c1b04e7.css) with .gz and .br copies next to them (brotli is installed),
+# and WhiteNoise sends a hashed file as `Cache-Control: max-age=31536000, public,
+# immutable`: a browser never asks for it again, and a changed file has a new name.
+# Demo mode and the tests (no collectstatic) keep unhashed names: a manifest storage
+# refuses a name that is missing from its manifest.
+# https://whitenoise.readthedocs.io/en/stable/django.html#add-compression-and-caching-support
+STATIC_MANIFEST = env_bool("DJANGO_STATIC_MANIFEST", not DEBUG and not TESTING)
+STATIC_FAR_FUTURE = 365 * 24 * 60 * 60  # one year, the longest RFC 9111 caches are asked for
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST
+        else "whitenoise.storage.CompressedStaticFilesStorage"
+    },
 }
+
+
+def static_cache_control(headers, path: str, url: str) -> None:
+    """WhiteNoise marks hashed files immutable for ten years; say one year instead."""
+    if "immutable" in headers.get("Cache-Control", ""):
+        headers["Cache-Control"] = f"max-age={STATIC_FAR_FUTURE}, public, immutable"
+
+
+WHITENOISE_ADD_HEADERS_FUNCTION = static_cache_control
 
 # --- Django REST framework --------------------------------------------------
 REST_FRAMEWORK = {

@@ -10,12 +10,13 @@ from the same rows and the seeded database itself is never written.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import platform
 import statistics
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import django
@@ -103,23 +104,32 @@ def measure_once(
     client: Client,
     scratch: ScratchDatabase | None = None,
     keep_body: bool = True,
+    validators: Mapping[str, str] | None = None,
 ) -> Probe:
     """One call as production runs it (see the module docstring).
 
     Without a scratch copy a write runs in a transaction that is rolled back: no
-    COMMIT and no on_commit callback is paid (the live comparison).
+    COMMIT and no on_commit callback is paid (the live comparison). `validators`: the
+    conditional headers of a repeat visit (Lesson.revalidate).
     """
+    call = functools.partial(
+        call_variant,
+        lesson,
+        variant,
+        client=client,
+        context=context,
+        keep_body=keep_body,
+        headers=validators,
+    )
     if lesson.kind == "write" and scratch is not None:
         scratch.restore()
-        probe = call_variant(lesson, variant, client=client, context=context, keep_body=keep_body)
+        probe = call()
     elif lesson.kind == "write":
         with transaction.atomic():
-            probe = call_variant(
-                lesson, variant, client=client, context=context, keep_body=keep_body
-            )
+            probe = call()
             transaction.set_rollback(True)
     else:
-        probe = call_variant(lesson, variant, client=client, context=context, keep_body=keep_body)
+        probe = call()
     if probe.status >= 400:
         raise RuntimeError(f"{lesson.slug}/{variant} answered {probe.status}: {probe.body[:300]!r}")
     return probe
@@ -159,12 +169,18 @@ def compare_lesson(
 
 def run_rounds(lesson, context, client, rounds, memory, scratch) -> dict[str, Any]:
     samples: dict[str, list[Probe]] = {name: [] for name in lesson.variant_names}
-    measure = lambda name: measure_once(lesson, name, context, client=client, scratch=scratch)  # noqa: E731
-    for name in lesson.variant_names:  # warm-up: connections, caches of the ORM, imports
-        measure(name)
+    # The warm-up (connections, caches of the ORM, imports) is also a first visit:
+    # a revalidating lesson's rounds send back the validators it received.
+    validators = {}
+    for name in lesson.variant_names:
+        first = measure_once(lesson, name, context, client=client, scratch=scratch)
+        validators[name] = first.validators if lesson.revalidate else None
     for _ in range(rounds):
         for name in lesson.variant_names:
-            samples[name].append(measure(name))
+            probe = measure_once(
+                lesson, name, context, client=client, scratch=scratch, validators=validators[name]
+            )
+            samples[name].append(probe)
     rows = [summarize(name, probes) for name, probes in samples.items()]
     if memory:
         for row in rows:
@@ -248,7 +264,9 @@ def summarize(name: str, probes: list[Probe]) -> dict[str, Any]:
         "queries": statistics.median(probe.queries.count for probe in probes),
         "db_ms": statistics.median(probe.queries.ms for probe in probes),
         "total_ms": statistics.median(probe.total_ms for probe in probes),
+        # bytes on the wire: compressed, or 0 for a 304
         "bytes": statistics.median(len(probe.body) for probe in probes),
+        "statuses": sorted({probe.status for probe in probes}),
         "rounds": len(probes),
     }
     # A profiler that recorded these calls (the profiler lesson): its own

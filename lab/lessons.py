@@ -177,6 +177,14 @@ class Lesson:
     naive_grows: bool = True
     # What the load tools need to know (bounded bodies, a scenario of its own).
     load: LoadTest = field(default_factory=LoadTest)
+    # Request headers every tool sends with each variant (tests, compare, Locust),
+    # for lessons about the HTTP layer (for example `Accept-Encoding: gzip`).
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # A repeat visit: measurements send back the validators each variant's previous
+    # response carried (ETag -> If-None-Match, Last-Modified -> If-Modified-Since),
+    # as a browser or a CDN does; a 304 is then a success. The contract tests make
+    # the first visit (no validators), so payloads and budgets are the full path.
+    revalidate: bool = False
 
     def __post_init__(self) -> None:
         try:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.test import Client
@@ -34,10 +35,35 @@ class Probe:
             return None
         return int(metric.get("desc", "0").split()[0]), float(metric.get("dur", "0"))
 
+    # What a client would send back on its next visit: If-None-Match / If-Modified-Since.
+    validators: dict[str, str] = field(default_factory=dict)
+    content_encoding: str = ""
+
     def payload(self) -> Any:
+        """The representation, decompressed: `body` is what went over the wire."""
+        body = self.decoded_body()
         if self.content_type.startswith("application/json"):
-            return json.loads(self.body)
-        return self.body.decode()
+            return json.loads(body)
+        return body.decode()
+
+    def decoded_body(self) -> bytes:
+        if self.content_encoding == "gzip":
+            return gzip.decompress(self.body)
+        if self.content_encoding == "br":
+            import brotli
+
+            return brotli.decompress(self.body)
+        return self.body
+
+
+def validators_of(response) -> dict[str, str]:
+    """The conditional request headers a response's validators allow."""
+    validators = {}
+    if response.has_header("ETag"):
+        validators["If-None-Match"] = response["ETag"]
+    if response.has_header("Last-Modified"):
+        validators["If-Modified-Since"] = response["Last-Modified"]
+    return validators
 
 
 def call_variant(
@@ -49,7 +75,9 @@ def call_variant(
     params: Mapping[str, str] | None = None,
     keep_sql: bool = False,
     keep_body: bool = True,
+    headers: Mapping[str, str] | None = None,
 ) -> Probe:
+    """One request as tools send it: the lesson's headers, plus `headers` (validators)."""
     client = client or Client()
     user = context.get("user") if lesson.auth and context else None
     # Log in once per client: a login inside a write lesson's rolled-back
@@ -57,7 +85,7 @@ def call_variant(
     if user is not None and client.session.get("_auth_user_id") != str(user.pk):
         client.force_login(user)
     params = dict(lesson.example_params(context) if params is None else params)
-    headers = {MEASURE_HEADER: "1"}
+    headers = {MEASURE_HEADER: "1", **lesson.headers, **(headers or {})}
     if lesson.renders == "json":
         headers["Accept"] = "application/json"
     url = lesson.url(variant)
@@ -85,6 +113,8 @@ def call_variant(
         total_ms=total_ms,
         content_type=response.get("Content-Type", ""),
         server_timing=response.get("Server-Timing", ""),
+        validators=validators_of(response),
+        content_encoding=response.get("Content-Encoding", ""),
     )
 
 

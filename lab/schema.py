@@ -62,8 +62,12 @@ class LessonSerializer(serializers.Serializer):
             "counters": serializers.DictField(child=serializers.CharField()),
             "scenario_variant": serializers.CharField(),
             "scenario_params": serializers.DictField(child=serializers.CharField()),
+            "stack_check": serializers.ChoiceField(choices=["", "swarm", "worker", "mail"]),
+            "silk_overhead": serializers.BooleanField(),
         },
     )
+    headers = serializers.DictField(child=serializers.CharField())
+    revalidate = serializers.BooleanField()
     variants = LessonVariantSerializer(many=True)
 
 
@@ -196,3 +200,28 @@ def describe_variant(operation: dict, lesson: Lesson, variant: str) -> None:
                 {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
             )
     allow_empty_optional_parameters(operation)
+    document_http_layer(operation, lesson, variant)
+
+
+def document_http_layer(operation: dict, lesson: Lesson, variant: str) -> None:
+    """The request headers an HTTP lesson is about; the 304 and 412 of a revalidating one
+    (its naive variant sends no validators, so it answers neither)."""
+    declared = {param["name"].lower() for param in operation.get("parameters", [])}
+    names = [
+        *lesson.headers,
+        *(["If-None-Match", "If-Modified-Since"] if lesson.revalidate else []),
+    ]
+    for name in names:
+        if name.lower() not in declared:
+            operation.setdefault("parameters", []).append(
+                {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
+            )
+    if lesson.revalidate and variant != "naive":
+        responses = operation.setdefault("responses", {})
+        responses["304"] = {
+            "description": "Not Modified: the client's copy is current (empty body)."
+        }
+        responses["412"] = {
+            "description": "If-Match / If-Unmodified-Since failed: the resource has changed.",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }

@@ -44,6 +44,10 @@ def lesson_as_json(lesson: Lesson, request: HttpRequest) -> dict[str, Any]:
         "query_budget": lesson.query_budget,
         "page": request.build_absolute_uri(lesson.page_url()),
         "load": lesson.load.as_dict(),
+        # HTTP-layer lessons: headers every request sends, and whether a client
+        # sends back the validators it received (If-None-Match, If-Modified-Since).
+        "headers": dict(lesson.headers),
+        "revalidate": lesson.revalidate,
         "variants": [
             {
                 "name": variant.name,

@@ -20,6 +20,8 @@ Environment (all optional; `loadtests.run` sets them):
 - WEAVE_REQUEST_LABEL: replaces the variant in request names (the connection
   lesson labels rows with the server setting: `conn_max_age=0:/lessons/...`).
 - WEAVE_REQUEST_TIMEOUT: seconds before a request counts as failed (default 60).
+- Lessons with `"revalidate": true` (conditional GET) send back the ETag and
+  Last-Modified each user received, as a browser does; a 304 counts as a success.
 - WEAVE_WAIT: seconds each user waits between requests (default 0: a closed loop,
   every user sends its next request as soon as the last one answered).
 - Authentication: see loadtests/registry.py (seeded users, DRF tokens).
@@ -94,7 +96,9 @@ class LessonUser(FastHttpUser):
         # Round robin over the variants selected by --tags (Locust's own choice is
         # random): a short run of several variants together still covers each one.
         self.rotation = itertools.cycle([task.variant for task in self.tasks])
-        self.headers = dict(MEASURE_HEADERS)
+        self.headers = {**MEASURE_HEADERS, **self.lesson.headers}
+        # The validators each variant's last response carried, sent back like a browser.
+        self.validators: dict[str, dict[str, str]] = {}
         if self.lesson.renders == "json":
             self.headers["Accept"] = "application/json"
         if self.lesson.auth:
@@ -120,12 +124,35 @@ class LessonUser(FastHttpUser):
 
     def call(self, variant: VariantSpec) -> None:
         name = self.lesson.request_name(self.label or variant.name)
-        if variant.method == "GET":
+        if variant.method == "GET" and self.lesson.revalidate:
+            self.revalidate(variant, name)
+        elif variant.method == "GET":
             self.client.get(variant.target(), name=name, headers=self.headers)
         else:
             self.client.request(
                 variant.method, variant.url, name=name, headers=self.headers, json=variant.params
             )
+
+    def revalidate(self, variant: VariantSpec, name: str) -> None:
+        """A repeat visit: If-None-Match / If-Modified-Since from the last response; 304 is
+        a success and keeps the validators, a 200 brings new ones."""
+        headers = {**self.headers, **self.validators.get(variant.name, {})}
+        with self.client.get(
+            variant.target(), name=name, headers=headers, catch_response=True
+        ) as response:
+            if response.status_code == 304:
+                response.success()
+            elif response.status_code == 200:
+                self.validators[variant.name] = validators_of(response.headers)
+
+
+def validators_of(headers) -> dict[str, str]:
+    validators = {}
+    if headers.get("ETag"):
+        validators["If-None-Match"] = headers["ETag"]
+    if headers.get("Last-Modified"):
+        validators["If-Modified-Since"] = headers["Last-Modified"]
+    return validators
 
 
 def variant_task(lesson: LessonSpec, variant: VariantSpec):

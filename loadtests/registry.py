@@ -88,6 +88,10 @@ class LessonSpec:
     auth: bool
     variants: tuple[VariantSpec, ...]
     load: LoadSpec = field(default_factory=LoadSpec)
+    # HTTP-layer lessons: headers sent with every request (Accept-Encoding), and
+    # whether each user sends back the validators it received (a 304 is a success).
+    headers: Mapping[str, str] = field(default_factory=dict)
+    revalidate: bool = False
 
     @property
     def variant_names(self) -> list[str]:
@@ -130,6 +134,8 @@ def parse_registry(document: Mapping[str, Any]) -> list[LessonSpec]:
                 for variant in item["variants"]
             ),
             load=LoadSpec.parse(item.get("load")),
+            headers={key: str(value) for key, value in item.get("headers", {}).items()},
+            revalidate=bool(item.get("revalidate", False)),
         )
         for item in document["lessons"]
     ]

@@ -15,8 +15,13 @@ from weave.sample import make_messages, make_people, make_threads
 pytestmark = pytest.mark.django_db
 
 
+QUERYING = [lesson for lesson in all_lessons() if lesson.query_budget > 0]
+# A lesson whose optimized variant runs no query (static files) has no plan to show.
+QUERYLESS = [lesson for lesson in all_lessons() if lesson.query_budget == 0]
+
+
 def test_every_lesson_declares_its_main_queries():
-    for lesson in all_lessons():
+    for lesson in QUERYING:
         assert lesson.main_queries, lesson.slug
         assert set(lesson.main_queries) <= set(lesson.variant_names), lesson.slug
 
@@ -47,6 +52,12 @@ def test_a_broken_main_query_is_shown_not_raised(client):
     assert plans and all(plan.error for plan in plans), [plan.error for plan in plans]
     content = client.get(lesson.page_url()).content.decode()
     assert content.count("No plan:") == len(plans)
+
+
+@pytest.mark.parametrize("lesson", [lesson.slug for lesson in QUERYLESS])
+def test_a_lesson_without_queries_says_so(client, lesson):
+    content = client.get(f"/lessons/{lesson}/").content.decode()
+    assert 'id="no-main-query"' in content
 
 
 def test_scan_nodes_are_highlighted(client):

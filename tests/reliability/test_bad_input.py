@@ -209,7 +209,39 @@ def variant_requests(
         if other != method:
             yield f"method: {other}", other, {}, True
     yield from body_requests(method, params)
+    yield from header_requests(method, params)
     yield from auth_requests(lesson, method, params)
+
+
+# HTTP-layer headers (conditional GET, compression): a malformed validator or
+# encoding list is ignored (the full response) or honoured, never a 500.
+BAD_HEADERS: dict[str, dict[str, str]] = {
+    "If-None-Match: garbage": {"If-None-Match": "not-an-etag"},
+    "If-None-Match: *": {"If-None-Match": "*"},
+    "If-None-Match: unterminated": {"If-None-Match": '"abc'},
+    "If-None-Match: weak list": {"If-None-Match": 'W/"a", W/"b", "c"'},
+    "If-None-Match: very long": {"If-None-Match": '"' + "a" * 8_000 + '"'},
+    "If-Modified-Since: malformed": {"If-Modified-Since": "2026-13-45"},
+    "If-Modified-Since: future": {"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"},
+    "If-Modified-Since: epoch": {"If-Modified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"},
+    "If-Modified-Since: NUL": {"If-Modified-Since": "Mon\x00"},
+    "Accept-Encoding: garbage": {"Accept-Encoding": ";;;q=abc,,gzip;q=-1"},
+    "Accept-Encoding: unknown": {"Accept-Encoding": "zstd, compress"},
+    "If-Match + If-Unmodified-Since": {
+        "If-Match": '"nothing"',
+        "If-Unmodified-Since": "Thu, 01 Jan 1970 00:00:00 GMT",
+    },
+}
+
+
+def header_requests(
+    method: str, params: Mapping[str, str]
+) -> Iterator[tuple[str, str, dict, bool]]:
+    if method != "GET":
+        return
+    for name, headers in BAD_HEADERS.items():
+        # If-Match that matches nothing may be a 412: a 4xx, allowed, never demanded.
+        yield f"header: {name}", method, {**with_params(method, params), "headers": headers}, False
 
 
 def with_params(method: str, params: Mapping[str, str], *, repeat: bool = False) -> dict:

@@ -67,8 +67,7 @@ lesson = register(
         app="weave",
         technique="select_related",
         docstring=__doc__,
-        # `make loadtest-connections` drives this endpoint, as cheap as it gets (limit=1).
-        load=LoadTest(scenario="connections", scenario_params={"limit": "1"}, stack_check="swarm"),
+        load=LoadTest(stack_check="swarm"),  # make compose-check's Locust swarm
         variants=(
             Variant(
                 "naive",
