@@ -24,3 +24,10 @@ def top_tags_sidebar() -> Deferred:
     from articles.lessons.top_tags_fragment import top_tags_optimized
 
     return Deferred(top_tags_optimized)
+
+
+def sitemap_page():
+    """sitemap.xml as the site serves it (the sitemap lesson's optimized view)."""
+    from articles.lessons.article_sitemap import sitemap_optimized, sitemap_view
+
+    return sitemap_view(sitemap_optimized)

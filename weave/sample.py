@@ -44,3 +44,8 @@ def make_messages(*, threads: list[Thread], people: list[Person], per_thread: in
         message.updated = EPOCH + timedelta(seconds=index)
     Message.objects.bulk_update(created, ["updated"], batch_size=1000)
     return created
+
+
+def make_thread_page(size: int) -> list[Message]:
+    """`size` threads with 2 messages each, every message from a different sender."""
+    return make_messages(threads=make_threads(size), people=make_people(2 * size), per_thread=2)

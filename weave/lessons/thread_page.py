@@ -38,7 +38,7 @@ from lab.lessons import Lesson, LoadTest, Variant, register
 from lab.pagination import PageQuery
 from lab.schema import page_of
 from weave.models import PREFETCHED_MESSAGES, Message, Thread
-from weave.sample import make_messages, make_people, make_threads
+from weave.sample import make_thread_page
 
 ORDER = ("-updated", "-id")
 
@@ -264,7 +264,7 @@ class ThreadPageDatabaseView(APIView):
 def build_data(size: int) -> Mapping[str, Any]:
     # `size` threads with 2 messages each, every message from a different sender:
     # naive runs 1 query per thread and 1 per message, so it grows with `size`.
-    make_messages(threads=make_threads(size), people=make_people(2 * size), per_thread=2)
+    make_thread_page(size)
     return {}
 
 

@@ -24,8 +24,8 @@ from lab.conditional import (
     validators_from,
 )
 from lab.lessons import Lesson, Variant, register
-from weave.lessons.thread_page import ThreadPageOptimizedView
-from weave.lessons.thread_page import build_data as thread_page_data
+from weave.sample import make_thread_page
+from weave.site import thread_page_view
 
 # Each MAX reads one entry of an index (the partial indexes on `updated`); the
 # thread and person tables are small (1,000 rows at the workshop preset). A soft
@@ -50,7 +50,7 @@ def thread_page_validators() -> Validators:
     return validators_from(latest, threads)
 
 
-full_page = ThreadPageOptimizedView.as_view()
+full_page = thread_page_view()
 
 # Same page, ETag = a hash of the body: saves the bytes, not the work. The middleware
 # wraps the rendered view itself (a middleware decorator defers it to a post-render
@@ -63,7 +63,8 @@ thread_page_conditional = conditional(thread_page_validators)(full_page)
 
 
 def build_data(size: int) -> Mapping[str, Any]:
-    return thread_page_data(size)
+    make_thread_page(size)
+    return {}
 
 
 lesson = register(
@@ -74,16 +75,23 @@ lesson = register(
         technique="ETag / Last-Modified (condition)",
         docstring=__doc__,
         variants=(
-            Variant("naive", full_page, "no validators: the full page every time"),
+            Variant(
+                "naive",
+                full_page,
+                "no validators: the full page every time",
+                code=(thread_page_view,),
+            ),
             Variant(
                 "body_etag",
                 body_etag,
                 "ConditionalGetMiddleware: builds the page, hashes it, sends 304 if equal",
+                code=(rendered, json_precondition_errors),
             ),
             Variant(
                 "optimized",
                 thread_page_conditional,
                 "condition(): validators from 1 query; 304 before the view runs",
+                code=(thread_page_validators, conditional),
             ),
         ),
         # The full path: the validator query + the thread page's 3 (a 304 costs 1).

@@ -20,12 +20,8 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.gzip import gzip_page
 
 from lab.lessons import Lesson, Variant, register
-from weave.lessons.thread_page import (
-    ThreadPageOptimizedView,
-    latest_messages_optimized,
-    thread_page_naive,
-)
-from weave.lessons.thread_page import build_data as thread_page_data
+from weave.sample import make_thread_page
+from weave.site import thread_page_messages_query, thread_page_view
 
 LINK_MBIT_S = 20  # the link the lesson's transfer times are stated for
 
@@ -87,13 +83,14 @@ def gzip_without_secrets(view, *, compress=gzip_page):
     return view_maybe_compressed
 
 
-full_page = ThreadPageOptimizedView.as_view()
+full_page = thread_page_view()
 thread_page_gzip_default = gzip_without_secrets(full_page)
 thread_page_gzip = gzip_without_secrets(full_page, compress=gzip_fast)
 
 
 def build_data(size: int) -> Mapping[str, Any]:
-    return thread_page_data(size)
+    make_thread_page(size)
+    return {}
 
 
 lesson = register(
@@ -104,16 +101,18 @@ lesson = register(
         technique="gzip per view (level 1)",
         docstring=__doc__,
         variants=(
-            Variant("naive", full_page, "identity: 1.9 MB on the wire"),
+            Variant("naive", full_page, "identity: 1.9 MB on the wire", code=(thread_page_view,)),
             Variant(
                 "gzip_page",
                 thread_page_gzip_default,
                 "Django's gzip_page (level 6) for requests without credentials",
+                code=(carries_credentials,),
             ),
             Variant(
                 "optimized",
                 thread_page_gzip,
                 "gzip level 1 for requests without credentials; credentialed ones stay plain",
+                code=(gzip_fast, gzip_without_secrets),
             ),
         ),
         query_budget=3,
@@ -121,11 +120,7 @@ lesson = register(
         params={"page": "1"},
         headers={"Accept-Encoding": "gzip"},
         # The thread page's own query (every variant runs it; only the encoding differs).
-        main_queries={
-            "optimized": lambda: latest_messages_optimized(
-                list(thread_page_naive().values_list("id", flat=True)[:100])
-            )
-        },
+        main_queries={"optimized": thread_page_messages_query},
         naive_grows=False,
         notes=(
             "The gain is on the wire, not on the server: gzip adds CPU time to each "

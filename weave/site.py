@@ -1,0 +1,25 @@
+"""The thread page as the site serves it, built from its lesson's optimized code.
+
+App code that needs a lesson's optimized code imports it from the lesson; a lesson that
+wraps the page as the site serves it (conditional GET, compression) takes it from here,
+never from another lesson. The imports sit inside the functions: the lesson modules are
+imported by their package, which may import a lesson that imports this module.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+
+def thread_page_view():
+    """The thread page (its lesson's optimized view): 3 queries."""
+    from weave.lessons.thread_page import ThreadPageOptimizedView
+
+    return ThreadPageOptimizedView.as_view()
+
+
+def thread_page_messages_query() -> QuerySet:
+    """The page's main query: each of the first page's threads' latest messages."""
+    from weave.lessons.thread_page import latest_messages_optimized, thread_page_naive
+
+    return latest_messages_optimized(list(thread_page_naive().values_list("id", flat=True)[:100]))
