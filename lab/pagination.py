@@ -23,6 +23,7 @@ from django.core import signing
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connections
 from django.db.models import Count, F, QuerySet
+from django.db.models.expressions import Col
 from django.db.models.fields.tuple_lookups import Tuple, TupleLessThan
 from django.db.models.sql.datastructures import BaseTable
 from django.db.models.sql.where import WhereNode
@@ -50,7 +51,7 @@ class PageQuery(serializers.Serializer):
 class CountResult:
     value: int
     estimated: bool
-    method: str  # "page", "exact", "reltuples" or "tablesample"
+    method: str  # "page", "exact", "reltuples", "planner" or "tablesample"
     # The value is only a floor: more than `value - 1` rows were counted (shown "N+").
     lower_bound: bool = False
 
@@ -76,19 +77,21 @@ def estimated_count(
     2. Small: a capped COUNT of at most `exact_up_to` + 1 rows. Exact when it stays
        under the cap; it stops at the cap otherwise (bounded work, no timeout).
     3. Large (or the cap was reached): pg_class's row count when it already knows
-       it (no filter, or a filter equal to a partial index's predicate), else a
-       `TABLESAMPLE SYSTEM` sample of the filtered query.
+       it (no filter, or a filter equal to a partial index's predicate), the
+       planner's estimate for a one-column filter, else a `TABLESAMPLE SYSTEM`
+       sample of the filtered query (`estimate`).
     A capped count that overflowed is a floor: the estimate is at least the cap + 1,
     flagged `lower_bound` when only the floor is known. No statement here runs
     under a tightened timeout, so none can be cancelled and none can leave an
     outer transaction aborted. Everything runs on the queryset's own database.
     """
     counted = None
-    if planned_rows(queryset) <= exact_up_to:
+    planned = planned_rows(queryset)
+    if planned <= exact_up_to:
         counted = capped_count(queryset, exact_up_to + 1)
         if counted <= exact_up_to:
             return CountResult(counted, False, "exact").at_least(at_least)
-    result = estimate(queryset, sample_rows=sample_rows, seed=seed)
+    result = estimate(queryset, planned=planned, sample_rows=sample_rows, seed=seed)
     if counted is None and result.value <= exact_up_to:
         # The planner over-estimated a small filter: count it, still capped.
         counted = capped_count(queryset, exact_up_to + 1)
@@ -99,14 +102,58 @@ def estimated_count(
     return result.at_least(at_least)
 
 
-def estimate(queryset: QuerySet, *, sample_rows: int, seed: int) -> CountResult:
-    """pg_class's count when it knows the filter's rows, else the filtered sample."""
-    total = table_rows_estimate(queryset) or 0.0
-    known = partial_index_rows(queryset) if queryset.query.where else total
+def estimate(queryset: QuerySet, *, planned: float, sample_rows: int, seed: int) -> CountResult:
+    """The cheapest estimate that is trustworthy for this filter.
+
+    pg_class's row count when it knows the filter's rows (no filter, or a partial
+    index's predicate); the planner's estimate when the filter is on one column
+    (besides a partial index's predicate): ANALYZE's histogram of that column, from
+    a 30,000-row sample, off by 1-2% at 1,000,000 rows; a `TABLESAMPLE` of the
+    filtered query when it combines columns (the planner multiplies their
+    selectivities as if independent, which correlated columns are not).
+    """
+    if not queryset.query.where:
+        return CountResult(round(table_rows_estimate(queryset) or 0), True, "reltuples")
+    known = partial_index_rows(queryset)
     if known is not None:
         return CountResult(round(known), True, "reltuples")
+    columns = filtered_columns(queryset)
+    if columns is not None and len(columns) <= 1:
+        return CountResult(round(planned), True, "planner")
+    total = table_rows_estimate(queryset) or 0.0
     value = sampled_count(queryset, total=total, rows=sample_rows, seed=seed)
     return CountResult(value, True, "tablesample")
+
+
+def filtered_columns(queryset: QuerySet) -> set[tuple[str, str]] | None:
+    """The (table, column) pairs the filter tests, besides partial index predicates.
+
+    None when the filter holds anything else than column lookups (raw SQL, subqueries).
+    """
+    model = queryset.model
+    predicates = {
+        column
+        for index in model._meta.indexes
+        if index.condition is not None
+        for column in lookup_columns(model._base_manager.filter(index.condition).query.where) or ()
+    }
+    columns = lookup_columns(queryset.query.where)
+    return None if columns is None else columns - predicates
+
+
+def lookup_columns(node) -> set[tuple[str, str]] | None:
+    columns: set[tuple[str, str]] = set()
+    for child in node.children:
+        if isinstance(child, WhereNode):
+            found = lookup_columns(child)
+        elif isinstance(getattr(child, "lhs", None), Col) and child.rhs_is_direct_value():
+            found = {(child.lhs.target.model._meta.db_table, child.lhs.target.column)}
+        else:
+            return None
+        if found is None:
+            return None
+        columns |= found
+    return columns
 
 
 def planned_rows(queryset: QuerySet) -> float:
