@@ -195,7 +195,7 @@ def test_the_count_lesson_estimates_when_its_exact_count_times_out():
     large; pg_class knows its rows) and answers the estimate; the naive one runs into
     the global timeout: 504."""
     lesson = get_lesson("message-count")
-    alive = insert_messages(20_000)  # above exact_below: the estimate path is allowed
+    alive = insert_messages(20_000)  # above exact_up_to: the planner says large
     with connection.cursor() as cursor, connection.execute_wrapper(slow_exact_counts):
         cursor.execute(f"SET statement_timeout = {TIMEOUT_MS}")
         try:
