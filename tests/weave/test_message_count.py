@@ -49,11 +49,11 @@ def test_optimized_counts_a_small_filter_exactly_but_capped(
 ):
     with django_assert_num_queries(3) as captured:
         # 1. the page, with one extra row: SELECT ... LIMIT 11 (a next page exists)
-        # 2. EXPLAIN (FORMAT JSON) SELECT id FROM weave_message WHERE NOT deleted: ~30 rows
+        # 2. SELECT reltuples ... FROM pg_class (message_alive_idx: NOT deleted): ~30 rows
         # 3. SELECT COUNT(*) FROM (SELECT id ... WHERE NOT deleted LIMIT 10001): capped
         body = listing(api_client, "optimized", page_size=10).json()
     sql = [query["sql"] for query in captured.captured_queries]
-    assert "LIMIT 11" in sql[0] and sql[1].startswith("EXPLAIN (FORMAT JSON)")
+    assert "LIMIT 11" in sql[0] and "pg_class" in sql[1]
     assert "LIMIT 10001" in sql[2]
     assert body["count"] == 30 and body["count_is_estimated"] is False
     assert body["count_is_lower_bound"] is False
@@ -191,7 +191,7 @@ def test_no_count_path_leaves_an_outer_transaction_broken(api_client, path):
     assert ("LIMIT 10001" in sql) is (path == "exact")
     assert ("pg_class" in sql) is (path in ("reltuples", "tablesample"))
     assert ("TABLESAMPLE" in sql) is (path == "tablesample")
-    assert ("EXPLAIN" in sql) is (path != "page")
+    assert ("EXPLAIN" in sql) is (path in ("exact", "planner", "tablesample"))
     assert body["count_is_estimated"] is (path in ("reltuples", "planner", "tablesample"))
     assert body["results"]
 

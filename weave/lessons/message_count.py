@@ -2,8 +2,9 @@
 
 Slow: every page runs an exact COUNT(*) over all matching rows (tens of ms at 1,000,000).
 Why: PostgreSQL has no stored row count (MVCC): counting means visiting every matching row.
-Fix: ask the planner first (EXPLAIN, no rows read); count exactly only what it says is small,
-capped at 10,001 rows; estimate the rest from pg_class or a TABLESAMPLE; a last page counts itself.
+Fix: first the size pg_class or the planner already knows (no rows read); count exactly only
+what is small, capped at 10,001 rows; estimate the rest (pg_class, the planner's estimate, a
+TABLESAMPLE); a last page counts itself.
 """
 
 from __future__ import annotations
@@ -133,9 +134,9 @@ lesson = register(
             "1,000,000 rows, more with a filter no index serves.",
             "PostgreSQL has no stored row count (MVCC): counting means visiting every "
             "matching row.",
-            "Ask the planner first (EXPLAIN, no rows read); count exactly only what it says "
-            "is small, capped at 10,001 rows; estimate the rest from pg_class or a "
-            "TABLESAMPLE; a last page counts itself.",
+            "First the size pg_class or the planner already knows (no rows read); count "
+            "exactly only what is small, capped at 10,001 rows; estimate the rest (pg_class, "
+            "the planner's estimate, a TABLESAMPLE); a last page counts itself.",
         ),
         variants=(
             Variant(
@@ -149,9 +150,10 @@ lesson = register(
                 "lab.pagination.EstimatedCountPagination: exact if small (capped), else estimated",
             ),
         ),
-        # The page; then none (a last page counts itself), or EXPLAIN and the capped
-        # COUNT (small), or EXPLAIN, pg_class's size of the table and the index's or
-        # the sample (large), plus a capped COUNT when the sample says small after all.
+        # The page; then none (a last page counts itself), or pg_class alone (no filter:
+        # the index's row count), or EXPLAIN and the capped COUNT (small), or EXPLAIN
+        # alone (one column), or EXPLAIN, pg_class and the sample, plus a capped COUNT
+        # when the sample says small after all.
         query_budget=7,
         build_data=build_data,
         naive_grows=False,
