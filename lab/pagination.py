@@ -1,8 +1,8 @@
 """Pagination that stays fast on big tables: estimated counts and keyset cursors.
 
-- `estimated_count`: the exact COUNT(*) when it is cheap (under a short
-  statement timeout) or small, else an estimate from `pg_class` and a
-  `TABLESAMPLE SYSTEM` page sample of the *filtered* query.
+- `estimated_count`: the exact COUNT(*) when the planner says the filter is
+  small (capped, so never past the cap), else an estimate from `pg_class` or
+  a `TABLESAMPLE SYSTEM` page sample of the *filtered* query.
 - `EstimatedCountPaginator` (Django) / `EstimatedCountPagination` (DRF): pages
   that never depend on the count, so an estimate can be wrong without serving
   empty pages with a `next` link or 404-ing pages whose rows exist.
@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,8 +21,9 @@ from typing import Any
 
 from django.core import signing
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
-from django.db import OperationalError, connections, transaction
+from django.db import connections
 from django.db.models import Count, F, QuerySet
+from django.db.models.expressions import Col
 from django.db.models.fields.tuple_lookups import Tuple, TupleLessThan
 from django.db.models.sql.datastructures import BaseTable
 from django.db.models.sql.where import WhereNode
@@ -33,7 +35,6 @@ from rest_framework.response import Response
 
 # Page numbers beyond this are a 400: OFFSET 10**12 * size would overflow bigint.
 MAX_PAGE = 1_000_000
-QUERY_CANCELED = "57014"  # SQLSTATE of statement_timeout
 
 
 class PageQuery(serializers.Serializer):
@@ -50,69 +51,141 @@ class PageQuery(serializers.Serializer):
 class CountResult:
     value: int
     estimated: bool
-    method: str  # "exact", "reltuples" or "tablesample"
+    method: str  # "page", "exact", "reltuples", "planner" or "tablesample"
+    # The value is only a floor: more than `value - 1` rows were counted (shown "N+").
+    lower_bound: bool = False
+
+    def at_least(self, rows: int) -> CountResult:
+        """Never fewer than the rows already shown: an estimate below them is visibly wrong."""
+        if self.value >= rows:
+            return self
+        return CountResult(rows, self.estimated, self.method, self.lower_bound)
 
 
 def estimated_count(
     queryset: QuerySet,
     *,
-    timeout_ms: int = 2,
-    exact_below: int = 10_000,
-    attempt_exact_below: int = 50_000,
+    exact_up_to: int = 10_000,
     sample_rows: int = 50_000,
     seed: int = 1,
+    at_least: int = 0,
 ) -> CountResult:
-    """The exact count if it takes under `timeout_ms`, else an estimate.
+    """The exact count when the filter is small, else an estimate; never much slower than exact.
 
-    A table smaller than `exact_below` (or never analyzed) is simply counted; an
-    estimate under `exact_below` is replaced by the exact count (small filters
-    are always exact). When pg_class already knows the count (no filter, or a
-    filter equal to a partial index's predicate) and it is at least
-    `attempt_exact_below`, the exact count is not attempted: it could not finish
-    within `timeout_ms`. Everything runs on the queryset's own database.
+    0. No filter, or a partial index's predicate: pg_class already holds the count
+       (one catalog read); used as is when it is over `exact_up_to`.
+    1. The planner's row estimate (EXPLAIN, not executed: well under a millisecond)
+       says whether the filter is small.
+    2. Small: a capped COUNT of at most `exact_up_to` + 1 rows. Exact when it stays
+       under the cap; it stops at the cap otherwise (bounded work, no timeout).
+    3. Large (or the cap was reached): pg_class's row count when it already knows
+       it (no filter, or a filter equal to a partial index's predicate), the
+       planner's estimate for a one-column filter, else a `TABLESAMPLE SYSTEM`
+       sample of the filtered query (`estimate`).
+    A capped count that overflowed is a floor: the estimate is at least the cap + 1,
+    flagged `lower_bound` when only the floor is known. No statement here runs
+    under a tightened timeout, so none can be cancelled and none can leave an
+    outer transaction aborted. Everything runs on the queryset's own database.
     """
-    total = table_rows_estimate(queryset)
-    if total is None or total < exact_below:
-        return CountResult(queryset.count(), False, "exact")
-    known = partial_index_rows(queryset) if queryset.query.where else total
-    if known is None or known < attempt_exact_below:
-        exact = exact_count_within(queryset, timeout_ms=timeout_ms)
-        if exact is not None:
-            return CountResult(exact, False, "exact")
+    counted = None
+    known = known_rows(queryset)
+    if known is not None and known > exact_up_to:
+        # No filter, or a partial index's predicate: pg_class holds the count.
+        return CountResult(round(known), True, "reltuples").at_least(at_least)
+    planned = known if known is not None else planned_rows(queryset)
+    if planned <= exact_up_to:
+        counted = capped_count(queryset, exact_up_to + 1)
+        if counted <= exact_up_to:
+            return CountResult(counted, False, "exact").at_least(at_least)
+    result = estimate(queryset, planned=planned, sample_rows=sample_rows, seed=seed)
+    if counted is None and result.value <= exact_up_to:
+        # The planner over-estimated a small filter: count it, still capped.
+        counted = capped_count(queryset, exact_up_to + 1)
+        if counted <= exact_up_to:
+            return CountResult(counted, False, "exact").at_least(at_least)
+    if counted is not None and result.value < counted:
+        result = CountResult(counted, True, result.method, lower_bound=True)
+    return result.at_least(at_least)
+
+
+def estimate(queryset: QuerySet, *, planned: float, sample_rows: int, seed: int) -> CountResult:
+    """The cheapest estimate that is trustworthy for this filter.
+
+    pg_class's row count when it knows the filter's rows (no filter, or a partial
+    index's predicate); the planner's estimate when the filter is on one column
+    (besides a partial index's predicate): ANALYZE's histogram of that column, from
+    a 30,000-row sample, off by 1-2% at 1,000,000 rows; a `TABLESAMPLE` of the
+    filtered query when it combines columns (the planner multiplies their
+    selectivities as if independent, which correlated columns are not).
+    """
+    known = known_rows(queryset)
     if known is not None:
-        value, method = round(known), "reltuples"
-    else:
-        value = sampled_count(queryset, total=total, rows=sample_rows, seed=seed)
-        method = "tablesample"
-    if value < exact_below:
-        return CountResult(queryset.count(), False, "exact")
-    return CountResult(value, True, method)
+        return CountResult(round(known), True, "reltuples")
+    columns = filtered_columns(queryset)
+    if columns is not None and len(columns) <= 1:
+        return CountResult(round(planned), True, "planner")
+    total = table_rows_estimate(queryset) or 0.0
+    value = sampled_count(queryset, total=total, rows=sample_rows, seed=seed)
+    return CountResult(value, True, "tablesample")
 
 
-def exact_count_within(queryset: QuerySet, *, timeout_ms: int) -> int | None:
-    """COUNT(*) under `SET LOCAL statement_timeout`; None when it is cancelled.
+def known_rows(queryset: QuerySet) -> float | None:
+    """pg_class's row count of the query, when it has one: no filter (the table's),
+    or a filter equal to a partial index's predicate (the index's). One query, or none."""
+    if not queryset.query.where:
+        return table_rows_estimate(queryset)
+    return partial_index_rows(queryset)
 
-    A savepoint, always rolled back, confines the timeout to this count. No
-    parallel workers: a cancelled parallel query writes an ERROR plus a FATAL
-    per killed worker to the server log; a serial one writes a single ERROR.
+
+def filtered_columns(queryset: QuerySet) -> set[tuple[str, str]] | None:
+    """The (table, column) pairs the filter tests, besides partial index predicates.
+
+    None when the filter holds anything else than column lookups (raw SQL, subqueries).
     """
-    try:
-        with transaction.atomic(using=queryset.db):
-            with connections[queryset.db].cursor() as cursor:
-                cursor.execute(
-                    "SELECT set_config('statement_timeout', %s, true),"
-                    " set_config('max_parallel_workers_per_gather', '0', true)",
-                    [str(int(timeout_ms))],
-                )
-            count = queryset.count()
-            # Roll the savepoint back even on success: SET LOCAL survives a RELEASE
-            # SAVEPOINT and would cap every later statement of the transaction.
-            transaction.set_rollback(True, using=queryset.db)
-        return count
-    except OperationalError as error:
-        if getattr(error.__cause__, "sqlstate", None) == QUERY_CANCELED:
+    model = queryset.model
+    predicates = {
+        column
+        for index in model._meta.indexes
+        if index.condition is not None
+        for column in lookup_columns(model._base_manager.filter(index.condition).query.where) or ()
+    }
+    columns = lookup_columns(queryset.query.where)
+    return None if columns is None else columns - predicates
+
+
+def lookup_columns(node) -> set[tuple[str, str]] | None:
+    columns: set[tuple[str, str]] = set()
+    for child in node.children:
+        if isinstance(child, WhereNode):
+            found = lookup_columns(child)
+        elif isinstance(getattr(child, "lhs", None), Col) and child.rhs_is_direct_value():
+            found = {(child.lhs.target.model._meta.db_table, child.lhs.target.column)}
+        else:
             return None
-        raise
+        if found is None:
+            return None
+        columns |= found
+    return columns
+
+
+def planned_rows(queryset: QuerySet) -> float:
+    """The planner's row estimate for the filtered rows: EXPLAIN without ANALYZE."""
+    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+def capped_count(queryset: QuerySet, cap: int) -> int:
+    """COUNT(*) of at most `cap` rows: SELECT COUNT(*) FROM (... LIMIT cap).
+
+    The LIMIT stops the scan at the cap, so the cost is bounded by the cap on an
+    index-served filter and never exceeds the exact count's.
+    """
+    return queryset.order_by().values("pk")[:cap].count()
 
 
 def table_rows_estimate(queryset: QuerySet) -> float | None:
@@ -233,12 +306,20 @@ class EstimatedCountPaginator(Paginator):
     """
 
     count_options: dict[str, Any] = {}
+    # Rows before and on the page served, and whether more follow (set by `page`).
+    shown: tuple[int, bool] | None = None
 
     @cached_property
     def count_result(self) -> CountResult:
         if not isinstance(self.object_list, QuerySet):
             return CountResult(len(self.object_list), False, "exact")
-        return estimated_count(self.object_list, **self.count_options)
+        if self.shown is None:
+            return estimated_count(self.object_list, **self.count_options)
+        rows, more = self.shown
+        if not more:
+            # The last page (or an empty first one): its rows end the list, no query.
+            return CountResult(rows, False, "page")
+        return estimated_count(self.object_list, **self.count_options, at_least=rows + 1)
 
     @cached_property
     def count(self) -> int:
@@ -264,6 +345,7 @@ class EstimatedCountPaginator(Paginator):
         rows = list(self.object_list[bottom : bottom + self.per_page + 1])
         if not rows and number > 1:
             raise EmptyPage(self.error_messages["no_results"])
+        self.shown = (bottom + min(len(rows), self.per_page), len(rows) > self.per_page)
         return EstimatedPage(
             rows[: self.per_page], number, self, has_next=len(rows) > self.per_page
         )
@@ -284,6 +366,7 @@ class EstimatedCountPagination(PageNumberPagination):
             {
                 "count": result.value,
                 "count_is_estimated": result.estimated,
+                "count_is_lower_bound": result.lower_bound,
                 "next": self.get_next_link(),
                 "previous": self.get_previous_link(),
                 "results": data,

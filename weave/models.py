@@ -133,6 +133,11 @@ class Message(TimeStamped):
                 name="message_deleted_updated_idx",
                 condition=Q(deleted=True),
             ),
+            # Live messages by date: the messages list's since/until filters. The
+            # exact count of a narrow range reads only that range (message-count).
+            models.Index(
+                fields=["created"], name="message_alive_created_idx", condition=Q(deleted=False)
+            ),
             # A thread's latest live messages: the thread page's prefetch (one
             # index range per thread) and a thread-filtered list read it in order.
             # INCLUDE (sent_by_id) covers "who wrote lately": an Index Only Scan.

@@ -12,9 +12,11 @@ from lab.pagination import (
     Cursor,
     EstimatedCountPaginator,
     KeysetPagination,
+    capped_count,
     estimated_count,
-    exact_count_within,
+    filtered_columns,
     partial_index_rows,
+    planned_rows,
     sampled_count,
     table_rows_estimate,
 )
@@ -45,22 +47,48 @@ def statement_timeout() -> str:
         return cursor.fetchone()[0]
 
 
-def test_a_cheap_count_is_exact():
+def test_a_small_filter_is_counted_exactly_and_no_timeout_is_set():
     insert_messages(1_000)
     assert estimated_count(Message.objects.alive()) == CountResult(858, False, "exact")
-    assert statement_timeout() == "0"  # the SET LOCAL ended with its savepoint
+    assert statement_timeout() == "0"  # nothing to cancel, nothing to leak
 
 
-def test_a_count_past_the_timeout_is_cancelled_and_only_the_savepoint_rolls_back():
-    insert_messages(100)
-    # pg_sleep per row: the count cannot finish within 2 ms, whatever the machine.
-    slow = Message.objects.alias(
-        slow=RawSQL("pg_sleep(0.01) IS NOT NULL", [], output_field=BooleanField())
-    ).filter(slow=True)
-    assert exact_count_within(slow, timeout_ms=2) is None
-    # The transaction goes on, and the timeout did not leak past the savepoint.
-    assert Message.objects.count() == 100
-    assert statement_timeout() == "0"
+def test_the_planner_estimate_reads_no_row(django_assert_num_queries):
+    insert_messages(2_000)
+    with django_assert_num_queries(1) as captured:
+        # 1. EXPLAIN (FORMAT JSON) SELECT id FROM weave_message WHERE NOT deleted
+        planned = planned_rows(Message.objects.alive())
+    assert "ANALYZE" not in captured.captured_queries[0]["sql"]
+    assert planned == pytest.approx(1_715, rel=0.1)
+
+
+def test_a_capped_count_stops_at_the_cap(django_assert_num_queries):
+    insert_messages(1_000)
+    with django_assert_num_queries(1) as captured:
+        # 1. SELECT COUNT(*) FROM (SELECT id FROM weave_message WHERE NOT deleted LIMIT 101)
+        assert capped_count(Message.objects.alive(), 101) == 101
+    assert "LIMIT 101" in captured.captured_queries[0]["sql"]
+    assert capped_count(Message.objects.alive(), 10_001) == 858
+
+
+def test_a_planner_under_estimate_is_counted_up_to_the_cap_then_flagged(monkeypatch):
+    insert_messages(1_000)
+    # A planner that says 0 rows and a sample that says 50: the capped count saw more.
+    monkeypatch.setattr("lab.pagination.planned_rows", lambda queryset: 0.0)
+    monkeypatch.setattr(
+        "lab.pagination.estimate",
+        lambda queryset, **options: CountResult(50, True, "tablesample"),
+    )
+    listed = Message.objects.alive().filter(thread_id__gt=0)
+    result = estimated_count(listed, exact_up_to=100)
+    assert result == CountResult(101, True, "tablesample", lower_bound=True)
+
+
+def test_a_count_is_never_below_the_rows_shown():
+    assert CountResult(5, True, "tablesample").at_least(250) == CountResult(
+        250, True, "tablesample"
+    )
+    assert CountResult(500, True, "tablesample").at_least(250).value == 500
 
 
 def test_the_sample_estimates_the_filtered_share():
@@ -95,26 +123,29 @@ def test_only_the_base_table_is_sampled_and_the_filter_stays(django_assert_num_q
     assert "FILTER (WHERE" in sql and '"weave_person"."last_name"' in sql
 
 
-def test_a_large_estimate_is_used_and_flagged(monkeypatch):
+def test_a_large_estimate_is_used_and_flagged(django_assert_num_queries):
     insert_messages(20_000)
-    # A table over exact_below and an always-cancelled exact count: the estimate path.
-    monkeypatch.setattr("lab.pagination.exact_count_within", lambda queryset, timeout_ms: None)
     since = Message.objects.order_by("created").values_list("created", flat=True)[10_000]
-    recent = Message.objects.alive().filter(created__gte=since)
-    result = estimated_count(recent, exact_below=1_000)
+    # Two columns: the planner would multiply their selectivities; a sample.
+    recent = Message.objects.alive().filter(created__gte=since, thread_id__gt=0)
+    with django_assert_num_queries(3) as captured:
+        # 1. EXPLAIN (FORMAT JSON) ...: ~8,600 rows, over exact_up_to: no COUNT
+        # 2. SELECT reltuples / relpages * current pages FROM pg_class
+        # 3. SELECT COUNT(id), COUNT(id) FILTER (WHERE ...) ... TABLESAMPLE SYSTEM
+        result = estimated_count(recent, exact_up_to=1_000)
+    assert "TABLESAMPLE" in captured.captured_queries[2]["sql"]
     assert result.estimated and result.method == "tablesample"
     assert result.value == pytest.approx(recent.count(), rel=0.03)
-    unfiltered = estimated_count(Message.objects.all(), exact_below=1_000)
+    unfiltered = estimated_count(Message.objects.all(), exact_up_to=1_000)
     assert unfiltered.method == "reltuples" and unfiltered.value == pytest.approx(20_000, rel=0.01)
 
 
-def test_a_filter_equal_to_a_partial_index_predicate_reads_the_index_row_count(monkeypatch):
+def test_a_filter_equal_to_a_partial_index_predicate_reads_the_index_row_count():
     insert_messages(20_000)
-    monkeypatch.setattr("lab.pagination.exact_count_within", lambda queryset, timeout_ms: None)
     # NOT deleted is the predicate of message_alive_idx: pg_class holds its row count.
     alive = Message.objects.alive()
     assert partial_index_rows(alive) == pytest.approx(alive.count(), rel=0.01)
-    result = estimated_count(alive, exact_below=1_000)
+    result = estimated_count(alive, exact_up_to=1_000)
     assert result.estimated and result.method == "reltuples"
     assert result.value == pytest.approx(alive.count(), rel=0.01)
     # Any further filter is not an index predicate: sampled, not read from pg_class.
@@ -124,21 +155,22 @@ def test_a_filter_equal_to_a_partial_index_predicate_reads_the_index_row_count(m
     assert partial_index_rows(deleted) == pytest.approx(deleted.count(), rel=0.01)
 
 
-def test_a_small_estimate_is_replaced_by_the_exact_count(monkeypatch):
+def test_a_small_sample_after_a_planner_over_estimate_is_counted_exactly(monkeypatch):
     insert_messages(20_000)
-    monkeypatch.setattr("lab.pagination.exact_count_within", lambda queryset, timeout_ms: None)
+    # The planner says a million; the sample says ~1,700: the capped count settles it.
+    monkeypatch.setattr("lab.pagination.planned_rows", lambda queryset: 1e6)
     thread = Thread.objects.order_by("id").last()
-    one_thread = Message.objects.alive().filter(thread=thread)
-    assert estimated_count(one_thread, exact_below=10_000) == CountResult(
+    one_thread = Message.objects.alive().filter(thread=thread, sent_by=Person.objects.get())
+    assert estimated_count(one_thread, exact_up_to=10_000) == CountResult(
         one_thread.count(), False, "exact"
     )
 
 
-def test_a_small_table_is_counted_without_a_timeout(django_assert_num_queries):
+def test_a_small_table_is_counted_exactly_in_two_queries(django_assert_num_queries):
     insert_messages(2_000)
     with django_assert_num_queries(2):
-        # 1. SELECT reltuples ... FROM pg_class: 2,000 rows, under exact_below
-        # 2. SELECT COUNT(*) FROM weave_message WHERE NOT deleted
+        # 1. SELECT reltuples ... FROM pg_class (message_alive_idx): ~1,700, small
+        # 2. SELECT COUNT(*) FROM (SELECT id ... WHERE NOT deleted LIMIT 10001)
         assert estimated_count(Message.objects.alive()).value == 1_715
 
 
@@ -204,15 +236,50 @@ def test_a_cursor_past_the_end_is_a_404():
         CURSORS.page([], Cursor(page=5, key=(1, 1)))
 
 
-def test_a_count_pg_class_already_knows_is_not_attempted_exactly(monkeypatch):
+def test_a_count_pg_class_already_knows_is_not_attempted_exactly(django_assert_num_queries):
     insert_messages(20_000)
-
-    def fail(queryset, timeout_ms):
-        raise AssertionError("a hopeless exact count was attempted")
-
-    monkeypatch.setattr("lab.pagination.exact_count_within", fail)
-    # The soft-delete filter is a partial index's predicate: its row count is known
-    # and above attempt_exact_below, so no COUNT(*) is started.
-    result = estimated_count(Message.objects.alive(), exact_below=1_000, attempt_exact_below=5_000)
+    # The soft-delete filter is a partial index's predicate and the planner says it is
+    # large: its row count is read from pg_class, no COUNT(*) is started.
+    with django_assert_num_queries(1) as captured:
+        # 1. SELECT reltuples ... FROM pg_class (message_alive_idx): no EXPLAIN needed
+        result = estimated_count(Message.objects.alive(), exact_up_to=1_000)
+    assert not any("COUNT(" in query["sql"] for query in captured.captured_queries)
     assert result.method == "reltuples"
     assert result.value == pytest.approx(Message.objects.alive().count(), rel=0.01)
+
+
+def test_the_last_page_is_counted_from_its_rows(django_assert_num_queries):
+    insert_messages(250)
+    alive = Message.objects.alive().order_by("id")
+    paginator = EstimatedCountPaginator(alive, 100)
+    with django_assert_num_queries(1):
+        # 1. SELECT ... ORDER BY id LIMIT 101 OFFSET 200: 14 rows, no next page
+        paginator.page(3)
+        result = paginator.count_result
+    assert result == CountResult(alive.count(), False, "page")
+
+
+def test_a_one_column_filter_is_estimated_by_the_planner(django_assert_num_queries):
+    insert_messages(20_000)
+    since = Message.objects.order_by("-created").values_list("created", flat=True)[12_000]
+    recent = Message.objects.alive().filter(created__gte=since)
+    assert filtered_columns(recent) == {("weave_message", "created")}
+    with django_assert_num_queries(1):
+        # 1. EXPLAIN (FORMAT JSON) ... WHERE NOT deleted AND created >= %s: ~10,300 rows
+        result = estimated_count(recent, exact_up_to=1_000)
+    assert result.estimated and result.method == "planner"
+    assert result.value == pytest.approx(recent.count(), rel=0.05)
+
+
+def test_a_filter_on_two_columns_is_sampled_not_planned():
+    insert_messages(20_000)
+    thread = Thread.objects.order_by("id").first()
+    since = Message.objects.order_by("-created").values_list("created", flat=True)[15_000]
+    both = Message.objects.alive().filter(thread=thread, created__gte=since)
+    assert filtered_columns(both) == {("weave_message", "thread_id"), ("weave_message", "created")}
+    assert filtered_columns(Message.objects.alive()) == set()
+    raw = Message.objects.alive().filter(
+        RawSQL("length(text) > 2", [], output_field=BooleanField())
+    )
+    assert filtered_columns(raw) is None  # raw SQL: no statistics to trust
+    assert estimated_count(both, exact_up_to=100).method == "tablesample"
