@@ -149,6 +149,12 @@ class Sweep:
         TALLY["bad inputs tried"] += 1
         TALLY[f"bad inputs tried: {label.split(':')[0]}"] += 1
         problem = self.judge(response, expect_4xx=expect_4xx)
+        # A streamed 200 (the CSV export) holds a server-side cursor until its body is
+        # read and the response closed, as a server does; an abandoned one would be
+        # closed by the garbage collector at any later point, even mid-query. The test
+        # client closes a streamed response once its body has been read.
+        if response.streaming:
+            b"".join(response.streaming_content)
         if problem:
             self.failures.append(f"{method} {url} [{label}]: {problem}")
 

@@ -63,6 +63,17 @@ def csv_chunks(rows: Iterable[tuple]) -> Iterator[str]:
         yield buffer.getvalue()
 
 
+def closing_cursor(chunks: Iterator[str], cursor_rows: Iterator[tuple]) -> Iterator[str]:
+    # The server-side cursor is closed when the response is (the server calls
+    # close() after the last byte, or when the client goes away), said here rather
+    # than left to the generators' reference counts. A response nobody closes keeps
+    # its cursor until the garbage collector finalizes it, at any later moment.
+    try:
+        yield from chunks
+    finally:
+        cursor_rows.close()
+
+
 def export_in_memory() -> HttpResponse:
     # The QuerySet's result cache holds every row, StringIO the whole text, and
     # HttpResponse a third copy as bytes: peak memory grows with the table.
@@ -76,13 +87,15 @@ def export_streamed() -> StreamingHttpResponse:
     # iterator(chunk_size) reads through a server-side cursor CHUNK_SIZE rows at a
     # time and keeps no result cache; the generator runs while the response is
     # sent, so memory holds one chunk of rows and its text, never the file.
-    rows = messages_export_rows().iterator(chunk_size=CHUNK_SIZE)
+    cursor_rows = messages_export_rows().iterator(chunk_size=CHUNK_SIZE)
     # Start the query before the status line leaves: a statement timeout or a dead
     # database is still a 504 / 503 here; once streaming, an error can only cut
     # the file short.
-    first = next(rows, None)
-    rows = itertools.chain([] if first is None else [first], rows)
-    response = StreamingHttpResponse(csv_chunks(rows), content_type="text/csv")
+    first = next(cursor_rows, None)
+    rows = itertools.chain([] if first is None else [first], cursor_rows)
+    response = StreamingHttpResponse(
+        closing_cursor(csv_chunks(rows), cursor_rows), content_type="text/csv"
+    )
     response["Content-Disposition"] = DISPOSITION
     return response
 
