@@ -29,6 +29,27 @@ def _clear_cache(settings):
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _streamed_bodies_are_read(monkeypatch):
+    """The test client reads a streamed body as soon as it returns, as a server sends it.
+
+    An unread streamed response (the CSV export) keeps its server-side cursor open
+    until the garbage collector finalizes it, which may be in the middle of a later
+    query on the same connection (psycopg then waits on itself: the suite hangs).
+    """
+    from django.test.client import Client
+
+    request = Client.request
+
+    def request_and_read(self, **kwargs):
+        response = request(self, **kwargs)
+        if response.streaming:
+            response.streaming_content = list(response.streaming_content)
+        return response
+
+    monkeypatch.setattr(Client, "request", request_and_read)
+
+
 @pytest.fixture
 def api_client():
     from rest_framework.test import APIClient
