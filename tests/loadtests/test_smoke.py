@@ -24,9 +24,9 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from lab import services
 from lab.lessons import all_lessons
 from loadtests import server
+from ops import services
 
 ROOT = Path(__file__).resolve().parents[2]
 # One user class per lesson, at least: every lesson's variants get requests.
