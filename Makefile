@@ -1,6 +1,6 @@
 # Weave: `make demo` runs the lab, `make test` runs the whole suite.
 # Without DATABASE_URL / REDIS_URL, both use the embedded PostgreSQL and Redis
-# started by lab/services.py (data under .data/).
+# started by ops/services.py (data under .data/).
 
 PYTHON ?= python3
 VENV := .venv
@@ -23,13 +23,13 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	touch $@
 
 services-up: install
-	$(PY) -m lab.services up
+	$(PY) -m ops.services up
 
 services-down:
-	@if [ -x $(PY) ]; then $(PY) -m lab.services down; fi
+	@if [ -x $(PY) ]; then $(PY) -m ops.services down; fi
 
 services-status: install
-	$(PY) -m lab.services status
+	$(PY) -m ops.services status
 
 migrate: services-up
 	$(PY) manage.py migrate --noinput
@@ -48,7 +48,7 @@ demo: migrate
 	@echo "    Silk (staff login) http://127.0.0.1:8000/silk/   user admin, password weave-demo"
 	@echo "  Ctrl-C stops everything."
 	@echo
-	trap "$(PY) -m lab.services down" EXIT; PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile
+	trap "$(PY) -m ops.services down" EXIT; PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile
 
 test: services-up browser-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -84,10 +84,10 @@ compare: migrate
 # of its own (weave_bench): writes docs/BENCHMARKS.md and the README's lesson table.
 # BENCH_LARGE=1 adds the large preset; BENCH_DATABASE_URL overrides the database.
 bench: services-up
-	$(PY) -m lab.bench
+	$(PY) -m ops.bench
 
 readme-lessons: install
-	$(PY) -m lab.bench readme
+	$(PY) -m ops.bench readme
 
 # What Silk costs a naive variant in demo mode: Silk recording vs ?silk=off, side by
 # side, read from Server-Timing (lab/management/commands/silk_overhead.py).

@@ -4,7 +4,7 @@ Run modes:
 - demo (default): DJANGO_DEBUG=1, Silk and the debug toolbar on.
 - production profile: DJANGO_DEBUG=0, Silk and the toolbar are not installed.
 Without DATABASE_URL / REDIS_URL the embedded services started by
-`python -m lab.services up` are used (see lab/services.py).
+`python -m ops.services up` are used (see ops/services.py).
 """
 
 import os
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from lab import redis_roles, services
+from ops import redis_roles, services
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served locally, no CDN
     "lab",
+    "ops",  # operations tooling: manage.py workshop_guide
     "weave",
     "articles",
     "tasks",
@@ -160,7 +161,7 @@ REDIS_URL = os.environ.get("REDIS_URL") or services.default_redis_url()
 # WEAVE_SUITE=1 for the processes it starts): `make test` beside a running
 # `make demo` on the same Redis never flushes, takes or purges the demo's data.
 SUITE = env_bool("WEAVE_SUITE", "pytest" in sys.modules)
-# Each role in a database of its own (lab/redis_roles.py): cache.clear() is a
+# Each role in a database of its own (ops/redis_roles.py): cache.clear() is a
 # FLUSHDB of the cache's database only, never of queued jobs, results or sessions.
 REDIS_ROLE_URLS = redis_roles.role_urls(REDIS_URL, suite=SUITE)
 # Django's built-in Redis backend (no django-redis):

@@ -44,7 +44,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from lab.procfile import BASE_DIR
 from loadtests import report, server
 from loadtests.registry import (
     MEASURE_HEADERS,
@@ -61,6 +60,7 @@ from loadtests.registry import (
     tag_for,
     with_scenario,
 )
+from ops.procfile import BASE_DIR
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 

@@ -25,8 +25,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from lab.procfile import BASE_DIR, command
 from loadtests.registry import MEASURE_HEADERS, REGISTRY_PATH
+from ops.procfile import BASE_DIR, command
 
 # collectstatic's output (config/settings.py STATIC_ROOT) and the manifest of hashed
 # names the production profile serves (CompressedManifestStaticFilesStorage).

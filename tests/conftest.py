@@ -10,7 +10,7 @@ import pytest
 # browser tests run a demo-mode server of their own).
 os.environ.setdefault("WEAVE_TESTING", "1")
 # The suite's own Redis databases and Celery queue names (config/settings.py,
-# lab/redis_roles.py), for this process (settings see pytest loaded) and for every
+# ops/redis_roles.py), for this process (settings see pytest loaded) and for every
 # process a test starts (workers, servers): a running `make demo` is never touched.
 os.environ["WEAVE_SUITE"] = "1"
 

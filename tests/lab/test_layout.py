@@ -17,7 +17,7 @@ BASE_DIR = Path(settings.BASE_DIR)
 APPS = ("weave", "articles", "tasks")
 # Scanned for slugs: the framework, the tools, the settings and the apps (their lesson
 # modules excepted), and the files that run them.
-SCANNED_DIRS = ("lab", "loadtests", "config", "bin", *APPS)
+SCANNED_DIRS = ("lab", "ops", "loadtests", "config", "bin", *APPS)
 SCANNED_FILES = ("Makefile", "Procfile", "Dockerfile", "docker-compose.yml", "pyproject.toml")
 TEXT_SUFFIXES = {".py", ".html", ".js", ".css", ".txt", ".yml", ".yaml", ".toml", ".sh", ""}
 
@@ -53,7 +53,13 @@ def slug_pattern(slug: str) -> re.Pattern:
 
 def test_the_scan_covers_the_tools_and_the_apps():
     names = {path.relative_to(BASE_DIR).as_posix() for path in scanned_files()}
-    assert {"Makefile", "loadtests/run.py", "lab/views.py", "articles/views.py"} <= names
+    assert {
+        "Makefile",
+        "loadtests/run.py",
+        "lab/views.py",
+        "ops/bench.py",
+        "articles/views.py",
+    } <= names
     assert not any("/lessons/" in name for name in names)
 
 

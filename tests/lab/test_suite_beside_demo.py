@@ -22,7 +22,7 @@ from celery import Celery
 from django.conf import settings
 from django.core.cache import cache, caches
 
-from lab.redis_roles import base_database, role_urls
+from ops.redis_roles import base_database, role_urls
 from tasks.models import ReportJob
 from tasks.sample import make_members, make_organization, make_tasks
 from tests import workers

@@ -9,7 +9,7 @@ import pytest
 from django.core.management.base import CommandError
 
 from lab.lessons import all_lessons
-from lab.management.commands.workshop_guide import BEGIN, END, render, replace_generated
+from ops.management.commands.workshop_guide import BEGIN, END, render, replace_generated
 
 ROOT = Path(__file__).resolve().parents[2]
 

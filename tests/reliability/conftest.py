@@ -2,7 +2,7 @@
 
 Fault tests stop and kill servers, so they only ever touch servers they started:
 a Redis on a free port (`own_redis`) and, for the live tests, a whole stack
-(`live_stack`: embedded PostgreSQL + Redis from lab/services.py in a temporary
+(`live_stack`: embedded PostgreSQL + Redis from ops/services.py in a temporary
 data dir, migrated and seeded, with gunicorn in production and demo mode).
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import services
+from ops import services
 from tests.reliability.figures import FIGURES, TALLY
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,10 +12,10 @@
 4. Writes docs/benchmarks.json, the one results file every published figure comes
    from, then from it docs/BENCHMARKS.md, the README's lesson table (between its
    `<!-- lessons:start -->` / `<!-- lessons:end -->` markers) and the single-request
-   tables of docs/WORKSHOP.md (`manage.py workshop_guide`). tests/lab/test_bench.py
+   tables of docs/WORKSHOP.md (`manage.py workshop_guide`). tests/ops/test_bench.py
    fails when one of them disagrees with the results file.
 
-`python -m lab.bench readme` only rewrites the three documents from docs/benchmarks.json.
+`python -m ops.bench readme` only rewrites the three documents from docs/benchmarks.json.
 The demo database is never touched unless BENCH_DATABASE_URL points at it.
 """
 
@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from lab import services
+from ops import services
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -313,9 +313,9 @@ def report(results: dict) -> str:
         "## Commands",
         "",
         "```sh",
-        "make bench                  # python -m lab.bench: seed, compare, load test, report",
+        "make bench                  # python -m ops.bench: seed, compare, load test, report",
         "BENCH_LARGE=1 make bench    # adds the messaging lessons at the large preset",
-        "python -m lab.bench readme  # this file, the README table, WORKSHOP.md from the json",
+        "python -m ops.bench readme  # this file, the README table, WORKSHOP.md from the json",
         "```",
         "",
         "It runs on its own database, `weave_bench` on the server of `DATABASE_URL` (or the",
@@ -368,7 +368,7 @@ def report(results: dict) -> str:
         lines += [f"`{loadtest['command']}` failed ({loadtest['returncode']}):", "", "```"]
         lines += [loadtest["summary"].replace(f"{ROOT}/", "").rstrip(), "```"]
     else:
-        lines.append(f"Not run: {loadtest['reason']} (hook: `lab.bench.run_loadtest`).")
+        lines.append(f"Not run: {loadtest['reason']} (hook: `ops.bench.run_loadtest`).")
     lines += ["", "## README table", "", readme_table(results)]
     return "\n".join(lines) + "\n"
 

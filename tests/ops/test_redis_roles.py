@@ -1,4 +1,4 @@
-"""Cache, sessions, Celery broker and results: one Redis, four databases (lab/redis_roles.py).
+"""Cache, sessions, Celery broker and results: one Redis, four databases (ops/redis_roles.py).
 
 Before, all four shared REDIS_URL's database and `cache.clear()` (a FLUSHDB, run by the
 suite around every test) dropped queued jobs, task results and session copies with it.
@@ -14,7 +14,7 @@ from django.contrib.sessions.backends.cached_db import SessionStore
 from django.core.cache import cache, caches
 
 from config.celery import app
-from lab.redis_roles import ROLES, base_database, role_urls
+from ops.redis_roles import ROLES, base_database, role_urls
 
 
 def test_each_role_gets_its_own_database_and_the_suite_four_more():

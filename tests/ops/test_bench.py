@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from lab import bench
 from lab.lessons import all_lessons, get_lesson
-from lab.management.commands.workshop_guide import compare_section, load_compare
+from ops import bench
+from ops.management.commands.workshop_guide import compare_section, load_compare
 
 RESULTS = {
     "date": "2026-01-02T03:04:05+00:00",
@@ -105,7 +105,7 @@ def test_sizes(count, text):
 def test_published_documents_agree_with_the_one_results_file():
     """README's table, docs/BENCHMARKS.md and WORKSHOP.md's single-request tables are
     generated from docs/benchmarks.json; a hand edit or a stale document fails here
-    (`python -m lab.bench readme` rewrites all three)."""
+    (`python -m ops.bench readme` rewrites all three)."""
     results = json.loads(bench.RESULTS.read_text())
     readme = bench.README.read_text()
     block = readme[readme.index(bench.START) + len(bench.START) : readme.index(bench.END)]

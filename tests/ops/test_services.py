@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import services
+from ops import services
 
 ROOT = Path(__file__).resolve().parents[2]
 LINE = re.compile(
@@ -32,7 +32,7 @@ def free_port() -> int:
 
 
 def run_cli(command: str, *, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "lab.services", command]
+    cmd = [sys.executable, "-m", "ops.services", command]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
 
 
@@ -206,7 +206,7 @@ def test_blocking_dir_names_the_directory_that_stops_the_service_user(shared_tmp
 
 def test_import_is_cheap_and_has_no_side_effects(shared_tmp):
     code = (
-        "import sys, lab.services as s; "
+        "import sys, ops.services as s; "
         "print(sorted(m for m in ('psycopg', 'redis', 'django') if m in sys.modules)); "
         "print(s.default_database_url(), s.default_redis_url())"
     )

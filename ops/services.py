@@ -1,6 +1,6 @@
 """Dev services runner: embedded PostgreSQL and Redis on 127.0.0.1 under .data/.
 
-    python -m lab.services up|down|status|env
+    python -m ops.services up|down|status|env
 
 `up` starts what the environment does not already provide: PostgreSQL unless
 DATABASE_URL is set, Redis unless REDIS_URL is set. It reuses servers that are
@@ -318,7 +318,7 @@ class Postgres:
         if found and found[1] != self.port:
             raise ServiceError(
                 f"postgres from {self.pgdata} already runs on port {found[1]}, not "
-                f"{self.port}; run `python -m lab.services down` first or set "
+                f"{self.port}; run `python -m ops.services down` first or set "
                 f"{self.port_var}={found[1]}"
             )
         bin_dir = pg_bin_dir()
@@ -478,7 +478,7 @@ class Redis:
         if found and not found[1]:
             raise ServiceError(
                 f"redis from {self.dir} (pid {found[0]}) runs but not on port "
-                f"{self.port}; run `python -m lab.services down` first"
+                f"{self.port}; run `python -m ops.services down` first"
             )
         binary = redis_server_binary()
         if found is None:
@@ -627,7 +627,7 @@ def env_lines(*, pg_port: int = PG_PORT, redis_port: int = REDIS_PORT) -> list[s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m lab.services",
+        prog="python -m ops.services",
         description="Embedded PostgreSQL and Redis for development, under .data/.",
     )
     parser.add_argument("command", choices=["up", "down", "status", "env"])
