@@ -153,14 +153,25 @@ def query_section(
         return [note]
     if not found:
         return []
-    lines = ["## The database's view: top statements per run (pg_stat_statements)"]
+    lines = [
+        "## The database's view: top statements per run (pg_stat_statements)",
+        "",
+        "Reset after each run's warm-up; statements grouped by their normalized text. "
+        "Per request: divided by the requests Locust counted, so requests the server "
+        "still finished after Locust stopped add a little.",
+    ]
     for label, stats in found.items():
         requests = sum(row.requests for row in rows if row.run == label)
         calls, db_ms = totals.get(label, (sum(stat.calls for stat in stats), 0.0))
-        per_request = f", {calls / requests:.1f} per request" if requests else ""
+        heading = f"{calls:,} statements, {db_ms:,.0f} ms of DB time"
+        if requests:
+            heading = (
+                f"{calls:,} statements ({calls / requests:.1f} per request), "
+                f"{db_ms:,.0f} ms of DB time ({db_ms / requests:.2f} ms per request)"
+            )
         lines += [
             "",
-            f"### {label}: {calls:,} statements{per_request}, {db_ms:,.0f} ms of DB time",
+            f"### {label}: {heading}",
             "",
             "| " + " | ".join(QUERY_HEADERS) + " |",
             "|" + "---:|" * 4 + "---|",

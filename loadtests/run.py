@@ -23,6 +23,11 @@ bodies: each lesson declares its load-test parameters (`Lesson.load.params`, rea
 from /api/lessons/; an import sends 100 rows per request instead of 1,000), and
 `--params SLUG:KEY=VALUE ...` replaces them (`--params` alone: none).
 
+The database under test (--db-url, default DATABASE_URL) shows its side of each
+run: pg_stat_statements is reset after the warm-up and read when Locust stops, and
+the comparison lists the run's top statements by total time (loadtests/pgstats.py).
+A server that does not preload the extension gets one line saying so.
+
 The scenarios (`--connections`, `--stampede`) run the lesson that declares them
 (`Lesson.load.scenario`), with the variant, parameters, cache-lifetime setting and
 counters it declares: no lesson is named here.

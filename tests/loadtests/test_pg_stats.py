@@ -34,7 +34,9 @@ def test_the_report_lists_each_runs_top_statements(tmp_path):
     report.write_outputs(tmp_path, ROWS, title="t", notes=["n"], queries=FOUND, query_totals=TOTALS)
     markdown = (tmp_path / "comparison.md").read_text()
     assert "## The database's view: top statements per run (pg_stat_statements)" in markdown
-    assert "### n: 10,100 statements, 101.0 per request, 1,000 ms of DB time" in markdown
+    assert (
+        "### n: 10,100 statements (101.0 per request), 1,000 ms of DB time (10.00 ms per request)"
+    ) in markdown
     assert "| calls | calls/request | mean ms | share of DB time | query |" in markdown
     # the N+1 as the database sees it: one statement, 100 calls per request
     assert f"| 10,000 | 100.0 | 0.090 | 90% | `{PERSON}` |" in markdown
