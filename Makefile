@@ -132,6 +132,8 @@ clean: services-down
 # Write lessons change the demo data: they run only with WRITES=1 (the bounded
 # bodies their lessons declare), and the preset is re-seeded after each of them.
 # Reports (Locust CSV + HTML per run, comparison.md/.json) go to reports/<timestamp>/.
+# The comparison adds each run's top statements from pg_stat_statements (reset per
+# run in DATABASE_URL's database), or one line when the server does not preload it.
 USERS ?= 10
 DURATION ?= 30s
 WORKERS ?= 1

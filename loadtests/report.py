@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from loadtests.pgstats import QueryStat
+
 
 @dataclass(frozen=True)
 class Row:
@@ -132,8 +134,89 @@ def as_markdown(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(directory: Path, rows: list[Row], *, title: str, notes: list[str]) -> None:
+QUERY_HEADERS = ("calls", "calls/request", "mean ms", "share of DB time", "query")
+
+
+def query_section(
+    rows: list[Row],
+    found: dict[str, list[QueryStat]],
+    totals: dict[str, tuple[int, float]],
+    *,
+    note: str = "",
+) -> list[str]:
+    """Markdown: each run's top statements by total time, as pg_stat_statements counted them.
+
+    calls/request divides by the requests Locust counted in that run, so an N+1 reads
+    as "21 calls per request" of one statement; approximate, as requests still in
+    flight when the run stops ran statements but are not counted."""
+    if note:
+        return [note]
+    if not found:
+        return []
+    lines = [
+        "## The database's view: top statements per run (pg_stat_statements)",
+        "",
+        "Reset after each run's warm-up; statements grouped by their normalized text. "
+        "Per request: divided by the requests Locust counted, so requests the server "
+        "still finished after Locust stopped add a little.",
+    ]
+    for label, stats in found.items():
+        requests = sum(row.requests for row in rows if row.run == label)
+        calls, db_ms = totals.get(label, (sum(stat.calls for stat in stats), 0.0))
+        heading = f"{calls:,} statements, {db_ms:,.0f} ms of DB time"
+        if requests:
+            heading = (
+                f"{calls:,} statements ({calls / requests:.1f} per request), "
+                f"{db_ms:,.0f} ms of DB time ({db_ms / requests:.2f} ms per request)"
+            )
+        lines += [
+            "",
+            f"### {label}: {heading}",
+            "",
+            "| " + " | ".join(QUERY_HEADERS) + " |",
+            "|" + "---:|" * 4 + "---|",
+        ]
+        lines += [query_row(stat, requests) for stat in stats]
+        if not stats:
+            lines.append("| 0 | - | - | - | (no statement) |")
+    return lines
+
+
+def query_row(stat: QueryStat, requests: int) -> str:
+    per_request = f"{stat.calls / requests:.1f}" if requests else "-"
+    query = stat.query.replace("|", "\\|")  # a `|` in the SQL would split the cell
+    return f"| {stat.calls:,} | {per_request} | {stat.mean_ms:.3f} | {stat.share:.0%} | `{query}` |"
+
+
+def write_outputs(
+    directory: Path,
+    rows: list[Row],
+    *,
+    title: str,
+    notes: list[str],
+    queries: dict[str, list[QueryStat]] | None = None,
+    query_totals: dict[str, tuple[int, float]] | None = None,
+    queries_note: str = "",
+) -> None:
+    section = query_section(rows, queries or {}, query_totals or {}, note=queries_note)
     markdown = [f"# {title}", "", *notes, "", as_markdown(rows), ""]
+    if section:
+        markdown += [*section, ""]
     (directory / "comparison.md").write_text("\n".join(markdown))
-    document = {"title": title, "notes": notes, "rows": [asdict(row) for row in rows]}
+    document = {
+        "title": title,
+        "notes": notes,
+        "rows": [asdict(row) for row in rows],
+        "pg_stat_statements": {
+            "note": queries_note,
+            "runs": {
+                label: {
+                    "statements": (query_totals or {}).get(label, (0, 0.0))[0],
+                    "db_ms": (query_totals or {}).get(label, (0, 0.0))[1],
+                    "top": [asdict(stat) for stat in stats],
+                }
+                for label, stats in (queries or {}).items()
+            },
+        },
+    }
     (directory / "comparison.json").write_text(json.dumps(document, indent=2) + "\n")

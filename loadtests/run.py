@@ -23,6 +23,11 @@ bodies: each lesson declares its load-test parameters (`Lesson.load.params`, rea
 from /api/lessons/; an import sends 100 rows per request instead of 1,000), and
 `--params SLUG:KEY=VALUE ...` replaces them (`--params` alone: none).
 
+The database under test (--db-url, default DATABASE_URL) shows its side of each
+run: pg_stat_statements is reset after the warm-up and read when Locust stops, and
+the comparison lists the run's top statements by total time (loadtests/pgstats.py).
+A server that does not preload the extension gets one line saying so.
+
 The scenarios (`--connections`, `--stampede`) run the lesson that declares them
 (`Lesson.load.scenario`), with the variant, parameters, cache-lifetime setting and
 counters it declares: no lesson is named here.
@@ -44,7 +49,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from loadtests import report, server
+from loadtests import pgstats, report, server
 from loadtests.registry import (
     MEASURE_HEADERS,
     REGISTRY_PATH,
@@ -60,6 +65,7 @@ from loadtests.registry import (
     tag_for,
     with_scenario,
 )
+from ops import services
 from ops.procfile import BASE_DIR
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -132,6 +138,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--ttl", type=int, default=2, help="cache lifetime in --stampede")
     parser.add_argument("--reports", type=Path, default=BASE_DIR / "reports")
+    parser.add_argument(
+        "--db-url",
+        default="",
+        help="the database under test, whose pg_stat_statements are reset and read per run "
+        "(default: DATABASE_URL, else the embedded server's)",
+    )
+    parser.add_argument(
+        "--no-pg-stats", action="store_true", help="skip the pg_stat_statements section"
+    )
     options = parser.parse_args(argv)
     # `make loadtest LESSONS="a b"` and `LESSONS=a,b` both work
     options.lessons = [slug for item in options.lessons for slug in item.split(",") if slug]
@@ -256,6 +271,10 @@ def run_locust(
     drain(host)
     if warm:
         warm_up(host, run)
+    # After the warm-up: the database's counts cover the measured window only.
+    recorder = getattr(options, "pg", None)
+    if recorder:
+        recorder.reset()
     command = locust_command(run, options, host, prefix)
     started = time.monotonic()
     with open(f"{prefix}.log", "wb") as log:
@@ -274,6 +293,8 @@ def run_locust(
     if not stats.exists():
         raise RuntimeError(f"Locust wrote no statistics for {run.label}; see {prefix}.log")
     rows = with_silent_variants(report.read_stats(stats, run=run.label), run)
+    if recorder:
+        recorder.collect(run.label)
     summary = ", ".join(
         f"{row.variant} {row.rps:.1f} req/s p95 {row.p95:.0f} ms"
         if row.requests
@@ -516,6 +537,17 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def open_pg_stats(options) -> pgstats.Recorder | None:
+    """The database under test's pg_stat_statements, or a one-line note why not."""
+    if options.no_pg_stats:
+        return None
+    url = options.db_url or os.environ.get("DATABASE_URL") or services.default_database_url()
+    recorder = pgstats.Recorder.open(url)
+    if recorder.note:
+        print(f"  note: {recorder.note}")
+    return recorder
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     stop_on_sigterm()
@@ -526,6 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     log = directory / "gunicorn.log"
     print(f"Load test; reports in {directory}")
+    options.pg = open_pg_stats(options)
     if options.connections:
         rows, notes = run_connections(options, directory, log)
         title = f"Connection lesson: {options.conn_lesson}/{options.conn_variant}"
@@ -545,9 +578,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows, notes = run_variants(options, directory, host)
         title = "Load test"
     notes = describe(options, argv) + notes
-    report.write_outputs(directory, rows, title=title, notes=notes)
+    pg = options.pg or pgstats.Recorder("", note="")
+    report.write_outputs(
+        directory,
+        rows,
+        title=title,
+        notes=notes,
+        queries=pg.found,
+        query_totals=pg.totals,
+        queries_note=pg.note,
+    )
     print()
     print(report.as_text(rows))
+    section = report.query_section(rows, pg.found, pg.totals, note=pg.note)
+    if section:
+        print("\n" + "\n".join(section))
     print(f"\nComparison: {directory / 'comparison.md'} (and comparison.json)")
     return 0
 

@@ -77,3 +77,11 @@ def test_headless_locust_run_has_every_variant_and_no_failure(tmp_path):
         assert f"| {lesson.page_url()} | naive |" in table
         assert f"| {lesson.page_url()} | optimized |" in table
     assert (report_dir / "together.html").exists()
+    # the database's view of the run: its statements, or one line saying why not
+    database = comparison["pg_stat_statements"]
+    if database["note"]:
+        assert database["note"].startswith("pg_stat_statements: not loaded"), database["note"]
+        assert database["note"] in table
+    else:
+        assert database["runs"]["together"]["statements"] > 0
+        assert "### together: " in table
