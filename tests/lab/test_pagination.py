@@ -21,24 +21,9 @@ from lab.pagination import (
     table_rows_estimate,
 )
 from weave.models import Message, Person, Thread
+from weave.sample import insert_messages_sql
 
 pytestmark = pytest.mark.django_db
-
-
-def insert_messages(count: int, *, threads: int = 10) -> None:
-    """`count` messages with SQL (fast): thread i % threads, every 7th deleted; then ANALYZE."""
-    person = Person.objects.create(first_name="A", last_name="B", email="a@weave.test")
-    thread_ids = [
-        thread.id for thread in Thread.objects.bulk_create(Thread() for _ in range(threads))
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO weave_message (text, sent_by_id, thread_id, created, updated, deleted)"
-            " SELECT 'm' || i, %s, (%s::bigint[])[1 + i %% %s], now() - i * interval '1 minute',"
-            " now() - i * interval '1 second', i %% 7 = 0 FROM generate_series(1, %s) i",
-            [person.id, thread_ids, threads, count],
-        )
-        cursor.execute("ANALYZE weave_message")
 
 
 def statement_timeout() -> str:
@@ -48,13 +33,13 @@ def statement_timeout() -> str:
 
 
 def test_a_small_filter_is_counted_exactly_and_no_timeout_is_set():
-    insert_messages(1_000)
+    insert_messages_sql(1_000)
     assert estimated_count(Message.objects.alive()) == CountResult(858, False, "exact")
     assert statement_timeout() == "0"  # nothing to cancel, nothing to leak
 
 
 def test_the_planner_estimate_reads_no_row(django_assert_num_queries):
-    insert_messages(2_000)
+    insert_messages_sql(2_000)
     with django_assert_num_queries(1) as captured:
         # 1. EXPLAIN (FORMAT JSON) SELECT id FROM weave_message WHERE NOT deleted
         planned = planned_rows(Message.objects.alive())
@@ -63,7 +48,7 @@ def test_the_planner_estimate_reads_no_row(django_assert_num_queries):
 
 
 def test_a_capped_count_stops_at_the_cap(django_assert_num_queries):
-    insert_messages(1_000)
+    insert_messages_sql(1_000)
     with django_assert_num_queries(1) as captured:
         # 1. SELECT COUNT(*) FROM (SELECT id FROM weave_message WHERE NOT deleted LIMIT 101)
         assert capped_count(Message.objects.alive(), 101) == 101
@@ -72,7 +57,7 @@ def test_a_capped_count_stops_at_the_cap(django_assert_num_queries):
 
 
 def test_a_planner_under_estimate_is_counted_up_to_the_cap_then_flagged(monkeypatch):
-    insert_messages(1_000)
+    insert_messages_sql(1_000)
     # A planner that says 0 rows and a sample that says 50: the capped count saw more.
     monkeypatch.setattr("lab.pagination.planned_rows", lambda queryset: 0.0)
     monkeypatch.setattr(
@@ -92,7 +77,7 @@ def test_a_count_is_never_below_the_rows_shown():
 
 
 def test_the_sample_estimates_the_filtered_share():
-    insert_messages(20_000)
+    insert_messages_sql(20_000)
     alive = Message.objects.alive()
     thread = Thread.objects.order_by("id").first()
     one_thread = alive.filter(thread=thread)
@@ -109,7 +94,7 @@ def test_the_sample_estimates_the_filtered_share():
 
 
 def test_only_the_base_table_is_sampled_and_the_filter_stays(django_assert_num_queries):
-    insert_messages(2_000)
+    insert_messages_sql(2_000)
     thread = Thread.objects.order_by("id").first()
     listed = Message.objects.alive().filter(thread=thread, sent_by__last_name="B")
     with django_assert_num_queries(1) as captured:
@@ -124,7 +109,7 @@ def test_only_the_base_table_is_sampled_and_the_filter_stays(django_assert_num_q
 
 
 def test_a_large_estimate_is_used_and_flagged(django_assert_num_queries):
-    insert_messages(20_000)
+    insert_messages_sql(20_000)
     since = Message.objects.order_by("created").values_list("created", flat=True)[10_000]
     # Two columns: the planner would multiply their selectivities; a sample.
     recent = Message.objects.alive().filter(created__gte=since, thread_id__gt=0)
@@ -141,7 +126,7 @@ def test_a_large_estimate_is_used_and_flagged(django_assert_num_queries):
 
 
 def test_a_filter_equal_to_a_partial_index_predicate_reads_the_index_row_count():
-    insert_messages(20_000)
+    insert_messages_sql(20_000)
     # NOT deleted is the predicate of message_alive_idx: pg_class holds its row count.
     alive = Message.objects.alive()
     assert partial_index_rows(alive) == pytest.approx(alive.count(), rel=0.01)
@@ -156,7 +141,7 @@ def test_a_filter_equal_to_a_partial_index_predicate_reads_the_index_row_count()
 
 
 def test_a_small_sample_after_a_planner_over_estimate_is_counted_exactly(monkeypatch):
-    insert_messages(20_000)
+    insert_messages_sql(20_000)
     # The planner says a million; the sample says ~1,700: the capped count settles it.
     monkeypatch.setattr("lab.pagination.planned_rows", lambda queryset: 1e6)
     thread = Thread.objects.order_by("id").last()
@@ -167,7 +152,7 @@ def test_a_small_sample_after_a_planner_over_estimate_is_counted_exactly(monkeyp
 
 
 def test_a_small_table_is_counted_exactly_in_two_queries(django_assert_num_queries):
-    insert_messages(2_000)
+    insert_messages_sql(2_000)
     with django_assert_num_queries(2):
         # 1. SELECT reltuples ... FROM pg_class (message_alive_idx): ~1,700, small
         # 2. SELECT COUNT(*) FROM (SELECT id ... WHERE NOT deleted LIMIT 10001)
@@ -181,7 +166,7 @@ def paginator_with_count(count: int, estimated: bool = True) -> EstimatedCountPa
 
 
 def test_an_over_estimate_serves_no_empty_page_and_no_next_link():
-    insert_messages(250)
+    insert_messages_sql(250)
     paginator = paginator_with_count(10_000)
     last = paginator.page(3)
     assert len(last) == 50 and not last.has_next()
@@ -190,7 +175,7 @@ def test_an_over_estimate_serves_no_empty_page_and_no_next_link():
 
 
 def test_an_under_estimate_serves_the_pages_whose_rows_exist():
-    insert_messages(250)
+    insert_messages_sql(250)
     paginator = paginator_with_count(10)
     middle = paginator.page(2)
     assert len(middle) == 100 and middle.has_next() and middle.next_page_number() == 3
@@ -201,7 +186,7 @@ CURSORS = KeysetPagination(ordering=("-updated", "-id"), salt="test", page_size=
 
 
 def test_keyset_pages_match_offset_pages():
-    insert_messages(100)
+    insert_messages_sql(100)
     listed = Message.objects.alive()
     offset_page = list(listed.order_by("-updated", "-id")[20:30])
     last = listed.order_by("-updated", "-id")[19]
@@ -237,7 +222,7 @@ def test_a_cursor_past_the_end_is_a_404():
 
 
 def test_a_count_pg_class_already_knows_is_not_attempted_exactly(django_assert_num_queries):
-    insert_messages(20_000)
+    insert_messages_sql(20_000)
     # The soft-delete filter is a partial index's predicate and the planner says it is
     # large: its row count is read from pg_class, no COUNT(*) is started.
     with django_assert_num_queries(1) as captured:
@@ -249,7 +234,7 @@ def test_a_count_pg_class_already_knows_is_not_attempted_exactly(django_assert_n
 
 
 def test_the_last_page_is_counted_from_its_rows(django_assert_num_queries):
-    insert_messages(250)
+    insert_messages_sql(250)
     alive = Message.objects.alive().order_by("id")
     paginator = EstimatedCountPaginator(alive, 100)
     with django_assert_num_queries(1):
@@ -260,7 +245,7 @@ def test_the_last_page_is_counted_from_its_rows(django_assert_num_queries):
 
 
 def test_a_one_column_filter_is_estimated_by_the_planner(django_assert_num_queries):
-    insert_messages(20_000)
+    insert_messages_sql(20_000)
     since = Message.objects.order_by("-created").values_list("created", flat=True)[12_000]
     recent = Message.objects.alive().filter(created__gte=since)
     assert filtered_columns(recent) == {("weave_message", "created")}
@@ -272,7 +257,7 @@ def test_a_one_column_filter_is_estimated_by_the_planner(django_assert_num_queri
 
 
 def test_a_filter_on_two_columns_is_sampled_not_planned():
-    insert_messages(20_000)
+    insert_messages_sql(20_000)
     thread = Thread.objects.order_by("id").first()
     since = Message.objects.order_by("-created").values_list("created", flat=True)[15_000]
     both = Message.objects.alive().filter(thread=thread, created__gte=since)

@@ -23,7 +23,8 @@ from lab.measure import parse_server_timing
 from lab.oncommit import save_then_enqueue
 from lab.probe import call_variant
 from tests.reliability.figures import TALLY
-from weave.models import Person, Thread
+from weave.models import Person
+from weave.sample import insert_messages_sql
 
 TIMEOUT_MS = 200
 
@@ -256,18 +257,8 @@ def slow_exact_counts(execute, sql, params, many, context):
 
 
 def insert_messages(count: int) -> int:
-    """`count` messages in one statement, every 7th soft-deleted, then ANALYZE; returns the
-    number alive."""
-    person = Person.objects.create(first_name="A", last_name="B", email="count@weave.test")
-    thread = Thread.objects.create(title="Counted")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO weave_message (text, sent_by_id, thread_id, created, updated, deleted)"
-            " SELECT 'm' || i, %s, %s, now() - i * interval '1 minute',"
-            " now() - i * interval '1 second', i %% 7 = 0 FROM generate_series(1, %s) i",
-            [person.id, thread.id, count],
-        )
-        cursor.execute("ANALYZE weave_message")
+    """`count` messages in one thread, every 7th soft-deleted; returns the number alive."""
+    insert_messages_sql(count, threads=1)
     return count - count // 7
 
 

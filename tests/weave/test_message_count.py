@@ -4,8 +4,8 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from weave.models import Message, Person, Thread
-from weave.sample import make_messages, make_people, make_threads
+from weave.models import Message, Person
+from weave.sample import insert_messages_sql, make_messages, make_people, make_threads
 
 pytestmark = pytest.mark.django_db
 VARIANTS = ("naive", "optimized")
@@ -127,24 +127,6 @@ def test_bad_input_is_a_json_400(messages, api_client, query):
 # --- the connection stays usable inside an outer transaction (tests, `compare`) ---------
 
 
-def insert_messages(count: int, *, threads: int = 10) -> list[int]:
-    """`count` messages in SQL (fast): thread i % threads, one a minute back from now,
-    every 7th deleted; then ANALYZE (statistics of our own rows). Returns the thread ids."""
-    person = Person.objects.create(first_name="A", last_name="B", email="count@weave.test")
-    thread_ids = [
-        thread.id for thread in Thread.objects.bulk_create(Thread() for _ in range(threads))
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO weave_message (text, sent_by_id, thread_id, created, updated, deleted)"
-            " SELECT 'm' || i, %s, (%s::bigint[])[1 + i %% %s], now() - i * interval '1 minute',"
-            " now() - i * interval '1 second', i %% 7 = 0 FROM generate_series(1, %s) i",
-            [person.id, thread_ids, threads, count],
-        )
-        cursor.execute("ANALYZE weave_message")
-    return thread_ids
-
-
 def stalled_savepoints(execute, sql, params, many, context):
     """The server stalls 5 ms at the start of every savepoint statement.
 
@@ -174,7 +156,7 @@ COUNT_PATHS = {
 
 @pytest.mark.parametrize("path", COUNT_PATHS)
 def test_no_count_path_leaves_an_outer_transaction_broken(api_client, path):
-    threads = insert_messages(20_000)
+    threads = insert_messages_sql(20_000)
     since = Message.objects.order_by("-created").values_list("created", flat=True)[12_000]
     params = COUNT_PATHS[path](threads, since.isoformat())
     with (
