@@ -134,7 +134,7 @@ class Message(TimeStamped):
                 condition=Q(deleted=True),
             ),
             # Live messages by date: the messages list's since/until filters. The
-            # exact count of a narrow range reads only that range (message-count).
+            # exact count of a narrow range reads only that range (the count lesson).
             models.Index(
                 fields=["created"], name="message_alive_created_idx", condition=Q(deleted=False)
             ),
