@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 
-from weave.models import Message, Person, Thread
+from weave.models import ArchivedMessage, Message, Person, Thread
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -46,6 +46,23 @@ def make_messages(*, threads: list[Thread], people: list[Person], per_thread: in
         message.updated = EPOCH + timedelta(seconds=index)
     Message.objects.bulk_update(created, ["updated"], batch_size=1000)
     return created
+
+
+def make_archived_messages(
+    *, threads: list[Thread], people: list[Person], per_thread: int
+) -> list[ArchivedMessage]:
+    """`per_thread` archived messages in each thread, as `make_messages`, one second apart."""
+    return ArchivedMessage.objects.bulk_create(
+        ArchivedMessage(
+            text=f"Archived {t}.{i}",
+            thread=thread,
+            sent_by=people[(t * per_thread + i) % len(people)],
+            created=EPOCH + timedelta(seconds=t * per_thread + i),
+            updated=EPOCH + timedelta(seconds=t * per_thread + i),
+        )
+        for t, thread in enumerate(threads)
+        for i in range(per_thread)
+    )
 
 
 def make_thread_page(size: int) -> list[Message]:

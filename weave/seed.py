@@ -22,8 +22,11 @@ SIZES = {
     "workshop": (1_000, 1_000, 100_000),
     "large": (10_000, 1_000, 1_000_000),
 }
+# The count lesson's long list (weave.models.ArchivedMessage), inserted in SQL.
+ARCHIVED = {"small": 20_000, "workshop": 1_000_000, "large": 1_000_000}
 DELETED_SHARE = 0.10
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
+ARCHIVED_BEFORE = NOW - timedelta(days=366)
 WORDS = [
     "query",
     "index",
@@ -168,13 +171,41 @@ def seed_messaging(context: SeedContext) -> None:
     # The indexes lesson compares the same rows in a table without indexes.
     context.out("weave_message_plain: mirroring weave_message")
     mirror_messages()
+    context.out(f"weave_message_archive: {ARCHIVED[context.preset]:,} archived messages")
+    seed_archive(ARCHIVED[context.preset], person_ids, thread_ids)
+
+
+def seed_archive(count: int, person_ids: list[int], thread_ids: list[int]) -> None:
+    """`count` archived messages in one INSERT ... SELECT (about 3 s per million rows).
+
+    Older than every live message (one a minute back from a year before NOW);
+    senders and threads spread by multiplying the row number by a prime, so the
+    same preset always gives the same rows.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO weave_message_archive (text, sent_by_id, thread_id, created, updated)"
+            " SELECT 'Archived message ' || i,"
+            " (%(people)s::bigint[])[1 + (i * 7919) %% cardinality(%(people)s::bigint[])],"
+            " (%(threads)s::bigint[])[1 + (i * 104729) %% cardinality(%(threads)s::bigint[])],"
+            " %(start)s - i * interval '1 minute',"
+            " %(start)s - i * interval '1 minute' + (i %% 3600) * interval '1 second'"
+            " FROM generate_series(1::bigint, %(count)s) i",
+            {"people": person_ids, "threads": thread_ids, "count": count, "start": ARCHIVED_BEFORE},
+        )
 
 
 register_seeder(
     Seeder(
         app="weave",
         order=10,
-        tables=("weave_message_plain", "weave_message", "weave_thread", "weave_person"),
+        tables=(
+            "weave_message_archive",
+            "weave_message_plain",
+            "weave_message",
+            "weave_thread",
+            "weave_person",
+        ),
         run=seed_messaging,
     )
 )

@@ -4,8 +4,11 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from weave.models import Message, Person
+from lab.lessons import get_lesson
+from weave.lessons.message_count import without_count
+from weave.models import ArchivedMessage, Message, Person, Thread
 from weave.sample import insert_messages_sql, make_messages, make_people, make_threads
+from weave.seed import seed_archive
 
 pytestmark = pytest.mark.django_db
 VARIANTS = ("naive", "optimized")
@@ -100,6 +103,64 @@ def test_page_size_is_capped_at_500(api_client):
         assert len(body["results"]) == 500 and body["next"]
 
 
+# --- the default request: the message archive, where an exact count is expensive --------
+
+
+@pytest.fixture
+def archive(messages):
+    """20,000 archived rows from the seeder's SQL, analyzed as the seeder's VACUUM ANALYZE.
+
+    ANALYZE's pg_class outlives the rollback: emptied and analyzed again afterwards,
+    so later tests do not see 20,000 rows in an empty archive.
+    """
+    people = [person.id for person in Person.objects.all()]
+    seed_archive(20_000, people, [thread.id for thread in Thread.objects.all()])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE weave_message_archive")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM weave_message_archive")
+        cursor.execute("ANALYZE weave_message_archive")
+
+
+def test_the_default_request_pages_the_archive_and_estimates_its_count(
+    archive, api_client, django_assert_num_queries
+):
+    """The catalogue, the lesson page, compare and Locust send the example parameters:
+    the append-only archive (1,000,000 rows seeded; 20,000 here), 20 to a page."""
+    params = get_lesson("message-count").example_params()
+    assert params == {"archived": "true", "page_size": "20"}
+    with django_assert_num_queries(2) as captured:
+        # 1. SELECT COUNT(*) FROM weave_message_archive: every row visited
+        # 2. SELECT archived message, person ... ORDER BY updated DESC, id DESC LIMIT 20
+        naive = listing(api_client, "naive", **params).json()
+    assert "COUNT(*)" in captured.captured_queries[0]["sql"]
+    with django_assert_num_queries(2) as captured:
+        # 1. the page, with one extra row: SELECT ... FROM weave_message_archive LIMIT 21
+        # 2. SELECT reltuples ... FROM pg_class: no filter, the table's row count
+        optimized = listing(api_client, "optimized", **params).json()
+    sql = [query["sql"] for query in captured.captured_queries]
+    assert "weave_message_archive" in sql[0] and "LIMIT 21" in sql[0]
+    assert "pg_class" in sql[1] and "COUNT" not in sql[1].upper()
+    assert naive["count"] == 20_000 and naive["count_is_estimated"] is False
+    assert optimized["count_is_estimated"] is True
+    assert abs(optimized["count"] - 20_000) <= 0.03 * 20_000
+    assert naive["results"] == optimized["results"] and len(naive["results"]) == 20
+    newest = ArchivedMessage.objects.order_by("-updated", "-id").first()
+    assert naive["results"][0]["id"] == newest.id
+    # Archived rows only, none of the live messages.
+    assert all(row["text"].startswith("Archived message ") for row in naive["results"])
+
+
+def test_variants_are_compared_on_their_links_query_not_their_own_url(messages, api_client):
+    """Each variant links to its own URL: compare's payload check (normalize) compares
+    the page the link points at, so the seeded data's pages compare equal."""
+    pages = [listing(api_client, variant, page_size=10).json() for variant in VARIANTS]
+    assert pages[0]["next"] != pages[1]["next"]  # /naive/?... against /optimized/?...
+    assert without_count(pages[0]) == without_count(pages[1])
+    assert without_count(pages[0])["next"] == "page=2&page_size=10"
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -115,6 +176,7 @@ def test_page_size_is_capped_at_500(api_client):
         {"until": "2026-13-45"},
         {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
         {"deleted": "maybe"},
+        {"archived": "maybe"},
     ],
 )
 def test_bad_input_is_a_json_400(messages, api_client, query):
