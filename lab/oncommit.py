@@ -35,6 +35,19 @@ Saved = TypeVar("Saved")
 BROKER_DOWN = (kombu.exceptions.OperationalError, RedisConnectionError, OSError)
 
 
+def is_broker_down(error: BaseException) -> bool:
+    """The broker or the result store is unreachable.
+
+    Celery 5.7's Redis result backend subscribes to every job's result as it is sent;
+    when Redis is gone it retries, then raises a bare RuntimeError ("Retry limit
+    exceeded while trying to reconnect to the Celery result store") from the Redis
+    error: the cause says what happened.
+    """
+    if isinstance(error, BROKER_DOWN):
+        return True
+    return isinstance(error, RuntimeError) and isinstance(error.__cause__, BROKER_DOWN)
+
+
 class QueueUnavailable(APIException):
     status_code = 503
     default_detail = "The job queue is unavailable; nothing was saved. Try again in a moment."
@@ -62,7 +75,9 @@ def save_then_enqueue(
     def enqueue_or_undo(saved: Saved) -> None:
         try:
             enqueue(saved)
-        except BROKER_DOWN as error:
+        except (*BROKER_DOWN, RuntimeError) as error:
+            if not is_broker_down(error):
+                raise
             undo(saved)
             raise QueueUnavailable() from error
 

@@ -56,6 +56,8 @@ class TaskListView(TenantAPIView):
     """
 
     @extend_schema(
+        # A list answered by an APIView: named apart from the detail's "retrieve".
+        operation_id="tasks_api_tasks_list",
         parameters=[TaskListQuery],
         responses={200: OpenApiResponse(TaskSerializer(many=True), description="Link: rel=next")},
     )

@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from lab.lessons import Lesson, all_lessons, get_lesson
 from lab.measure import parse_server_timing
-from lab.oncommit import save_then_enqueue
+from lab.oncommit import is_broker_down, save_then_enqueue
 from lab.probe import call_variant
 from tests.reliability.figures import TALLY
 from weave.models import Person
@@ -313,6 +313,23 @@ def test_offloading_with_a_dead_broker_is_a_503_without_partial_writes(own_redis
     assert refused.data["status"] == 503
     # The row committed before the broker refused the message was removed again.
     assert list(Person.objects.values_list("id", flat=True)) == [accepted.data["id"]]
+
+
+def test_a_result_store_that_cannot_reconnect_is_the_broker_down():
+    """Celery 5.7's Redis result backend, when Redis died after it subscribed to results,
+    gives up with a bare RuntimeError raised from the Redis error (the live stack's
+    Redis-killed test sees it): that is a 503 like any dead broker; another
+    RuntimeError is a bug, not an outage."""
+    import redis
+
+    try:
+        try:
+            raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1")
+        except redis.exceptions.ConnectionError as dead:
+            raise RuntimeError("Retry limit exceeded ... the Celery result store") from dead
+    except RuntimeError as error:
+        assert is_broker_down(error)
+    assert not is_broker_down(RuntimeError("a bug"))
 
 
 @pytest.mark.django_db(transaction=True)
