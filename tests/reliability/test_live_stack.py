@@ -209,7 +209,12 @@ def test_a_runaway_statement_is_a_504_and_the_next_request_is_fine(live_stack: L
     """Every JSON lesson's optimized variant (reads and writes, signed in where needed)."""
     base = live_stack.production.url
     apps = {lesson.slug: lesson.app for lesson in all_lessons()}
-    calls = [c for c in lesson_calls(base, variant="optimized") if c.renders == "json"]
+    # connection-reuse reads the catalog, no table of its app: no lock reaches it.
+    calls = [
+        c
+        for c in lesson_calls(base, variant="optimized")
+        if c.renders == "json" and c.slug != "connection-reuse"
+    ]
     with psycopg.connect(live_stack.database_url) as blocker:
         for call in calls:
             tables = [
