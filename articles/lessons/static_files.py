@@ -54,7 +54,9 @@ def asset_optimized(request):
     # The hashed name from the manifest (production profile); WhiteNoise picks the
     # .br or .gz copy from Accept-Encoding, and sends one-year immutable headers.
     url = staticfiles_storage.url(ASSET)
-    static_file = whitenoise().files.get(url)
+    noise = whitenoise()
+    # Demo mode (DEBUG) looks files up per request in the apps' folders, unhashed.
+    static_file = noise.find_file(url) if noise.autorefresh else noise.files.get(url)
     if static_file is None:
         raise Http404(f"{url} is not collected.")
     return whitenoise().serve(static_file, request)
