@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from django.contrib.auth.hashers import make_password
 from django.db import connection
+from django.utils import timezone
 
 from lab.seeding import SeedContext, Seeder, register_seeder
 from weave.seed import NOW, WORDS
@@ -185,6 +186,7 @@ def demo_context() -> dict:
         "user": get_user_model().objects.filter(username=demo_username(1)).first(),
         "organization": Organization.objects.filter(slug=DEMO_ORGANIZATION).first(),
         "size": 1_000,  # tasks per import
+        "built_at": timezone.now(),  # a write's final state: rows changed after this
     }
 
 
