@@ -254,7 +254,10 @@ def publish(results: dict) -> None:
 def rewrite_workshop_guide() -> None:
     """docs/WORKSHOP.md's single-request tables come from docs/benchmarks.json too."""
     command = [sys.executable, "manage.py", "workshop_guide", "--write", "docs/WORKSHOP.md"]
-    result = subprocess.run([*command, "--compare", str(RESULTS)], cwd=ROOT, text=True)
+    # On the bench database: the guide's example URLs read the seeded rows (a slug...).
+    result = subprocess.run(
+        [*command, "--compare", str(RESULTS)], cwd=ROOT, env=bench_env(), text=True
+    )
     if result.returncode:
         raise SystemExit("bench: manage.py workshop_guide failed")
 
