@@ -23,3 +23,10 @@ def thread_page_messages_query() -> QuerySet:
     from weave.lessons.thread_page import latest_messages_optimized, thread_page_naive
 
     return latest_messages_optimized(list(thread_page_naive().values_list("id", flat=True)[:100]))
+
+
+def latest_messages_with_senders() -> QuerySet:
+    """The latest live messages with their senders, one JOIN (its lesson's optimized query)."""
+    from weave.lessons.latest_messages import latest_messages_optimized
+
+    return latest_messages_optimized()

@@ -20,19 +20,14 @@ from rest_framework.views import APIView
 from lab.api import validated_query
 from lab.lessons import Lesson, Variant, register
 from lab.measure import silk_should_record, variant_silk_policy
-from weave.models import Message
 from weave.sample import make_messages, make_people, make_threads
 from weave.serializers import MessageSerializer
+from weave.site import latest_messages_with_senders
 
 
 def messages_with_senders():
     # The endpoint being profiled: one JOIN query, so what differs is Silk's own work.
-    return (
-        Message.objects.alive()
-        .select_related("sent_by")
-        .only("id", "text", "thread_id", "updated", "sent_by__first_name", "sent_by__last_name")
-        .order_by("-updated", "-id")
-    )
+    return latest_messages_with_senders()
 
 
 class ProfiledQuery(serializers.Serializer):
