@@ -1,20 +1,24 @@
-"""Serializer cost: the same 1,000-row list through four serialization paths, one query each."""
+"""Serializer cost: the same 1,000-row list through five serialization paths, one query each."""
 
 import json
+from datetime import UTC
+from unittest import mock
 
 import pytest
+from django.db.backends.postgresql.psycopg_any import BaseTzLoader
 
 from weave.lessons.serializer_cost import (
     ORJSONRenderer,
     rows_model_serializer,
     rows_plain_serializer,
     rows_values,
+    rows_values_c_timestamps,
 )
 from weave.models import Message
 from weave.sample import make_messages, make_people, make_threads
 
 pytestmark = pytest.mark.django_db
-VARIANTS = ("naive", "serializer", "values", "optimized")
+VARIANTS = ("naive", "serializer", "values", "orjson", "optimized")
 
 
 @pytest.fixture
@@ -23,7 +27,12 @@ def messages():
 
 
 def test_every_path_runs_the_one_query(messages, django_assert_num_queries):
-    for build in (rows_model_serializer, rows_plain_serializer, rows_values):
+    for build in (
+        rows_model_serializer,
+        rows_plain_serializer,
+        rows_values,
+        rows_values_c_timestamps,
+    ):
         with django_assert_num_queries(1):
             # 1. SELECT ... FROM weave_message WHERE NOT deleted
             #    ORDER BY updated DESC, id DESC LIMIT 1000 (the keys read as ids, no JOIN)
@@ -31,7 +40,7 @@ def test_every_path_runs_the_one_query(messages, django_assert_num_queries):
         assert len(rows) == 1000
 
 
-def test_the_four_variants_send_the_same_json(messages, api_client):
+def test_the_five_variants_send_the_same_json(messages, api_client):
     bodies = {
         variant: api_client.get(f"/lessons/serializer-cost/{variant}/").content
         for variant in VARIANTS
@@ -50,6 +59,26 @@ def test_orjson_writes_datetimes_as_drf_does(messages, api_client):
     fast = api_client.get("/lessons/serializer-cost/optimized/", {"limit": 1}).json()[0]
     assert fast["updated"] == drf["updated"]
     assert drf["updated"].endswith("Z")
+
+
+def test_the_optimized_rows_parse_no_timestamp_in_python(messages):
+    # Django's timestamptz loader is a Python subclass of psycopg's: one Python call and
+    # a regular expression per value. The optimized rows go through psycopg's C loader.
+    python_parses = []
+    django_load = BaseTzLoader.load
+
+    def counted_load(loader, data):
+        python_parses.append(data)
+        return django_load(loader, data)
+
+    with mock.patch.object(BaseTzLoader, "load", counted_load):
+        slow = rows_values(1000)
+        assert len(python_parses) == 1000
+        fast = rows_values_c_timestamps(1000)
+        assert len(python_parses) == 1000
+    # The same rows, the same aware UTC datetimes.
+    assert fast == slow
+    assert fast[0]["updated"].utcoffset() == UTC.utcoffset(None)
 
 
 def test_values_skips_model_instances(messages):
