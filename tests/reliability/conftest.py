@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from loadtests.server import collect_static
 from ops import services
 from tests.reliability.figures import FIGURES, TALLY
 
@@ -255,6 +256,9 @@ def live_stack() -> Iterator[LiveStack]:
         )
         stack.manage("migrate", "--noinput")  # demo settings: Silk's tables too
         stack.manage("seed", "--preset", "small")  # every app: every lesson has its data
+        # The production gunicorn serves hashed names: the manifest must exist even when
+        # no other test of this run built it (a run of tests/reliability alone).
+        collect_static(production_env, log=data_dir / "collectstatic.log")
         for server in (stack.production, stack.demo):
             gunicorns.append(server)
             server.start()
