@@ -151,6 +151,7 @@ def compare_lesson(
     lesson: Lesson, *, rounds: int, memory: bool = False, writes: str = ROLLBACK
 ) -> dict[str, Any]:
     context = lesson.demo_context() if lesson.demo_context else None
+    memory = memory or lesson.measures_memory
     client = Client(HTTP_HOST="127.0.0.1")
     if lesson.auth and context and context.get("user") is not None:
         client.force_login(context["user"])  # before the copy: the session is in it

@@ -185,6 +185,9 @@ class Lesson:
     # as a browser or a CDN does; a 304 is then a success. The contract tests make
     # the first visit (no validators), so payloads and budgets are the full path.
     revalidate: bool = False
+    # A lesson whose point includes peak memory (an export, a big list): every
+    # `compare` of it adds the tracemalloc pass, so published tables show peak KB.
+    measures_memory: bool = False
 
     def __post_init__(self) -> None:
         try:

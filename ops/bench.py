@@ -347,8 +347,9 @@ def report(results: dict) -> str:
             "",
             f"## Lessons at the {preset} preset",
             "",
-            "| lesson | technique | variant | queries | DB ms | total ms | bytes | x faster |",
-            "|---|---|---|---|---|---|---|---|",
+            "| lesson | technique | variant | queries | DB ms | total ms | bytes | peak KB "
+            "| x faster |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         techniques = lesson_techniques()
         for lesson in document["lessons"]:
@@ -359,6 +360,7 @@ def report(results: dict) -> str:
                     f"{techniques.get(lesson['slug'], '') if first else ''} | {row['variant']} | "
                     f"{number(row['queries'], 0)} | {number(row['db_ms'])} | "
                     f"{number(row['total_ms'])} | {number(row['bytes'], 0)} | "
+                    f"{number(row['peak_kb'], 0) if row.get('peak_kb') else '-'} | "
                     f"{number(row['speedup'])}x |"
                 )
     lines += ["", "## Load test", ""]
@@ -438,8 +440,8 @@ def readme_table(results: dict) -> str:
     if large:
         header += " total ms (large) |"
         rule += "---|"
-    header += " payload | x faster (workshop) |"
-    rule += "---|---|"
+    header += " payload | peak memory | x faster (workshop) |"
+    rule += "---|---|---|"
     lines = [
         f"Measured by `make bench` on {results['date'][:10]} ({machine['cores']} cores, "
         f"PostgreSQL {machine['postgresql'].split()[0]}): `manage.py compare --rounds "
@@ -464,7 +466,8 @@ def readme_table(results: dict) -> str:
                     if r["variant"] == row["variant"]
                 ]
                 cells.append(number(match[0]["total_ms"]) if match else "-")
-            cells += [size(row["bytes"]), f"{number(row['speedup'])}x"]
+            peak = f"{number(row['peak_kb'] / 1024)} MB" if row.get("peak_kb") else "-"
+            cells += [size(row["bytes"]), peak, f"{number(row['speedup'])}x"]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -75,6 +75,18 @@ def test_reads_run_without_savepoints_and_their_payloads_are_compared(
         measure_once(lesson, "optimized", {}, client=Client(HTTP_HOST="127.0.0.1"))
 
 
+@pytest.mark.django_db
+def test_a_lesson_about_memory_always_gets_its_peak_measured():
+    make_messages(threads=make_threads(2), people=make_people(3), per_thread=20)
+    assert get_lesson("message-export").measures_memory
+    rows = compare_lesson(with_context("message-export", {}), rounds=1)["variants"]
+    # (tests/weave/test_message_export.py compares the two peaks on enough rows)
+    assert all(row["peak_kb"] > 0 for row in rows)
+    # Lessons about something else are measured without tracemalloc unless asked.
+    plain = compare_lesson(with_context("latest-messages", {}), rounds=1)["variants"]
+    assert all("peak_kb" not in row for row in plain)
+
+
 def probe(server_timing: str) -> Probe:
     return Probe(200, b"{}", QueryLog(count=3), 5.0, "application/json", server_timing)
 

@@ -46,6 +46,7 @@ RESULTS = {
                             "total_ms": 8.6,
                             "bytes": 21824,
                             "speedup": 8.2,
+                            "peak_kb": 2048.0,
                         },
                     ],
                 }
@@ -64,9 +65,11 @@ def test_readme_block_between_the_markers_is_rewritten(tmp_path, monkeypatch):
     text = readme.read_text()
     assert "old table" not in text and text.startswith("intro\n") and text.endswith("outro\n")
     assert (
-        "| latest-messages — select_related | naive | 101 | 30.0 | 70.4 | 21.8 kB | 1.0x |" in text
+        "| latest-messages — select_related | naive | 101 | 30.0 | 70.4 | 21.8 kB | - | 1.0x |"
+        in text
     )
-    assert "|  | optimized | 1 | 0.9 | 8.6 | 21.8 kB | 8.2x |" in text
+    # Peak memory where the lesson measures it (Lesson.measures_memory), "-" elsewhere.
+    assert "|  | optimized | 1 | 0.9 | 8.6 | 21.8 kB | 2.0 MB | 8.2x |" in text
 
 
 def test_readme_without_markers_is_refused(tmp_path, monkeypatch):
@@ -82,7 +85,7 @@ def test_report_names_machine_commands_seeding_and_ratios():
     assert "| 2 | - | 8.0 GB | 3.11.7 | 5.2.19 | 15.20 (Debian) | Linux |" in text
     assert "make bench" in text and "--rounds 7" in text
     assert "| small | 10 | 2.5 | 1.1 | 83 | t 10 |" in text
-    assert "| optimized | 1 | 0.9 | 8.6 | 21,824 | 8.2x |" in text
+    assert "| optimized | 1 | 0.9 | 8.6 | 21,824 | 2,048 | 8.2x |" in text
     assert "Not run: not on this branch" in text
 
 
@@ -127,6 +130,16 @@ def test_the_guide_reads_the_bench_results_and_a_compare_file_alike(tmp_path):
     bench_file.write_text(json.dumps(RESULTS))
     assert load_compare(bench_file)[0] == load_compare(compare_file)[0]
     assert load_compare(bench_file)[0]["latest-messages"][0]["queries"] == 101
+
+
+def test_the_guide_shows_peak_memory_only_for_lessons_that_measure_it():
+    rows = RESULTS["compare"]["workshop"]["lessons"][0]["variants"]
+    lesson = get_lesson("latest-messages")
+    with_memory = "\n".join(compare_section(lesson, rows, {"rounds": 7}))
+    assert "| optimized | 1 | 0.9 | 8.6 | 21,824 | 2,048 KB | 8.2x |" in with_memory
+    assert "| naive | 101 | 30.0 | 70.4 | 21,824 | - | 1.0x |" in with_memory
+    without = [{k: v for k, v in row.items() if k != "peak_kb"} for row in rows]
+    assert "peak memory" not in "\n".join(compare_section(lesson, without, {"rounds": 7}))
 
 
 def loads(*values):

@@ -7,7 +7,10 @@ import pytest
 from django.core.signals import request_finished
 from django.db import close_old_connections, connection, transaction
 from django.http import StreamingHttpResponse
+from django.test import Client
 
+from lab.comparison import peak_memory_kb
+from lab.lessons import get_lesson
 from weave.lessons.message_export import CHUNK_SIZE, export_in_memory, export_streamed
 from weave.models import Message
 from weave.sample import make_messages, make_people, make_threads
@@ -67,9 +70,33 @@ def open_cursors() -> int:
         return cursor.fetchone()[0]
 
 
+def peaks_kb() -> dict[str, float]:
+    lesson, client = get_lesson("message-export"), Client(HTTP_HOST="127.0.0.1")
+    return {
+        variant: peak_memory_kb(lesson, variant, {}, client=client)
+        for variant in lesson.variant_names
+    }
+
+
+def test_only_the_in_memory_export_grows_its_peak_with_the_rows(messages):
+    # The shape, not a target (the ratio is `manage.py compare`'s peak KB column,
+    # Lesson.measures_memory): twice the rows, about twice what the in-memory export
+    # holds at once; the streamed export holds a chunk or two of CHUNK_SIZE rows.
+    # 6,000 then 12,000 rows: each FETCH is a full CHUNK_SIZE in both runs.
+    make_messages(threads=make_threads(2), people=make_people(3), per_thread=1_500)
+    peaks_kb()  # the first call also pays one-time imports and caches
+    before = peaks_kb()
+    make_messages(threads=make_threads(4), people=make_people(3), per_thread=1_500)
+    after = peaks_kb()
+    naive_growth = after["naive"] - before["naive"]
+    streamed_growth = after["optimized"] - before["optimized"]
+    assert naive_growth > 0.6 * before["naive"]  # about the whole table again
+    assert streamed_growth < naive_growth / 4
+    assert after["optimized"] < after["naive"] / 2
+
+
 def test_closing_an_unread_stream_closes_its_server_side_cursor(messages):
-    # Peak memory is measured by `manage.py compare message-export --memory`, not
-    # here. What the suite proves: the cursor lives exactly as long as the response.
+    # What the suite proves besides: the cursor lives exactly as long as the response.
     # A server closes the response after the last byte or when the client goes
     # away; the cursor closes then.
     with transaction.atomic():  # a server-side cursor lives in a transaction

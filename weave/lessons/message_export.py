@@ -147,6 +147,7 @@ lesson = register(
         build_data=build_data,
         # The lesson is about memory and time to first byte: one query either way.
         naive_grows=False,
+        measures_memory=True,
         main_queries={
             "naive": messages_export_rows,
             "optimized": messages_export_rows,

@@ -162,6 +162,7 @@ lesson = register(
         params={"limit": "1000"},
         # The lesson is about CPU after the query, not the number of queries.
         naive_grows=False,
+        measures_memory=True,
         main_queries={
             "naive": lambda: messages_latest()[:1000],
             "optimized": lambda: messages_latest_values()[:1000],

@@ -121,15 +121,25 @@ def compare_section(lesson: Lesson, rows: list[dict], header: dict) -> list[str]
         "workshop preset, medians, in-process, Silk off; from docs/benchmarks.json, like the "
         "README table):",
         "",
-        "| variant | queries | DB ms | total ms | bytes | x faster than naive |",
-        "|---|---:|---:|---:|---:|---:|",
     ]
+    memory = any(row.get("peak_kb") for row in rows)  # Lesson.measures_memory
+    head = "| variant | queries | DB ms | total ms | bytes |"
+    rule = "|---|---:|---:|---:|---:|"
+    if memory:
+        head, rule = head + " peak memory (tracemalloc) |", rule + "---:|"
+    lines += [head + " x faster than naive |", rule + "---:|"]
     for row in rows:
         speedup = f"{row['speedup']:.1f}x" if row.get("speedup") else "-"
-        lines.append(
-            f"| {row['variant']} | {row['queries']:.0f} | {row['db_ms']:.1f} | "
-            f"{row['total_ms']:.1f} | {row['bytes']:,.0f} | {speedup} |"
-        )
+        cells = [
+            row["variant"],
+            f"{row['queries']:.0f}",
+            f"{row['db_ms']:.1f}",
+            f"{row['total_ms']:.1f}",
+            f"{row['bytes']:,.0f}",
+        ]
+        if memory:
+            cells.append(f"{row['peak_kb']:,.0f} KB" if row.get("peak_kb") else "-")
+        lines.append("| " + " | ".join([*cells, speedup]) + " |")
     return lines
 
 
