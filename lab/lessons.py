@@ -140,7 +140,7 @@ class Lesson:
     docstring: str
     # Ordered: first `naive`; `optimized` is the fix to recommend.
     variants: tuple[Variant, ...]
-    # The optimized variant's query budget (per request).
+    # The optimized variant's query budget (per request, at the contract's scales).
     query_budget: int
     # Builds a fresh data set at a scale (the number of things that grows) and
     # returns a context mapping (for example {"user": user}). The contract tests
@@ -188,6 +188,16 @@ class Lesson:
     # A lesson whose point includes peak memory (an export, a big list): every
     # `compare` of it adds the tracemalloc pass, so published tables show peak KB.
     measures_memory: bool = False
+    # A batched job's budget depends on how much work it did: given the optimized
+    # variant's payload, the queries it may run (for example one DELETE per batch).
+    # `budget_for` reads it; without it the budget is `query_budget` at any size.
+    query_budget_for: Callable[[Any], int] | None = None
+
+    def budget_for(self, payload: Any) -> int:
+        """The optimized variant's budget for a call that returned `payload`."""
+        if self.query_budget_for is None:
+            return self.query_budget
+        return max(self.query_budget, self.query_budget_for(payload))
 
     def __post_init__(self) -> None:
         try:
