@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from django.urls import reverse
 
@@ -129,6 +130,10 @@ class Variant:
     code: tuple[Callable[..., Any] | type, ...] = ()
 
 
+# Keys of a paginated payload that hold a link to the variant's own URL.
+PAGE_LINKS = ("next", "previous")
+
+
 @dataclass(frozen=True)
 class Lesson:
     slug: str
@@ -192,6 +197,16 @@ class Lesson:
     # variant's payload, the queries it may run (for example one DELETE per batch).
     # `budget_for` reads it; without it the budget is `query_budget` at any size.
     query_budget_for: Callable[[Any], int] | None = None
+
+    def comparable(self, payload: Any) -> Any:
+        """What must be identical across variants: page links compared by their query
+        (each variant links to its own URL), then the lesson's own `normalize`."""
+        if isinstance(payload, dict):
+            payload = {
+                key: urlsplit(value).query if key in PAGE_LINKS and value else value
+                for key, value in payload.items()
+            }
+        return self.normalize(payload) if self.normalize else payload
 
     def budget_for(self, payload: Any) -> int:
         """The optimized variant's budget for a call that returned `payload`."""

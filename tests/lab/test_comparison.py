@@ -18,7 +18,7 @@ from lab.lessons import get_lesson
 from lab.measure import QueryLog
 from lab.probe import Probe
 from tasks.models import ReportJob, Task
-from weave.sample import make_messages, make_people, make_threads
+from weave.sample import make_messages, make_people, make_thread_page, make_threads
 
 
 def with_context(slug: str, context) -> object:
@@ -85,6 +85,20 @@ def test_a_lesson_about_memory_always_gets_its_peak_measured():
     # Lessons about something else are measured without tracemalloc unless asked.
     plain = compare_lesson(with_context("latest-messages", {}), rounds=1)["variants"]
     assert all("peak_kb" not in row for row in plain)
+
+
+@pytest.mark.django_db
+def test_payloads_are_compared_on_first_visits_with_links_by_their_query():
+    # A revalidating lesson's measured rounds are 304s with no body: the payloads are
+    # the first visits'. Each variant's `next` link names its own URL: compared by query.
+    make_thread_page(3)
+    for slug in ("thread-page-conditional", "thread-page"):
+        lesson = dataclasses.replace(with_context(slug, {}), params={"page_size": "2"})
+        result = compare_lesson(lesson, rounds=1)
+        assert result["payloads"]["equal"] is True, (slug, result["payloads"])
+    assert get_lesson("thread-page").comparable({"next": "http://h/lessons/x/naive/?page=2"}) == {
+        "next": "page=2"
+    }
 
 
 def probe(server_timing: str) -> Probe:
