@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -97,7 +98,7 @@ def estimated_count(
         counted = capped_count(queryset, exact_up_to + 1)
         if counted <= exact_up_to:
             return CountResult(counted, False, "exact").at_least(at_least)
-    result = estimate(queryset, planned=planned, sample_rows=sample_rows, seed=seed)
+    result = estimate(queryset, planned=planned, sample_rows=sample_rows, seed=seed, known=known)
     if counted is None and result.value <= exact_up_to:
         # The planner over-estimated a small filter: count it, still capped.
         counted = capped_count(queryset, exact_up_to + 1)
@@ -108,7 +109,14 @@ def estimated_count(
     return result.at_least(at_least)
 
 
-def estimate(queryset: QuerySet, *, planned: float, sample_rows: int, seed: int) -> CountResult:
+def estimate(
+    queryset: QuerySet,
+    *,
+    planned: float,
+    sample_rows: int,
+    seed: int,
+    known: float | None = None,
+) -> CountResult:
     """The cheapest estimate that is trustworthy for this filter.
 
     pg_class's row count when it knows the filter's rows (no filter, or a partial
@@ -117,8 +125,9 @@ def estimate(queryset: QuerySet, *, planned: float, sample_rows: int, seed: int)
     a 30,000-row sample, off by 1-2% at 1,000,000 rows; a `TABLESAMPLE` of the
     filtered query when it combines columns (the planner multiplies their
     selectivities as if independent, which correlated columns are not).
+    `known`: known_rows(queryset) when the caller has already read it.
     """
-    known = known_rows(queryset)
+    known = known_rows(queryset) if known is None else known
     if known is not None:
         return CountResult(round(known), True, "reltuples")
     columns = filtered_columns(queryset)
@@ -142,15 +151,30 @@ def filtered_columns(queryset: QuerySet) -> set[tuple[str, str]] | None:
 
     None when the filter holds anything else than column lookups (raw SQL, subqueries).
     """
-    model = queryset.model
-    predicates = {
+    columns = lookup_columns(queryset.query.where)
+    return None if columns is None else columns - predicate_columns(queryset.model)
+
+
+# The partial indexes' predicates are constants of the model: compiled once per
+# process, not on every count (the estimate's budget is a fraction of a millisecond).
+@functools.cache
+def predicate_columns(model) -> frozenset[tuple[str, str]]:
+    return frozenset(
         column
         for index in model._meta.indexes
         if index.condition is not None
         for column in lookup_columns(model._base_manager.filter(index.condition).query.where) or ()
-    }
-    columns = lookup_columns(queryset.query.where)
-    return None if columns is None else columns - predicates
+    )
+
+
+@functools.cache
+def partial_index_predicates(model, using: str) -> tuple[tuple[str, tuple], ...]:
+    """(index name, compiled predicate) of each partial index of the model."""
+    return tuple(
+        (index.name, compiled_where(model._base_manager.filter(index.condition).query, using))
+        for index in model._meta.indexes
+        if index.condition is not None
+    )
 
 
 def lookup_columns(node) -> set[tuple[str, str]] | None:
@@ -217,14 +241,13 @@ def partial_index_rows(queryset: QuerySet) -> float | None:
     index that is the number of rows matching its predicate (the soft-delete
     filter `NOT deleted`, say), read in a fraction of a millisecond.
     """
-    model, using = queryset.model, queryset.db
-    where = compiled_where(queryset.query, using)
-    for index in model._meta.indexes:
-        if index.condition is None:
-            continue
-        predicate = model._base_manager.filter(index.condition).query
-        if compiled_where(predicate, using) == where:
-            return relation_rows_estimate(index.name, using=using)
+    predicates = partial_index_predicates(queryset.model, queryset.db)
+    if not predicates:
+        return None
+    where = compiled_where(queryset.query, queryset.db)
+    for index_name, predicate in predicates:
+        if predicate == where:
+            return relation_rows_estimate(index_name, using=queryset.db)
     return None
 
 
