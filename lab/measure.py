@@ -60,6 +60,9 @@ def query_owner() -> str | None:
     return _query_owner.get()
 
 
+SAVEPOINT_PREFIXES = ("SAVEPOINT", "RELEASE S", "ROLLBACK ")
+
+
 @dataclass
 class QueryLog:
     """An execute wrapper: counts queries and their time; keeps SQL when asked.
@@ -73,6 +76,10 @@ class QueryLog:
     seconds: float = 0.0
     statements: list[str] = field(default_factory=list)
     profilers: dict[str, int] = field(default_factory=dict)
+    # Of `count`: SAVEPOINT / RELEASE / ROLLBACK TO. Inside an outer transaction (a
+    # test, a rolled-back measurement) a view's atomic block is a savepoint; in
+    # production it is BEGIN/COMMIT, which Django does not log as queries.
+    savepoints: int = 0
 
     def __call__(self, execute, sql, params, many, context):
         owner = _query_owner.get()
@@ -85,6 +92,8 @@ class QueryLog:
         finally:
             self.seconds += time.perf_counter() - started
             self.count += 1
+            if sql.lstrip()[:9].upper() in SAVEPOINT_PREFIXES:
+                self.savepoints += 1
             if self.keep_sql:
                 self.statements.append(sql)
 

@@ -101,6 +101,20 @@ def test_payloads_are_compared_on_first_visits_with_links_by_their_query():
     }
 
 
+@pytest.mark.django_db
+def test_a_rolled_back_write_counts_its_own_queries_and_prints_no_mail(settings, capfd, tmp_path):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path)
+    lesson = get_lesson("message-notify")
+    result = compare_lesson(with_context(lesson.slug, lesson.build_data(5)), rounds=1)
+    optimized = next(row for row in result["variants"] if row["variant"] == "optimized")
+    # Our rollback transaction turns the view's atomic block into SAVEPOINT/RELEASE:
+    # not counted, as production's BEGIN/COMMIT is not.
+    assert optimized["queries"] <= lesson.query_budget
+    assert "Subject:" not in capfd.readouterr().out  # the mails went to files instead
+    assert list(tmp_path.iterdir())
+
+
 def probe(server_timing: str) -> Probe:
     return Probe(200, b"{}", QueryLog(count=3), 5.0, "application/json", server_timing)
 
