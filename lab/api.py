@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from django.http import JsonResponse
+from rest_framework import renderers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -18,6 +20,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             data = {"detail": "Invalid input.", "errors": data}
         response.data = {**data, "status": response.status_code}
     return response
+
+
+class ORJSONRenderer(renderers.BaseRenderer):
+    """JSON through orjson (C): a few times faster than DRF's json.dumps on large
+    payloads; datetimes encoded in C, UTC as `Z` like DRF's encoder, UTF-8 unescaped
+    like DRF's default. Same JSON values; the contract tests compare the payloads."""
+
+    media_type = "application/json"
+    format = "json"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        if data is None:
+            return b""
+        return orjson.dumps(data, option=orjson.OPT_UTC_Z)
 
 
 def json_error(status: int, detail: str, **extra: Any) -> JsonResponse:

@@ -7,8 +7,8 @@ from unittest import mock
 import pytest
 from django.db.backends.postgresql.psycopg_any import BaseTzLoader
 
+from lab.api import ORJSONRenderer
 from weave.lessons.serializer_cost import (
-    ORJSONRenderer,
     rows_model_serializer,
     rows_plain_serializer,
     rows_values,

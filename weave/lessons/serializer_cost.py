@@ -10,15 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from django.db import connection
 from drf_spectacular.utils import extend_schema
 from psycopg.types.datetime import TimestamptzLoader
-from rest_framework import renderers, serializers
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lab.api import validated_query
+from lab.api import ORJSONRenderer, validated_query
 from lab.lessons import Lesson, Variant, register
 from weave.models import Message
 from weave.sample import make_messages, make_people, make_threads
@@ -72,18 +71,6 @@ class MessagePlainSerializer(serializers.Serializer):
     sent_by = serializers.IntegerField(source="sent_by_id")
     text = serializers.CharField()
     updated = serializers.DateTimeField()
-
-
-class ORJSONRenderer(renderers.BaseRenderer):
-    """JSON through orjson: datetimes encoded in C, UTC as `Z` like DRF's encoder."""
-
-    media_type = "application/json"
-    format = "json"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
-        if data is None:
-            return b""
-        return orjson.dumps(data, option=orjson.OPT_UTC_Z)
 
 
 class SerializerCostQuery(serializers.Serializer):
