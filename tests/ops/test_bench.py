@@ -114,6 +114,10 @@ def test_published_documents_agree_with_the_one_results_file():
     block = readme[readme.index(bench.START) + len(bench.START) : readme.index(bench.END)]
     assert block.strip() == bench.readme_table(results).strip()
     assert bench.REPORT.read_text() == bench.report(results)
+    # A published figure is a lesson's true cost only if its variants agree.
+    for preset, document in results["compare"].items():
+        differ = [doc["slug"] for doc in document["lessons"] if doc["payloads"]["equal"] is False]
+        assert not differ, f"{preset}: published with payloads that differ: {differ}"
     guide = (bench.DOCS / "WORKSHOP.md").read_text()
     rows, header = load_compare(bench.RESULTS)
     assert rows, "the results file has no workshop figures"
