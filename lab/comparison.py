@@ -130,6 +130,8 @@ def measure_once(
             probe = call()
             transaction.set_rollback(True)
         # The view's atomic block was a savepoint only because of ours: not its cost.
+        # (A savepoint nested inside the view would be real in production; this
+        # mode cannot tell the two apart and charges neither.)
         probe.queries.count -= probe.queries.savepoints
     else:
         probe = call()

@@ -134,6 +134,10 @@ class Variant:
 PAGE_LINKS = ("next", "previous")
 
 
+def is_url(value: Any) -> bool:
+    return isinstance(value, str) and "?" in value
+
+
 @dataclass(frozen=True)
 class Lesson:
     slug: str
@@ -200,10 +204,11 @@ class Lesson:
 
     def comparable(self, payload: Any) -> Any:
         """What must be identical across variants: page links compared by their query
-        (each variant links to its own URL), then the lesson's own `normalize`."""
+        (each variant links to its own URL), then the lesson's own `normalize`. A bare
+        cursor token (no `?`) is compared whole."""
         if isinstance(payload, dict):
             payload = {
-                key: urlsplit(value).query if key in PAGE_LINKS and value else value
+                key: urlsplit(value).query if key in PAGE_LINKS and is_url(value) else value
                 for key, value in payload.items()
             }
         return self.normalize(payload) if self.normalize else payload

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.db import connection
+from django.db import connections
 from drf_spectacular.utils import extend_schema
 from psycopg.types.datetime import TimestamptzLoader
 from rest_framework import serializers
@@ -47,7 +47,7 @@ def values_with_c_timestamps(queryset) -> list[dict[str, Any]]:
     the cursor.
     """
     sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
+    with connections[queryset.db].cursor() as cursor:
         cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
         cursor.execute(sql, params)
         names = [column.name for column in cursor.description]
