@@ -213,9 +213,7 @@ def run_rounds(lesson, context, client, rounds, memory, scratch) -> dict[str, An
         row["query_ratio"] = naive["queries"] / row["queries"] if row["queries"] else None
     result = {"slug": lesson.slug, "title": lesson.title, "app": lesson.app, "variants": rows}
     result["kind"] = lesson.kind
-    result["query_budget"] = lesson.query_budget
-    if lesson.query_budget_for is not None:  # a batched job: what the call did
-        result["query_budget"] = lesson.budget_for(firsts["optimized"].payload())
+    result["query_budget"] = lesson.budget_for(firsts["optimized"].payload)
     if lesson.kind == "read":
         result["payloads"] = compare_payloads(lesson, firsts)
     return result

@@ -213,11 +213,12 @@ class Lesson:
             }
         return self.normalize(payload) if self.normalize else payload
 
-    def budget_for(self, payload: Any) -> int:
-        """The optimized variant's budget for a call that returned `payload`."""
+    def budget_for(self, payload: Callable[[], Any]) -> int:
+        """The optimized variant's budget for a call; `payload` (for example a probe's
+        `payload` method) is read only for a batched job."""
         if self.query_budget_for is None:
             return self.query_budget
-        return max(self.query_budget, self.query_budget_for(payload))
+        return max(self.query_budget, self.query_budget_for(payload()))
 
     def __post_init__(self) -> None:
         try:

@@ -59,7 +59,7 @@ def asset_optimized(request):
     static_file = noise.find_file(url) if noise.autorefresh else noise.files.get(url)
     if static_file is None:
         raise Http404(f"{url} is not collected.")
-    return whitenoise().serve(static_file, request)
+    return noise.serve(static_file, request)
 
 
 def build_data(size: int) -> Mapping[str, Any]:

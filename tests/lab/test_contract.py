@@ -79,7 +79,7 @@ def test_optimized_stays_within_budget_and_flat(lesson: Lesson):
     small, large = lesson.scales
     at_n = probe_at_scale(lesson, "optimized", small)
     at_2n = probe_at_scale(lesson, "optimized", large)
-    assert request_queries(at_n) <= budget(lesson, at_n), explain_count(at_n)
+    assert request_queries(at_n) <= lesson.budget_for(at_n.payload), explain_count(at_n)
     assert request_queries(at_2n) == request_queries(at_n), explain_count(at_2n)
 
 
@@ -87,12 +87,6 @@ def request_queries(probe: Probe) -> int:
     """The request's own statements: a write's atomic block is a SAVEPOINT here only
     because the test holds an outer transaction (QueryLog.savepoints)."""
     return probe.queries.count - probe.queries.savepoints
-
-
-def budget(lesson: Lesson, probe: Probe) -> int:
-    if lesson.query_budget_for is None:
-        return lesson.query_budget
-    return lesson.budget_for(probe.payload())
 
 
 @pytest.mark.parametrize("lesson", [lesson for lesson in LESSONS if lesson.naive_grows], ids=slug)
