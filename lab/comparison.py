@@ -195,11 +195,22 @@ def run_rounds(lesson, context, client, rounds, memory, scratch) -> dict[str, An
     for name in lesson.variant_names:
         firsts[name] = measure_once(lesson, name, context, client=client, scratch=scratch)
         validators[name] = firsts[name].validators if lesson.revalidate else None
+    fastest = {name: firsts[name].total_ms for name in lesson.variant_names}
     for _ in range(rounds):
         for name in lesson.variant_names:
-            probe = measure_once(
-                lesson, name, context, client=client, scratch=scratch, validators=validators[name]
+            call = functools.partial(
+                measure_once,
+                lesson,
+                name,
+                context,
+                client=client,
+                scratch=scratch,
+                validators=validators[name],
             )
+            if lesson.kind == "read" and fastest[name] < WARM_UP_UNDER_MS:
+                call()  # not measured: see WARM_UP_UNDER_MS
+            probe = call()
+            fastest[name] = min(fastest[name], probe.total_ms)
             samples[name].append(probe)
     rows = [summarize(name, probes) for name, probes in samples.items()]
     if memory:
@@ -217,6 +228,18 @@ def run_rounds(lesson, context, client, rounds, memory, scratch) -> dict[str, An
     if lesson.kind == "read":
         result["payloads"] = compare_payloads(lesson, firsts)
     return result
+
+
+# A measured call of a cheap read variant is made right after an unmeasured call of
+# the same variant. Alternating alone would time it right after the other variant's
+# long wait, and a call that wakes idle CPUs pays for it: on the 2-core lab machine,
+# sleeping 40 ms before message-search's optimized request took it from 2.4 to
+# 4.3 ms (and 38 ms of naive before it, to 3.7 ms). That is the machine's cost, not
+# the variant's, and it fell on the fast variant only. Variants that have never
+# answered in under WARM_UP_UNDER_MS are not warmed: a millisecond or two is noise
+# in their time, and warming them would double a comparison. Writes are not either:
+# a second call would not do the same work.
+WARM_UP_UNDER_MS = 100.0
 
 
 def compare_payloads(lesson: Lesson, probes: dict[str, Probe]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import dataclasses
 import pytest
 from django.test import Client
 
+from lab import comparison
 from lab.comparison import COMMIT, ScratchDatabase, compare_lesson, measure_once, summarize
 from lab.lessons import get_lesson
 from lab.measure import QueryLog
@@ -73,6 +74,37 @@ def test_reads_run_without_savepoints_and_their_payloads_are_compared(
     with django_assert_num_queries(1):
         # 1. the same SELECT, as the probe of one measured call
         measure_once(lesson, "optimized", {}, client=Client(HTTP_HOST="127.0.0.1"))
+
+
+def calls_per_variant(monkeypatch, lesson, *, rounds: int) -> dict[str, int]:
+    """How many times compare_lesson calls each variant (first visit included)."""
+    calls: dict[str, int] = {}
+    real = comparison.call_variant
+
+    def counted(lesson, variant, **kwargs):
+        calls[variant] = calls.get(variant, 0) + 1
+        return real(lesson, variant, **kwargs)
+
+    monkeypatch.setattr(comparison, "call_variant", counted)
+    compare_lesson(lesson, rounds=rounds)
+    return calls
+
+
+@pytest.mark.django_db
+def test_a_cheap_read_is_measured_right_after_a_call_of_its_own(monkeypatch):
+    # Timed right after the other variant's long wait, a fast variant would pay for
+    # waking idle CPUs: each measured round is preceded by an unmeasured call.
+    make_messages(threads=make_threads(1), people=make_people(3), per_thread=4)
+    lesson = with_context("latest-messages", {})
+    # 1 first visit + 3 rounds x (1 warm-up + 1 measured)
+    assert calls_per_variant(monkeypatch, lesson, rounds=3) == {"naive": 7, "optimized": 7}
+    # A variant that never answered under the threshold is not warmed (the warm-up
+    # would double a slow comparison), nor is a write (a second call differs).
+    monkeypatch.setattr(comparison, "WARM_UP_UNDER_MS", 0.0)
+    assert calls_per_variant(monkeypatch, lesson, rounds=3) == {"naive": 4, "optimized": 4}
+    monkeypatch.undo()
+    write = with_context("task-import", get_lesson("task-import").build_data(3))
+    assert calls_per_variant(monkeypatch, write, rounds=2) == {"naive": 3, "optimized": 3}
 
 
 @pytest.mark.django_db

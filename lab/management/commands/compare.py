@@ -3,11 +3,13 @@
 Runs every variant of each lesson in turn, alternating (naive, optimized, naive,
 ...) so that drift in the machine's load hits every variant alike, in-process with
 Silk, the toolbar and Django's query log off, and prints medians and the ratio to
-the naive variant. Write variants commit for real on a copy of the seeded database
-restored before every call (lab.comparison.ScratchDatabase): their COMMIT and their
-on_commit publish are in the figures. Then one line per lesson: are the variants'
-payloads (a write lesson's final state) equal on the seeded data, and is the
-optimized variant within its query budget.
+the naive variant. A cheap read is timed right after an untimed call of its own,
+not after the other variant's wait (lab.comparison.WARM_UP_UNDER_MS). Write
+variants commit for real on a copy of the seeded database restored before every
+call (lab.comparison.ScratchDatabase): their COMMIT and their on_commit publish are
+in the figures. Then one line per lesson: are the variants' payloads (a write
+lesson's final state) equal on the seeded data, and is the optimized variant within
+its query budget.
 """
 
 from __future__ import annotations
