@@ -233,7 +233,7 @@ def run_rounds(lesson, context, client, rounds, memory, scratch) -> dict[str, An
 # A measured call of a cheap read variant is made right after an unmeasured call of
 # the same variant. Alternating alone would time it right after the other variant's
 # long wait, and a call that wakes idle CPUs pays for it: on the 2-core lab machine,
-# sleeping 40 ms before message-search's optimized request took it from 2.4 to
+# sleeping 40 ms before the search lesson's optimized request took it from 2.4 to
 # 4.3 ms (and 38 ms of naive before it, to 3.7 ms). That is the machine's cost, not
 # the variant's, and it fell on the fast variant only. Variants that have never
 # answered in under WARM_UP_UNDER_MS are not warmed: a millisecond or two is noise

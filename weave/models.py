@@ -153,15 +153,21 @@ class Message(TimeStamped):
         return f"{self.sent_by_id}: {self.text[:40]}"
 
 
+class ArchivedMessageManager(models.Manager):
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().defer("search_document")  # as MessageManager
+
+
 class ArchivedMessage(models.Model):
     """Messages moved out of the live table: append-only, never edited nor deleted.
 
-    The long list of the count lesson (weave/lessons/message_count.py): at the
-    workshop preset it holds 1,000,000 rows, seeded in SQL, so an exact COUNT(*)
-    costs what it costs on a big table while the live lessons keep their 100,000
-    messages. No foreign-key constraint and no index besides the list's order:
-    an archive keeps who wrote what after the person or thread is gone, and each
-    constraint or index would slow the seeding of a million rows.
+    The long list of the count and search lessons (weave/lessons/message_count.py,
+    message_search.py): at the workshop preset it holds 1,000,000 rows, seeded in
+    SQL, so an exact COUNT(*) or an ILIKE costs what it costs on a big table while
+    the live lessons keep their 100,000 messages. No foreign-key constraint and no
+    index besides the list's order and the search's: an archive keeps who wrote what
+    after the person or thread is gone, and each constraint or index would slow the
+    seeding of a million rows.
     """
 
     text = models.TextField()
@@ -173,12 +179,21 @@ class ArchivedMessage(models.Model):
     )
     created = models.DateTimeField()
     updated = models.DateTimeField()
+    # Full-text search over the archive, as Message.search_document.
+    search_document = models.GeneratedField(
+        expression=SearchVector("text", config="english"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+
+    objects = ArchivedMessageManager()
 
     class Meta:
         db_table = "weave_message_archive"
         indexes = [
             # The list's ORDER BY updated DESC, id DESC LIMIT n: n index entries.
             models.Index(fields=["-updated", "-id"], name="message_archive_updated_idx"),
+            GinIndex(fields=["search_document"], name="message_archive_search_gin_idx"),
         ]
 
     def __str__(self) -> str:

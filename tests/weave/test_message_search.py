@@ -4,8 +4,10 @@ import pytest
 from django.db import connection
 
 from lab.explain import explain
+from lab.lessons import get_lesson
 from weave.lessons.message_search import messages_search_naive, messages_search_optimized
-from weave.models import Message, Person, Thread
+from weave.models import ArchivedMessage, Message, Person, Thread
+from weave.seed import TOPICS, WORDS, seed_archive
 
 pytestmark = pytest.mark.django_db
 
@@ -121,3 +123,63 @@ def test_search_syntax_is_not_an_error(texts, api_client):
     for q in ['"a deadlock"', "deadlock or bloat", "-deadlock", "!!! &|", "':*"]:
         response = api_client.get("/lessons/message-search/optimized/", {"q": q})
         assert response.status_code == 200, q
+
+
+# --- the default request: the message archive, 1,000,000 rows at the workshop preset ----
+
+
+@pytest.fixture
+def archive():
+    """20,000 archived rows from the seeder's SQL, analyzed. ANALYZE's pg_class outlives
+    the rollback: emptied and analyzed again afterwards (as test_message_count's)."""
+    person = Person.objects.create(first_name="A", last_name="B", email="a@weave.test")
+    thread = Thread.objects.create(title="t")
+    seed_archive(20_000, [person.id], [thread.id])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE weave_message_archive")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM weave_message_archive")
+        cursor.execute("ANALYZE weave_message_archive")
+
+
+def test_the_seeded_archive_reads_like_the_live_messages(archive):
+    texts = list(ArchivedMessage.objects.values_list("text", flat=True)[:2000])
+    words = [text.split() for text in texts]
+    # 4 to 30 of the live vocabulary, and a topic now and then (3% of the rows).
+    assert all(set(row[:4]) <= set(WORDS) and 4 <= len(row) <= 31 for row in words)
+    with_topic = [row for row in words if row[-1] in TOPICS]
+    assert 0.015 < len(with_topic) / len(words) < 0.05
+    # The search document is PostgreSQL's, computed during the seeder's INSERT.
+    document = ArchivedMessage.objects.values_list("search_document", flat=True)[:1].get()
+    assert document and "'" in document
+
+
+def test_the_default_request_searches_the_archive(archive, api_client):
+    params = get_lesson("message-search").example_params()
+    assert params == {"q": "deadlock", "limit": "100", "archived": "true"}
+    archived = set(
+        ArchivedMessage.objects.filter(text__contains="deadlock").values_list("id", flat=True)
+    )
+    assert archived  # 20,000 rows x 3% with a topic / 40 topics: about 15
+    for variant in ("naive", "optimized"):
+        rows = api_client.get(f"/lessons/message-search/{variant}/", params).json()
+        assert {row["id"] for row in rows} == archived, variant
+    # Without archived=true: the live messages (none here).
+    assert api_client.get("/lessons/message-search/optimized/", {"q": "deadlock"}).json() == []
+
+
+def test_the_archive_search_reads_its_gin_index(archive):
+    naive = explain(messages_search_naive("deadlock", archived=True))
+    assert "Bitmap Index Scan" not in naive.node_types
+    assert any(node.endswith("Seq Scan") for node in naive.node_types)
+    optimized = explain(messages_search_optimized("deadlock", archived=True))
+    (scan,) = optimized.nodes("Bitmap Index Scan")
+    assert scan["Index Name"] == "message_archive_search_gin_idx"
+    assert not any(node.endswith("Seq Scan") for node in optimized.node_types)
+
+
+def test_archived_must_be_a_boolean(api_client):
+    response = api_client.get("/lessons/message-search/optimized/", {"q": "x", "archived": "maybe"})
+    assert response.status_code == 400
+    assert "archived" in response.json()["errors"]

@@ -1,6 +1,7 @@
 """Searching messages: `icontains` against full-text search over a stored tsvector.
 
-Slow: `text__icontains` is ILIKE '%word%': every search reads every message's text (Seq Scan).
+Slow: `text__icontains` is ILIKE '%word%': every search reads every message's text (Seq Scan);
+the example searches the message archive, 1,000,000 rows, where that costs a quarter second.
 Why: a pattern with a leading wildcard cannot use a B-tree; every row has to be looked at.
 Fix: a stored tsvector (GeneratedField) with a GIN index, searched with @@ and ranked.
 """
@@ -19,8 +20,8 @@ from rest_framework.views import APIView
 
 from lab.api import validated_query
 from lab.lessons import Lesson, Variant, register
-from weave.models import Message
-from weave.sample import make_messages, make_people, make_threads
+from weave.models import ArchivedMessage, Message
+from weave.sample import make_archived_messages, make_messages, make_people, make_threads
 
 FIELDS = ("id", "thread", "sent_by", "text", "updated")
 # The search configuration of Message.search_document: the query must be parsed
@@ -29,17 +30,22 @@ CONFIG = "english"
 EXAMPLE = "deadlock"
 
 
-def messages_search_naive(q: str):
-    # ILIKE '%q%' on every live row, newest first: no index can serve it.
-    return Message.objects.alive().filter(text__icontains=q).order_by("-updated", "-id")
+def searched(archived: bool):
+    """The live messages, or the archive (append-only, no soft delete)."""
+    return ArchivedMessage.objects.all() if archived else Message.objects.alive()
 
 
-def messages_search_optimized(q: str):
+def messages_search_naive(q: str, *, archived: bool = False):
+    # ILIKE '%q%' on every row, newest first: no index can serve it.
+    return searched(archived).filter(text__icontains=q).order_by("-updated", "-id")
+
+
+def messages_search_optimized(q: str, *, archived: bool = False):
     # search_document @@ websearch_to_tsquery('english', q): a Bitmap Index Scan on
     # the GIN index, then ts_rank over the (few) matching rows only.
     query = SearchQuery(q, config=CONFIG, search_type="websearch")
     return (
-        Message.objects.alive()
+        searched(archived)
         .filter(search_document=query)
         .annotate(rank=SearchRank(F("search_document"), query))
         .order_by("-rank", "-updated", "-id")
@@ -51,6 +57,12 @@ class MessageSearchQuery(serializers.Serializer):
     # whitespace) is a 400 too: it would match every message.
     q = serializers.CharField(max_length=200)
     limit = serializers.IntegerField(min_value=1, max_value=100, default=100)
+    archived = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="true: search the message archive (1,000,000 rows seeded) instead of "
+        "the live messages.",
+    )
 
 
 SEARCH_RESULTS = inline_serializer(
@@ -72,7 +84,8 @@ class MessageSearchView(APIView):
     @extend_schema(parameters=[MessageSearchQuery], responses=SEARCH_RESULTS)
     def get(self, request):
         query = validated_query(request, MessageSearchQuery)
-        rows = self.search(query["q"]).values(*FIELDS)[: query["limit"]]
+        rows = self.search(query["q"], archived=query["archived"])
+        rows = rows.values(*FIELDS)[: query["limit"]]
         return Response(list(rows))
 
 
@@ -86,10 +99,14 @@ TEXTS = (
 
 
 def build_data(size: int) -> Mapping[str, Any]:
-    messages = make_messages(threads=make_threads(1), people=make_people(3), per_thread=size)
-    for index, message in enumerate(messages):
-        message.text = TEXTS[index % len(TEXTS)]
-    Message.objects.bulk_update(messages, ["text"])
+    threads, people = make_threads(1), make_people(3)
+    live = make_messages(threads=threads, people=people, per_thread=size)
+    archived = make_archived_messages(threads=threads, people=people, per_thread=size)
+    for rows in (live, archived):
+        for index, message in enumerate(rows):
+            message.text = TEXTS[index % len(TEXTS)]
+    Message.objects.bulk_update(live, ["text"])
+    ArchivedMessage.objects.bulk_update(archived, ["text"])
     return {}
 
 
@@ -121,13 +138,17 @@ lesson = register(
         # The one SELECT.
         query_budget=1,
         build_data=build_data,
-        params={"q": EXAMPLE, "limit": "100"},
+        # The default request searches the archive: 1,000,000 rows at the workshop
+        # preset, where a scan costs what it costs on a big table.
+        params={"q": EXAMPLE, "limit": "100", "archived": "true"},
         normalize=same_rows,
         # The lesson is about the cost of the one query, not the number of queries.
         naive_grows=False,
         main_queries={
-            "naive": lambda: messages_search_naive(EXAMPLE).values(*FIELDS)[:100],
-            "optimized": lambda: messages_search_optimized(EXAMPLE).values(*FIELDS)[:100],
+            "naive": lambda: messages_search_naive(EXAMPLE, archived=True).values(*FIELDS)[:100],
+            "optimized": lambda: messages_search_optimized(EXAMPLE, archived=True).values(*FIELDS)[
+                :100
+            ],
         },
         notes=(
             "The two agree on a whole word that is no part of another word. They differ "
@@ -138,7 +159,10 @@ lesson = register(
             "the index: the planner reads the table either way. The generated column "
             "costs a to_tsvector per INSERT/UPDATE and its share of disk; the GIN index "
             "slows writes (fastupdate batches them). Substring search proper (codes, "
-            "partial words) wants a pg_trgm GIN index instead."
+            "partial words) wants a pg_trgm GIN index instead. The example searches the "
+            "archive (archived=true: append-only, seeded in SQL, 1,000,000 rows at the "
+            "workshop and large presets); without it, the 90,000 live messages of the "
+            "workshop preset, where the scan costs about 35 ms instead of 250."
         ),
     )
 )
