@@ -124,8 +124,10 @@ def estimate(
 
     pg_class's row count when it knows the filter's rows (no filter, or a partial
     index's predicate); the planner's estimate when the filter is on one column
-    (besides a partial index's predicate): ANALYZE's histogram of that column, from
-    a 30,000-row sample, off by 1-2% at 1,000,000 rows; a `TABLESAMPLE` of the
+    (besides a partial index's predicate): ANALYZE's histogram of that column. Its
+    precision is the column's statistics target: at the default 100 (a 30,000-row
+    sample) a date range over 1,000,000 rows was off by up to 3.7%; at 1000, which
+    the messages' `created` gets, by under 1%. Else a `TABLESAMPLE` of the
     filtered query when it combines columns (the planner multiplies their
     selectivities as if independent, which correlated columns are not).
     `known`: known_rows(queryset), when the caller has already read it (None included:

@@ -99,6 +99,9 @@ class MessageManager(models.Manager.from_queryset(SoftDeleteQuerySet)):
 
 
 class Message(TimeStamped):
+    # `created` (and the archive's) is analyzed with a statistics target of 1000, not
+    # 100: the count estimate of a date filter is read from its histogram
+    # (weave/migrations/0009_created_statistics_target.py).
     text = models.TextField()
     sent_by = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="messages")
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
