@@ -45,7 +45,14 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
 QUIET_PER_CORE = 0.5
 QUIET_WAIT_S = int(os.environ.get("BENCH_QUIET_WAIT", "600"))
 QUIET_POLL_S = 15
-SEEDED_ROWS = re.compile(r"^\s*(\w+)\s+\[[#-]+\]\s+([\d,]+)/", re.MULTILINE)
+# Rows per table from the seed's output: its COPY progress bars ("table [###] n/total"),
+# and the lines of tables inserted in SQL ("table: n archived messages").
+SEEDED_ROWS = re.compile(r"^\s*(\w+)(?:\s+\[[#-]+\]\s+|: )([\d,]+)[/ ]", re.MULTILINE)
+
+
+def seeded_rows(output: str) -> dict[str, int]:
+    """The last count of each table (a progress bar repeats its table as it grows)."""
+    return {table: int(count.replace(",", "")) for table, count in SEEDED_ROWS.findall(output)}
 
 
 def bench_database_url() -> str:
@@ -114,7 +121,7 @@ def measure_seed(preset: str, only: list[str] | None = None) -> dict:
         sys.stderr.write(output)
         raise SystemExit(f"bench: seeding {preset} failed")
     inner = re.search(r"Seeded preset '\w+' in ([\d.]+)s", output)
-    rows = {table: int(count.replace(",", "")) for table, count in SEEDED_ROWS.findall(output)}
+    rows = seeded_rows(output)
     return {
         "preset": preset,
         "wall_s": round(wall, 2),

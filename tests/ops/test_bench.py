@@ -177,3 +177,18 @@ def test_the_large_preset_measures_the_messaging_lessons():
     slugs = bench.messaging_lessons()
     assert "thread-page" in slugs and "message-count" in slugs
     assert all(get_lesson(slug).app == "weave" for slug in slugs)
+
+
+def test_seeded_rows_count_copied_and_sql_inserted_tables():
+    output = (
+        "weave: seeding preset 'workshop'\n"
+        "  weave_message      [#####-----]     50,000/100,000    0.9s\n"
+        "  weave_message      [##########]    100,000/100,000    1.8s\n"
+        "weave_message_plain: mirroring weave_message\n"
+        "weave_message_archive: 1,000,000 archived messages\n"
+        "Seeded preset 'workshop' in 22.3s.\n"
+    )
+    assert bench.seeded_rows(output) == {
+        "weave_message": 100_000,
+        "weave_message_archive": 1_000_000,
+    }
