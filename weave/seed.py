@@ -181,18 +181,15 @@ def seed_archive(count: int, person_ids: list[int], thread_ids: list[int]) -> No
 
     Older than every live message (one a minute back from a year before NOW);
     senders and threads spread by multiplying the row number by a prime; the text is
-    4 to 30 of the live messages' WORDS, and 3% of the rows end with one of the
-    TOPICS, as live messages do: drawn by hashing the row number, so the same preset
-    always gives the same rows. The search's GIN index is built once after the insert.
+    `archive_text` of the row number. The search's GIN index is built once after the
+    insert.
     """
     parameters = {
+        **ARCHIVE_TEXT_PARAMETERS,
         "people": person_ids,
         "threads": thread_ids,
         "count": count,
         "start": ARCHIVED_BEFORE,
-        "words": WORDS,
-        "topics": TOPICS,
-        "topic_per_mille": round(TOPIC_SHARE * 1000),
     }
     with (
         indexes_built_after(ArchivedMessage, ("message_archive_search_gin_idx",)),
@@ -201,25 +198,50 @@ def seed_archive(count: int, person_ids: list[int], thread_ids: list[int]) -> No
         cursor.execute(ARCHIVE_INSERT, parameters)
 
 
-# hashint8(n) is PostgreSQL's own integer hash: a stable pseudo-random draw per row
-# (and per word of a row: i * 64 + k), without a random() seed to carry; as bigint
-# before abs(), which would overflow on the int4 minimum.
+def archive_text(key: str) -> str:
+    """SQL for an archived message's text, drawn from the integer expression `key`.
+
+    4 to 30 of the live messages' WORDS, and 3% of the rows end with one of the
+    TOPICS, as live messages do. hashint8(n) is PostgreSQL's own integer hash: a
+    stable pseudo-random draw per row (and per word of a row: key * 64 + k), so the
+    same key always gives the same text, without a random() seed to carry; as bigint
+    before abs(), which would overflow on the int4 minimum. Parameters:
+    ARCHIVE_TEXT_PARAMETERS.
+    """
+    return (
+        "(SELECT string_agg("
+        "   (%(words)s::text[])"
+        f"     [1 + abs(hashint8({key} * 64 + k)::bigint) %% cardinality(%(words)s::text[])],"
+        f"   ' ') FROM generate_series(1, 4 + abs(hashint8(-{key})::bigint) %% 27) k)"
+        f" || CASE WHEN abs(hashint8({key} + 1000000000000)::bigint) %% 1000"
+        "   < %(topic_per_mille)s"
+        "   THEN ' ' || (%(topics)s::text[])"
+        f"     [1 + abs(hashint8({key} + 2000000000000)::bigint)"
+        "       %% cardinality(%(topics)s::text[])]"
+        "   ELSE '' END"
+    )
+
+
+ARCHIVE_TEXT_PARAMETERS = {
+    "words": WORDS,
+    "topics": TOPICS,
+    "topic_per_mille": round(TOPIC_SHARE * 1000),
+}
 ARCHIVE_INSERT = (
     "INSERT INTO weave_message_archive (text, sent_by_id, thread_id, created, updated)"
-    " SELECT"
-    " (SELECT string_agg("
-    "   (%(words)s::text[])"
-    "     [1 + abs(hashint8(i * 64 + k)::bigint) %% cardinality(%(words)s::text[])],"
-    "   ' ') FROM generate_series(1, 4 + abs(hashint8(-i)::bigint) %% 27) k)"
-    " || CASE WHEN abs(hashint8(i + 1000000000000)::bigint) %% 1000 < %(topic_per_mille)s"
-    "   THEN ' ' || (%(topics)s::text[])"
-    "     [1 + abs(hashint8(i + 2000000000000)::bigint) %% cardinality(%(topics)s::text[])]"
-    "   ELSE '' END,"
+    f" SELECT {archive_text('i')},"
     " (%(people)s::bigint[])[1 + (i * 7919) %% cardinality(%(people)s::bigint[])],"
     " (%(threads)s::bigint[])[1 + (i * 104729) %% cardinality(%(threads)s::bigint[])],"
     " %(start)s - i * interval '1 minute',"
     " %(start)s - i * interval '1 minute' + (i %% 3600) * interval '1 second'"
     " FROM generate_series(1::bigint, %(count)s) i"
+)
+# An archive seeded before its text was drawn (weave/migrations/0008): its rows read
+# "Archived message <row number>", and a fresh seed's ids are those row numbers.
+PLACEHOLDER_TEXT = "Archived message %%"
+ARCHIVE_TEXT_REWRITE = (
+    f"UPDATE weave_message_archive SET text = {archive_text('id')}"
+    f" WHERE text LIKE '{PLACEHOLDER_TEXT}'"
 )
 
 

@@ -1,5 +1,7 @@
 """Message search: ILIKE over every row vs a stored tsvector under a GIN index, ranked."""
 
+import importlib
+
 import pytest
 from django.db import connection
 
@@ -7,7 +9,7 @@ from lab.explain import explain
 from lab.lessons import get_lesson
 from weave.lessons.message_search import messages_search_naive, messages_search_optimized
 from weave.models import ArchivedMessage, Message, Person, Thread
-from weave.seed import TOPICS, WORDS, seed_archive
+from weave.seed import ARCHIVE_TEXT_PARAMETERS, TOPICS, WORDS, archive_text, seed_archive
 
 pytestmark = pytest.mark.django_db
 
@@ -183,3 +185,31 @@ def test_archived_must_be_a_boolean(api_client):
     response = api_client.get("/lessons/message-search/optimized/", {"q": "x", "archived": "maybe"})
     assert response.status_code == 400
     assert "archived" in response.json()["errors"]
+
+
+def test_an_archive_seeded_with_placeholders_gets_its_text_from_the_migration():
+    """A demo database seeded before the archive was searchable: `migrate` draws the
+    texts the seeder now draws, so the example search finds something after a pull."""
+    person = Person.objects.create(first_name="A", last_name="B", email="p@weave.test")
+    thread = Thread.objects.create(title="t")
+    stamp = {"sent_by": person, "thread": thread, "created": "2025-01-01T00:00Z"}
+    rows = ArchivedMessage.objects.bulk_create(
+        [ArchivedMessage(text=f"Archived message {i}", updated=stamp["created"], **stamp)
+         for i in range(1, 401)]
+        + [ArchivedMessage(text="written by hand", updated=stamp["created"], **stamp)]
+    )  # fmt: skip
+    migration = importlib.import_module("weave.migrations.0008_message_archive_search_document")
+    with connection.schema_editor() as editor:
+        migration.draw_placeholder_texts(None, editor)
+    texts = dict(ArchivedMessage.objects.values_list("id", "text"))
+    assert texts[rows[-1].id] == "written by hand"
+    drawn = [texts[row.id].split() for row in rows[:-1]]
+    assert all(set(words) <= set(WORDS) | set(TOPICS) and 4 <= len(words) <= 31 for words in drawn)
+    assert any(words[-1] in TOPICS for words in drawn)  # 3% of 400: about 12
+    # Keyed on the id: the text a fresh seed gives the row of that number.
+    with connection.cursor() as cursor:
+        key = rows[7].id
+        cursor.execute(
+            f"SELECT {archive_text('%(key)s::bigint')}", {**ARCHIVE_TEXT_PARAMETERS, "key": key}
+        )
+        assert cursor.fetchone() == (texts[key],)
