@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
@@ -63,6 +65,26 @@ def make_archived_messages(
         for t, thread in enumerate(threads)
         for i in range(per_thread)
     )
+
+
+@contextmanager
+def seeded_archive(count: int, person_ids: list[int], thread_ids: list[int]) -> Iterator[None]:
+    """`count` archived rows from the seeder's SQL, analyzed as the seeder's VACUUM ANALYZE.
+
+    ANALYZE's pg_class outlives a test's rollback: emptied and analyzed again
+    afterwards, so later tests do not see `count` rows in an empty archive.
+    """
+    from weave.seed import seed_archive
+
+    seed_archive(count, person_ids, thread_ids)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE weave_message_archive")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM weave_message_archive")
+            cursor.execute("ANALYZE weave_message_archive")
 
 
 def make_thread_page(size: int) -> list[Message]:

@@ -7,8 +7,13 @@ from django.test.utils import CaptureQueriesContext
 from lab.lessons import get_lesson
 from weave.lessons.message_count import without_count
 from weave.models import ArchivedMessage, Message, Person, Thread
-from weave.sample import insert_messages_sql, make_messages, make_people, make_threads
-from weave.seed import seed_archive
+from weave.sample import (
+    insert_messages_sql,
+    make_messages,
+    make_people,
+    make_threads,
+    seeded_archive,
+)
 
 pytestmark = pytest.mark.django_db
 VARIANTS = ("naive", "optimized")
@@ -108,19 +113,10 @@ def test_page_size_is_capped_at_500(api_client):
 
 @pytest.fixture
 def archive(messages):
-    """20,000 archived rows from the seeder's SQL, analyzed as the seeder's VACUUM ANALYZE.
-
-    ANALYZE's pg_class outlives the rollback: emptied and analyzed again afterwards,
-    so later tests do not see 20,000 rows in an empty archive.
-    """
+    """20,000 archived rows from the seeder's SQL, analyzed."""
     people = [person.id for person in Person.objects.all()]
-    seed_archive(20_000, people, [thread.id for thread in Thread.objects.all()])
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE weave_message_archive")
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM weave_message_archive")
-        cursor.execute("ANALYZE weave_message_archive")
+    with seeded_archive(20_000, people, [thread.id for thread in Thread.objects.all()]):
+        yield
 
 
 def test_the_default_request_pages_the_archive_and_estimates_its_count(

@@ -9,7 +9,8 @@ from lab.explain import explain
 from lab.lessons import get_lesson
 from weave.lessons.message_search import messages_search_naive, messages_search_optimized
 from weave.models import ArchivedMessage, Message, Person, Thread
-from weave.seed import ARCHIVE_TEXT_PARAMETERS, TOPICS, WORDS, archive_text, seed_archive
+from weave.sample import seeded_archive
+from weave.seed import ARCHIVE_TEXT_PARAMETERS, TOPICS, WORDS, archive_text
 
 pytestmark = pytest.mark.django_db
 
@@ -132,17 +133,11 @@ def test_search_syntax_is_not_an_error(texts, api_client):
 
 @pytest.fixture
 def archive():
-    """20,000 archived rows from the seeder's SQL, analyzed. ANALYZE's pg_class outlives
-    the rollback: emptied and analyzed again afterwards (as test_message_count's)."""
+    """20,000 archived rows from the seeder's SQL, analyzed."""
     person = Person.objects.create(first_name="A", last_name="B", email="a@weave.test")
     thread = Thread.objects.create(title="t")
-    seed_archive(20_000, [person.id], [thread.id])
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE weave_message_archive")
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM weave_message_archive")
-        cursor.execute("ANALYZE weave_message_archive")
+    with seeded_archive(20_000, [person.id], [thread.id]):
+        yield
 
 
 def test_the_seeded_archive_reads_like_the_live_messages(archive):
