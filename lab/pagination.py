@@ -63,9 +63,6 @@ class CountResult:
         return CountResult(rows, self.estimated, self.method, self.lower_bound)
 
 
-NOT_READ = object()  # estimate(known=...): the caller has not read known_rows
-
-
 def estimated_count(
     queryset: QuerySet,
     *,
@@ -118,7 +115,7 @@ def estimate(
     planned: float,
     sample_rows: int,
     seed: int,
-    known: float | object | None = NOT_READ,
+    known: float | None,
 ) -> CountResult:
     """The cheapest estimate that is trustworthy for this filter.
 
@@ -130,10 +127,9 @@ def estimate(
     the messages' `created` gets, by under 1%. Else a `TABLESAMPLE` of the
     filtered query when it combines columns (the planner multiplies their
     selectivities as if independent, which correlated columns are not).
-    `known`: known_rows(queryset), when the caller has already read it (None included:
-    reading it again compiles the filter again, a tenth of the estimate's budget).
+    `known`: known_rows(queryset), read once by the caller (reading it again would
+    compile the filter again, a tenth of the estimate's budget).
     """
-    known = known_rows(queryset) if known is NOT_READ else known
     if known is not None:
         return CountResult(round(known), True, "reltuples")
     columns = filtered_columns(queryset)

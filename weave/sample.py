@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection
 
 from weave.models import ArchivedMessage, Message, Person, Thread
+from weave.seed import seed_archive
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -74,8 +75,6 @@ def seeded_archive(count: int, person_ids: list[int], thread_ids: list[int]) -> 
     ANALYZE's pg_class outlives a test's rollback: emptied and analyzed again
     afterwards, so later tests do not see `count` rows in an empty archive.
     """
-    from weave.seed import seed_archive
-
     seed_archive(count, person_ids, thread_ids)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE weave_message_archive")

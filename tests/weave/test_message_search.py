@@ -140,11 +140,18 @@ def archive():
         yield
 
 
+def drawn_like_live_messages(texts) -> list[list[str]]:
+    """The texts' words, each text 4 to 30 of the live vocabulary, maybe then a topic."""
+    rows = [text.split() for text in texts]
+    for words in rows:
+        assert set(words[:-1]) <= set(WORDS) and words[-1] in {*WORDS, *TOPICS}, words
+        assert 4 <= len(words) <= 31, words
+    return rows
+
+
 def test_the_seeded_archive_reads_like_the_live_messages(archive):
-    texts = list(ArchivedMessage.objects.values_list("text", flat=True)[:2000])
-    words = [text.split() for text in texts]
-    # 4 to 30 of the live vocabulary, and a topic now and then (3% of the rows).
-    assert all(set(row[:4]) <= set(WORDS) and 4 <= len(row) <= 31 for row in words)
+    words = drawn_like_live_messages(ArchivedMessage.objects.values_list("text", flat=True)[:2000])
+    # A topic now and then: 3% of the rows.
     with_topic = [row for row in words if row[-1] in TOPICS]
     assert 0.015 < len(with_topic) / len(words) < 0.05
     # The search document is PostgreSQL's, computed during the seeder's INSERT.
@@ -187,19 +194,18 @@ def test_an_archive_seeded_with_placeholders_gets_its_text_from_the_migration():
     texts the seeder now draws, so the example search finds something after a pull."""
     person = Person.objects.create(first_name="A", last_name="B", email="p@weave.test")
     thread = Thread.objects.create(title="t")
-    stamp = {"sent_by": person, "thread": thread, "created": "2025-01-01T00:00Z"}
+    when = "2025-01-01T00:00Z"
+    fields = {"sent_by": person, "thread": thread, "created": when, "updated": when}
+    originals = [f"Archived message {i}" for i in range(1, 401)] + ["written by hand"]
     rows = ArchivedMessage.objects.bulk_create(
-        [ArchivedMessage(text=f"Archived message {i}", updated=stamp["created"], **stamp)
-         for i in range(1, 401)]
-        + [ArchivedMessage(text="written by hand", updated=stamp["created"], **stamp)]
-    )  # fmt: skip
+        ArchivedMessage(text=text, **fields) for text in originals
+    )
     migration = importlib.import_module("weave.migrations.0008_message_archive_search_document")
     with connection.schema_editor() as editor:
         migration.draw_placeholder_texts(None, editor)
     texts = dict(ArchivedMessage.objects.values_list("id", "text"))
     assert texts[rows[-1].id] == "written by hand"
-    drawn = [texts[row.id].split() for row in rows[:-1]]
-    assert all(set(words) <= set(WORDS) | set(TOPICS) and 4 <= len(words) <= 31 for words in drawn)
+    drawn = drawn_like_live_messages(texts[row.id] for row in rows[:-1])
     assert any(words[-1] in TOPICS for words in drawn)  # 3% of 400: about 12
     # Keyed on the id: the text a fresh seed gives the row of that number.
     with connection.cursor() as cursor:
