@@ -3,7 +3,7 @@
 # Stage 1 installs the locked dependencies into a virtualenv; stage 2 copies only that
 # virtualenv and the code, and runs as an unprivileged user. No compiler is needed:
 # every locked package ships a manylinux wheel.
-ARG PYTHON_VERSION=3.11
+ARG PYTHON_VERSION=3.13
 
 FROM python:${PYTHON_VERSION}-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1

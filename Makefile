@@ -2,7 +2,9 @@
 # Without DATABASE_URL / REDIS_URL, both use the embedded PostgreSQL and Redis
 # started by ops/services.py (data under .data/).
 
-PYTHON ?= python3
+# Django 6.1 needs Python 3.12 or newer: the first of python3.13, python3.12, pyenv's
+# newest 3.12+/3.13+, or python3 when it is new enough (PYTHON=... overrides).
+PYTHON ?= $(shell bin/find-python)
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
@@ -17,6 +19,11 @@ SHELL := /bin/bash
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock pyproject.toml
+	@if [ -x $(PY) ] && ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
+		echo "$(VENV) runs Python $$($(PY) -c 'import platform; print(platform.python_version())'), rebuilding it with Python 3.12+"; \
+		rm -rf $(VENV); \
+	fi
+	@test -n "$(PYTHON)" || { echo "Weave needs Python 3.12 or newer: install python3.13 (apt-get install python3.13, brew install python@3.13, or pyenv install 3.13), or run make PYTHON=/path/to/python3.13"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
@@ -116,7 +123,7 @@ compose-check: install
 # Regenerate the pinned dependency tree after editing pyproject.toml.
 lock:
 	$(BIN)/pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra embedded --extra dev --python-version 3.11 \
+	$(BIN)/uv pip compile pyproject.toml --extra embedded --extra dev --python-version 3.13 \
 		--python-platform x86_64-unknown-linux-gnu --no-header -o requirements.lock
 
 clean: services-down
