@@ -143,6 +143,8 @@ class JobStatus(models.TextChoices):
     RUNNING = "running", "Running"
     DONE = "done", "Done"
     FAILED = "failed", "Failed"
+    # Dead letter: every attempt lost its worker; kept for a person, never rerun.
+    DEAD = "dead", "Dead letter"
 
 
 class ReportJob(models.Model):

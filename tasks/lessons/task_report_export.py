@@ -26,6 +26,8 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
+from django.db.models import DurationField, ExpressionWrapper, F
+from django.db.models.functions import Now
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -57,6 +59,8 @@ COLUMNS = (
     "due_date",
 )
 CHUNK = 2_000  # rows per progress update (and per server-side cursor fetch)
+# A job in one of these is over: a redelivered message leaves it alone.
+FINAL_STATUSES = (JobStatus.DONE, JobStatus.FAILED, JobStatus.DEAD)
 
 
 class ReportTooLarge(APIException):
@@ -149,10 +153,25 @@ class ReportBusy(Exception):
         self.retry_in = retry_in
 
 
-def lease_seconds() -> int:
+def lease_seconds() -> float:
     # Renewed at every progress update (every CHUNK rows): a live builder never
     # loses it; a killed one's expires and the redelivered message takes over.
-    return getattr(settings, "TASKS_REPORT_LEASE_SECONDS", 10)
+    return settings.TASKS_REPORT_LEASE_SECONDS
+
+
+def max_attempts() -> int:
+    # Claims that may start the job. A job whose worker is killed mid-run (the
+    # kernel's OOM killer, a deploy) is redelivered by acks_late +
+    # reject_on_worker_lost; without a cap a job that kills every worker that
+    # runs it (the poison message) is redelivered forever.
+    return settings.TASKS_REPORT_MAX_ATTEMPTS
+
+
+def lease_from_now():
+    # The database's clock, not the worker's: every worker compares leases with
+    # the same clock, so a worker whose clock runs behind cannot write a lease
+    # that is already over (and let a second worker take a live job).
+    return Now() + timedelta(seconds=lease_seconds())
 
 
 def report_claim(job_id: int, *, retries: int) -> ReportJob | None:
@@ -162,23 +181,51 @@ def report_claim(job_id: int, *, retries: int) -> ReportJob | None:
     is skipped, not waited for. Running under a live lease (another worker is
     building it) is ReportBusy too: two workers never build the same report.
     `attempts` is the claim's fencing token: only its owner can progress or finish.
+    A running job whose lease expired lost its worker; after `max_attempts()`
+    such claims it is dead-lettered (status "dead", the row says why), not rerun.
     """
     with transaction.atomic():
-        job = ReportJob.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
+        job = (
+            ReportJob.objects.select_for_update(skip_locked=True)
+            .annotate(lease_left=ExpressionWrapper(F("lease_until") - Now(), DurationField()))
+            .filter(pk=job_id)
+            .first()
+        )
         if job is None:
             if ReportJob.objects.filter(pk=job_id).exists():
-                raise ReportBusy(retry_in=1)  # locked by a claim in progress
+                raise ReportBusy(retry_in=claim_wait_seconds())  # a claim in progress
             return None
-        if job.status in (JobStatus.DONE, JobStatus.FAILED):
+        if job.status in FINAL_STATUSES:
             return None
-        now = timezone.now()
-        if job.status == JobStatus.RUNNING and job.lease_until and job.lease_until > now:
-            raise ReportBusy(retry_in=(job.lease_until - now).total_seconds() + 1)
+        if job.status == JobStatus.RUNNING:
+            if job.lease_left is not None and job.lease_left > timedelta(0):
+                raise ReportBusy(retry_in=job.lease_left.total_seconds() + 1)
+            if job.attempts >= max_attempts():
+                report_dead_letter(job)
+                return None
         job.status, job.progress, job.retries = JobStatus.RUNNING, 0, retries
         job.attempts += 1
-        job.lease_until = now + timedelta(seconds=lease_seconds())
+        job.lease_until = lease_from_now()
         job.save(update_fields=["status", "progress", "retries", "attempts", "lease_until"])
     return job
+
+
+def claim_wait_seconds() -> float:
+    # Another delivery holds the row for the instant of its claim: look again soon.
+    return settings.TASKS_REPORT_CLAIM_WAIT_SECONDS
+
+
+def report_dead_letter(job: ReportJob) -> None:
+    # The dead-letter state: kept, visible on the job's page, never redelivered.
+    ReportJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.DEAD,
+        lease_until=None,
+        finished_at=Now(),
+        error=(
+            f"Gave up after {job.attempts} attempts: each one lost its worker "
+            "(killed, for example for memory) before finishing."
+        ),
+    )
 
 
 def owned(job: ReportJob):
@@ -188,8 +235,7 @@ def owned(job: ReportJob):
 
 def report_progress(job: ReportJob, written: int, total: int) -> None:
     percent = min(99, written * 100 // max(total, 1))
-    lease_until = timezone.now() + timedelta(seconds=lease_seconds())
-    owned(job).update(progress=percent, lease_until=lease_until)
+    owned(job).update(progress=percent, lease_until=lease_from_now())
 
 
 def report_finish(job: ReportJob, content: str, rows: int) -> bool:
@@ -201,14 +247,14 @@ def report_finish(job: ReportJob, content: str, rows: int) -> bool:
             rows=rows,
             content=content,
             lease_until=None,
-            finished_at=timezone.now(),
+            finished_at=Now(),
         )
     )
 
 
 def report_fail(job_id: int, reason: str) -> None:
-    ReportJob.objects.filter(pk=job_id).exclude(status=JobStatus.DONE).update(
-        status=JobStatus.FAILED, error=reason, finished_at=timezone.now()
+    ReportJob.objects.filter(pk=job_id).exclude(status__in=FINAL_STATUSES).update(
+        status=JobStatus.FAILED, error=reason, lease_until=None, finished_at=Now()
     )
 
 
