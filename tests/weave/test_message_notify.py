@@ -4,7 +4,6 @@ import pytest
 from django.core import mail
 from django.db import transaction
 
-from config.celery import app
 from tests.workers import celery_worker, wait_for
 from weave.jobs import notifications_fanout
 from weave.lessons.message_notify import message_post_naive, message_post_optimized
