@@ -1,12 +1,15 @@
 """Exporting every live message as CSV: built in memory, a server-side cursor, or COPY.
 
 Slow: the naive export holds every row, the CSV text and its bytes in memory before byte one.
-Why: a QuerySet caches all rows; iterator() outside a transaction declares its cursor WITH HOLD, which PostgreSQL runs to the end and stores before the first FETCH.
-Fix: COPY (SELECT ...) TO STDOUT WITH (FORMAT csv) through psycopg's copy(): PostgreSQL writes the CSV and streams it as it reads.
+Why: a QuerySet caches all rows; iterator() outside a transaction declares a WITH HOLD cursor,
+which PostgreSQL runs to its end and stores before the first FETCH answers.
+Fix: COPY (SELECT ...) TO STDOUT WITH (FORMAT csv) through psycopg's copy(): PostgreSQL
+writes the CSV and it is streamed to the client as it arrives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import io
@@ -14,6 +17,7 @@ import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import psycopg
 from django.db import connection
 from django.db.backends.utils import CursorDebugWrapper
 from django.db.models import CharField, DateTimeField, F, Func, Value
@@ -165,37 +169,72 @@ def copy_start(cursor, sql: str, params) -> Any:
     return run()
 
 
-def copy_chunks(cursor, copy, stream) -> Iterator[bytes]:
+def copy_chunks(stream) -> Iterator[bytes]:
     # psycopg hands over one row per read: join them into COPY_CHUNK_BYTES pieces,
     # so the server writes tens of pieces to the socket, not one per row.
-    try:
-        yield header_line().encode()
-        pending, size = [], 0
-        with cursor.db.wrap_database_errors:
-            for data in stream:
-                pending.append(data)
-                size += len(data)
-                if size >= COPY_CHUNK_BYTES:
-                    yield b"".join(pending)
-                    pending, size = [], 0
-        yield b"".join(pending)
-    finally:
-        # Also when the client went away mid-file: psycopg cancels the COPY and
-        # drains it, and the connection is usable again.
-        copy.__exit__(None, None, None)
-        cursor.close()
+    yield header_line().encode()
+    pending, size = [], 0
+    for data in stream:
+        pending.append(data)
+        size += len(data)
+        if size >= COPY_CHUNK_BYTES:
+            yield b"".join(pending)
+            pending, size = [], 0
+    yield b"".join(pending)
+
+
+class ClosingCopy:
+    """The pieces of a COPY, ended with the response (as ClosingCursor for a cursor).
+
+    Also when the client went away mid-file, or before the first piece: psycopg
+    then cancels the COPY and drains it, and the connection is usable again.
+    """
+
+    def __init__(self, cursor, copy, stream) -> None:
+        self.cursor, self.copy, self.stream = cursor, copy, stream
+        self.finished = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        with self.cursor.db.wrap_database_errors:
+            yield from copy_chunks(self.stream)
+        self.finished = True
+        # Ended at once after the last row: psycopg holds the connection's lock for
+        # the whole COPY, so any other query in this thread would wait on it.
+        self.close()
+
+    def close(self) -> None:
+        if self.copy is None:
+            return
+        copy, self.copy = self.copy, None
+        try:
+            if not self.finished:
+                self.stop_early()
+            copy.__exit__(None, None, None)
+        finally:
+            self.cursor.close()
+
+    def stop_early(self) -> None:
+        # A COPY TO cannot be abandoned: the connection stays busy until the server
+        # has sent every row. Outside a transaction, cancel it (PostgreSQL stops
+        # reading) and drain what was already sent; inside one a cancel would abort
+        # the caller's transaction, so read the rest instead.
+        if not self.cursor.db.in_atomic_block:
+            self.cursor.cursor.connection.cancel_safe()
+        with contextlib.suppress(psycopg.errors.QueryCanceled):
+            for _data in self.stream:
+                pass
 
 
 def export_copy() -> StreamingHttpResponse:
-    # PostgreSQL formats the CSV and sends it while it reads the index: no cursor
-    # to materialize, no Python objects per row; memory holds one chunk of bytes.
+    # PostgreSQL formats the CSV and sends it while it reads the rows: no cursor to
+    # materialize, no Python object per row; memory holds one piece of bytes.
     cursor = connection.cursor()
     try:
         copy, stream = copy_start(cursor, *copy_sql())
     except BaseException:
         cursor.close()
         raise
-    response = StreamingHttpResponse(copy_chunks(cursor, copy, stream), content_type="text/csv")
+    response = StreamingHttpResponse(ClosingCopy(cursor, copy, stream), content_type="text/csv")
     response["Content-Disposition"] = DISPOSITION
     return response
 
