@@ -9,11 +9,10 @@ from django.core.signals import request_finished
 from django.db import close_old_connections, connection, transaction
 from django.http import StreamingHttpResponse
 from django.test import Client, RequestFactory
+from django.test.utils import CaptureQueriesContext
 
 from lab.comparison import peak_memory_kb
 from lab.lessons import get_lesson
-from django.test.utils import CaptureQueriesContext
-
 from weave.lessons.message_export import (
     CHUNK_SIZE,
     export_copy,
@@ -41,8 +40,8 @@ def read(response) -> str:
 
 def test_both_exports_run_one_query(messages, django_assert_num_queries):
     with django_assert_num_queries(1):
-        # 1. SELECT id, thread_id, sent_by_id, updated, text FROM weave_message
-        #    WHERE NOT deleted ORDER BY updated DESC, id DESC (every row, cached)
+        # 1. SELECT id, thread_id, sent_by_id, to_char(updated), NULLIF(text, '')
+        #    FROM weave_message WHERE NOT deleted ORDER BY id (every row, cached)
         in_memory = read(export_in_memory())
     with django_assert_num_queries(1):
         # 1. The same SELECT through a named cursor: DECLARE, then FETCH FORWARD

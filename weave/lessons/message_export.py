@@ -52,12 +52,15 @@ TIMESTAMP_FORMAT = 'YYYY-MM-DD HH24:MI:SS.US"+00:00"'
 
 
 def messages_export_rows():
-    # Tuples, not instances; the (updated, id) partial index gives the order.
+    # Tuples, not instances, in the order of the partial index on id (message_alive_idx):
+    # rows come off the index as they are read, where ORDER BY updated made the
+    # planner sort the whole table first (updated does not follow the rows' place on
+    # disk: 17 MB sorted on disk at the workshop preset before the first row).
     # NULLIF: COPY's CSV quotes an empty string ("") and leaves NULL bare, as the
     # csv module writes None and "" alike: an empty text is written as NULL by both.
     return (
         Message.objects.alive()
-        .order_by("-updated", "-id")
+        .order_by("id")
         .annotate(
             updated_text=utc_text("updated"),
             text_or_null=Func(F("text"), Value(""), function="NULLIF", output_field=CharField()),
@@ -316,7 +319,13 @@ lesson = register(
             "without a transaction of its own and writes the CSV in C; the timestamps are "
             "formatted by PostgreSQL in every variant so that the files are equal byte for "
             "byte. A COPY cannot go through PgBouncer's statement mode, and an error after "
-            "the first piece cuts the file short as with any stream."
+            "the first piece cuts the file short as with any stream. Measured by "
+            "`manage.py bench_export --rounds 3` at the workshop preset (89,943 rows, "
+            "14.9 MB of CSV) on a busy 2-core machine (load 12-14), medians: first byte "
+            "5,671 ms in memory, 608 ms over the cursor (513 ms of DECLARE storing 16.6 MB "
+            "of temporary files), 39 ms by COPY (no temporary file); last byte 5.7 s, 7.5 s, "
+            "2.3 s; Python's peak 67 MB, 3.4 MB, 0.3 MB; the backend's private memory "
+            "1.8 MB, 5.7 MB, 1.8 MB."
         ),
     )
 )
