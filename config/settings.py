@@ -305,6 +305,12 @@ warnings.filterwarnings("ignore", message="No directory at")
 # https://whitenoise.readthedocs.io/en/stable/django.html#add-compression-and-caching-support
 STATIC_MANIFEST = env_bool("DJANGO_STATIC_MANIFEST", not DEBUG and not TESTING)
 STATIC_FAR_FUTURE = 365 * 24 * 60 * 60  # one year, the longest RFC 9111 caches are asked for
+# Uploaded and generated files (the task reports): web and worker must share it
+# (compose mounts the weave-data volume at .data in both). The suite has its own.
+MEDIA_ROOT = os.environ.get(
+    "WEAVE_MEDIA_ROOT", str(services.DATA_DIR / ("media-suite" if SUITE else "media"))
+)
+MEDIA_URL = "/media/"  # not served: reports are downloaded through their permission check
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

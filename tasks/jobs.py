@@ -33,8 +33,8 @@ from tasks.lessons.task_report_export import (
     ReportBusy,
     ReportTooLarge,
     report_claim,
-    report_csv,
     report_fail,
+    report_file,
     report_finish,
     report_progress,
 )
@@ -119,7 +119,7 @@ def report_run(job_id: int, *, retries: int, throttle_seconds: float) -> str:
     if job is None:
         return "skipped"
     try:
-        content, rows = report_csv(
+        file, rows = report_file(
             job.organization_id,
             on_progress=lambda written, total: report_progress(job, written, total),
             throttle_seconds=throttle_seconds,
@@ -127,4 +127,5 @@ def report_run(job_id: int, *, retries: int, throttle_seconds: float) -> str:
     except ReportTooLarge as error:
         report_fail(job_id, str(error))
         return "failed"
-    return "done" if report_finish(job, content, rows) else "skipped"
+    with file:  # a temporary file: deleted when closed
+        return "done" if report_finish(job, file, rows) else "skipped"

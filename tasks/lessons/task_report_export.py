@@ -5,31 +5,37 @@ Why: the request does the report's work: read, join and format every task of the
 Fix: save a job row, enqueue it after COMMIT, answer 202 + job URL; a worker that owns the job
 (FOR UPDATE SKIP LOCKED claim + lease) builds the file.
 
-Both variants build the file with `report_csv`; only where it runs differs. The job
+Both variants build the file with `report_file`; only where it runs differs. The job
 claims its row exclusively (a redelivered or duplicated message never builds the same
 report twice, and a killed worker's lease expires so a redelivery finishes it),
-reports progress every chunk, and records why it failed. Not done here: the CSV is
-read through a server-side cursor but assembled in memory (StringIO) and stored in
-a TEXT column; a production export would stream it to object storage and keep a key.
+reports progress every batch, and records why it failed. The rows are read in keyset
+batches (no WITH HOLD cursor for PostgreSQL to materialize), written to a temporary
+file on disk and saved to storage (`ReportJob.file`, MEDIA_ROOT; object storage in
+production): memory holds one batch, never the file. The bounds of the job (attempts,
+time limits, retries) are in tasks/jobs.py.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
 from celery import current_app
 from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import DurationField, ExpressionWrapper, F
+from django.db.models.fields.tuple_lookups import Tuple, TupleLessThan
 from django.db.models.functions import Now
+from django.http import FileResponse
 from django.urls import reverse
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import APIException
@@ -38,7 +44,7 @@ from rest_framework.response import Response
 from lab.api import validated_body
 from lab.lessons import Lesson, LoadTest, Variant, register
 from lab.oncommit import drain_on_commit, save_then_enqueue
-from tasks.http import OrganizationBody, TenantAPIView, csv_response
+from tasks.http import OrganizationBody, TenantAPIView
 from tasks.models import JobStatus, Organization, ReportJob, Task
 from tasks.sample import make_foreign_tenant, make_members, make_organization, make_tasks
 from tasks.seed import DEMO_ORGANIZATION, demo_context, demo_organization
@@ -58,7 +64,7 @@ COLUMNS = (
     "updated_at",
     "due_date",
 )
-CHUNK = 2_000  # rows per progress update (and per server-side cursor fetch)
+CHUNK = 2_000  # rows per keyset batch and progress update
 # A job in one of these is over: a redelivered message leaves it alone.
 FINAL_STATUSES = (JobStatus.DONE, JobStatus.FAILED, JobStatus.DEAD)
 
@@ -78,16 +84,12 @@ def max_rows() -> int:
     return getattr(settings, "TASKS_REPORT_MAX_ROWS", 250_000)
 
 
-def report_rows(organization_id: int):
-    # One query streamed through a server-side cursor: bounded memory.
-    return report_rows_queryset(organization_id).iterator(chunk_size=CHUNK)
-
-
 def report_rows_queryset(organization_id: int):
-    # values_list with the three usernames joined in: no model instances.
+    # values_list with the three usernames joined in: no model instances. Newest
+    # first, the order of task_org_created_idx: each batch is one index range.
     return (
         Task.objects.filter(organization_id=organization_id)
-        .order_by("id")
+        .order_by("-created_at", "-id")
         .values_list(
             "id",
             "title",
@@ -103,40 +105,81 @@ def report_rows_queryset(organization_id: int):
     )
 
 
-def report_csv(
+def report_batches(organization_id: int) -> Iterator[list[tuple]]:
+    """The rows in keyset batches of CHUNK: WHERE (created_at, id) < (last row's).
+
+    Not iterator(): outside a transaction its cursor is declared WITH HOLD, and
+    PostgreSQL runs the whole query and stores its result before the first FETCH.
+    Each batch here is a short query that reads one index range and ends: no
+    cursor, no snapshot held between batches (a progress update runs in between).
+    """
+    rows = report_rows_queryset(organization_id)
+    key = Tuple(F("created_at"), F("id"))
+    batch = list(rows[:CHUNK])
+    while batch:
+        yield batch
+        if len(batch) < CHUNK:
+            return  # the last one: no query for an empty batch
+        last = batch[-1]
+        batch = list(rows.filter(TupleLessThan(key, (last[7], last[0])))[:CHUNK])
+
+
+def report_file(
     organization_id: int,
     *,
     on_progress: Callable[[int, int], None] | None = None,
     throttle_seconds: float = 0.0,
-) -> tuple[str, int]:
+) -> tuple[File, int]:
+    """The CSV in a temporary file on disk, batch by batch: memory holds one batch.
+
+    The caller saves it to storage (`report_save`) and closes it (deleted then).
+    """
     total = Task.objects.filter(organization_id=organization_id).count()
     if total > max_rows():
         raise ReportTooLarge(f"The report has {total:,} rows; the limit is {max_rows():,}.")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    spool = tempfile.TemporaryFile("w+b")  # noqa: SIM115 - returned open, closed by the caller
+    try:
+        written = write_report(spool, organization_id, total, on_progress, throttle_seconds)
+    except BaseException:
+        spool.close()  # a failed or stopped job leaves no file behind
+        raise
+    spool.seek(0)
+    return File(spool), written
+
+
+def write_report(spool, organization_id: int, total: int, on_progress, throttle_seconds) -> int:
+    text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+    writer = csv.writer(text)
     writer.writerow(COLUMNS)
     written = 0
-    for written, row in enumerate(report_rows(organization_id), start=1):
-        writer.writerow(row)
-        if written % CHUNK == 0 and on_progress:
+    for batch in report_batches(organization_id):
+        writer.writerows(batch)
+        written += len(batch)
+        if on_progress and written < total:
             on_progress(written, total)
             time.sleep(throttle_seconds)  # demo knob: watch the progress, kill a worker
-    return buffer.getvalue(), written
+    text.flush()
+    text.detach()  # the bytes stay in `spool`
+    return written
+
+
+def report_name(job: ReportJob) -> str:
+    return f"reports/{job.organization_id}/tasks-{job.pk}-{job.attempts}.csv"
 
 
 def report_build_in_request(*, organization: Organization, user) -> ReportJob:
     """The naive variant: the whole file is built while the user waits."""
-    content, rows = report_csv(organization.pk)
-    return ReportJob.objects.create(
+    file, rows = report_file(organization.pk)
+    job = ReportJob.objects.create(
         organization=organization,
         requested_by=user,
-        status=JobStatus.DONE,
-        progress=100,
-        rows=rows,
-        content=content,
+        status=JobStatus.RUNNING,
         attempts=1,
-        finished_at=timezone.now(),
     )
+    with file:
+        report_finish(job, file, rows)
+    job.refresh_from_db()
+    return job
 
 
 def report_job_create(*, organization: Organization, user) -> ReportJob:
@@ -238,18 +281,24 @@ def report_progress(job: ReportJob, written: int, total: int) -> None:
     owned(job).update(progress=percent, lease_until=lease_from_now())
 
 
-def report_finish(job: ReportJob, content: str, rows: int) -> bool:
-    # Guarded: only the owner of the current claim moves the job to done, once.
-    return bool(
-        owned(job).update(
-            status=JobStatus.DONE,
-            progress=100,
-            rows=rows,
-            content=content,
-            lease_until=None,
-            finished_at=Now(),
-        )
+def report_finish(job: ReportJob, file: File, rows: int) -> bool:
+    """Store the file (streamed to storage, not kept in the row), then finish the job.
+
+    Guarded: only the owner of the current claim moves the job to done, once; a
+    fenced-off writer's file is deleted again.
+    """
+    name = default_storage.save(report_name(job), file)
+    finished = owned(job).update(
+        status=JobStatus.DONE,
+        progress=100,
+        rows=rows,
+        file=name,
+        lease_until=None,
+        finished_at=Now(),
     )
+    if not finished:
+        default_storage.delete(name)
+    return bool(finished)
 
 
 def report_fail(job_id: int, reason: str) -> None:
@@ -283,7 +332,7 @@ class ReportInRequestView(ReportExportView):
     @extend_schema(request=OrganizationBody, responses={(200, "text/csv"): OpenApiTypes.STR})
     def post(self, request):
         job = report_build_in_request(organization=self.organization(request), user=request.user)
-        return csv_response(job.content, f"{job.organization.slug}-tasks-{job.pk}.csv")
+        return report_file_response(job)
 
 
 class ReportOffloadedView(ReportExportView):
@@ -305,7 +354,24 @@ def final_state(context: Mapping[str, Any]) -> list[tuple]:
     # The state once the commit has happened and the worker has run.
     drain_on_commit()
     jobs = ReportJob.objects.filter(organization=context["organization"]).order_by("id")
-    return [(job.status, job.rows, comparable_rows(job.content)) for job in jobs]
+    return [(job.status, job.rows, comparable_rows(report_text(job))) for job in jobs]
+
+
+def report_text(job: ReportJob) -> str:
+    if not job.file:
+        return ""
+    with job.file.open("rb") as file:
+        return file.read().decode()
+
+
+def report_file_response(job: ReportJob) -> FileResponse:
+    # Streamed from storage in blocks (FileResponse), never read whole.
+    return FileResponse(
+        job.file.open("rb"),
+        as_attachment=True,
+        filename=f"{job.organization.slug}-tasks-{job.pk}.csv",
+        content_type="text/csv; charset=utf-8",
+    )
 
 
 def comparable_rows(content: str) -> list[list[str]]:

@@ -8,6 +8,8 @@ import signal
 import pytest
 import redis
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
@@ -18,6 +20,7 @@ from tasks.lessons.task_report_export import (
     report_claim,
     report_finish,
     report_job_create,
+    report_text,
 )
 from tasks.models import ReportJob
 from tasks.sample import make_members, make_organization, make_tasks
@@ -40,6 +43,11 @@ def post_report(api_client, user, variant):
     return api_client.post(URL.format(variant), {"organization": slug}, format="json")
 
 
+def text(response) -> str:
+    # The CSV is streamed from storage (FileResponse).
+    return b"".join(response.streaming_content).decode()
+
+
 def csv_rows(content):
     return list(csv.reader(io.StringIO(content)))
 
@@ -48,7 +56,7 @@ def test_naive_builds_the_file_in_the_request(member, api_client):
     response = post_report(api_client, member, "naive")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
-    assert len(csv_rows(response.content.decode())) == 1 + 30
+    assert len(csv_rows(text(response))) == 1 + 30
 
 
 def test_optimized_answers_202_then_the_job_url_shows_it_done(
@@ -63,8 +71,8 @@ def test_optimized_answers_202_then_the_job_url_shows_it_done(
     job = api_client.get(job_url).json()
     assert (job["status"], job["progress"], job["rows"]) == ("done", 100, 30)
     download = api_client.get(job["download"])
-    naive = post_report(api_client, member, "naive").content.decode()
-    assert csv_rows(download.content.decode())[1:] == csv_rows(naive)[1:]
+    naive = text(post_report(api_client, member, "naive"))
+    assert csv_rows(text(download))[1:] == csv_rows(naive)[1:]
 
 
 def test_nothing_is_enqueued_before_commit(member, api_client, django_capture_on_commit_callbacks):
@@ -126,7 +134,7 @@ def test_a_second_delivery_cannot_claim_a_job_another_worker_is_building(member)
         report_claim(job.pk, retries=0)  # worker B (a duplicate delivery) must not
     job.refresh_from_db()
     assert (job.status, job.attempts) == ("running", 1)
-    assert report_finish(first, "id\n", 0)
+    assert report_finish(first, ContentFile(b"id\n"), 0)
 
 
 def test_after_the_lease_expires_only_the_new_owner_finishes(member):
@@ -135,9 +143,14 @@ def test_after_the_lease_expires_only_the_new_owner_finishes(member):
     ReportJob.objects.filter(pk=job.pk).update(lease_until=stale.created_at)  # worker A died
     current = report_claim(job.pk, retries=0)
     assert (stale.attempts, current.attempts) == (1, 2)
-    assert not report_finish(stale, "stale\n", 0)  # A's late write is fenced off
-    assert report_finish(current, "id\n", 0)
-    assert ReportJob.objects.values_list("content", flat=True).get(pk=job.pk) == "id\n"
+    assert not report_finish(stale, ContentFile(b"stale\n"), 0)  # A's late write is fenced off
+    assert report_finish(current, ContentFile(b"id\n"), 0)
+    job.refresh_from_db()
+    assert report_text(job) == "id\n"
+    # The fenced-off writer's file was deleted again: one file for this job.
+    assert default_storage.listdir(f"reports/{job.organization_id}")[1] == [
+        job.file.name.rsplit("/", 1)[1]
+    ]
 
 
 # --- Broker down: 503 and nothing half-written -------------------------------
@@ -203,7 +216,7 @@ def test_real_worker_builds_the_report_from_the_reports_queue(api_client, tmp_pa
     # ...and the worker stored no result: the job's row is its result.
     assert not results.exists(result_key)
     download = api_client.get(f"/tasks/api/reports/{pk}/download/")
-    assert len(csv_rows(download.content.decode())) == 1 + 50
+    assert len(csv_rows(text(download))) == 1 + 50
 
 
 @pytest.mark.slow
@@ -228,7 +241,7 @@ def test_killed_worker_process_redelivers_and_completes_once(tmp_path):
         assert "WorkerLostError" in worker.output() or "signal 9" in worker.output()
     job.refresh_from_db()
     assert (job.status, job.attempts, job.rows) == ("done", 2, 12_000)
-    assert len(csv_rows(job.content)) == 1 + 12_000
+    assert len(csv_rows(report_text(job))) == 1 + 12_000
 
 
 def report_job_for(member):
@@ -390,3 +403,26 @@ def test_the_hard_time_limit_kills_the_job_and_the_row_says_so(tmp_path):
     job.refresh_from_db()
     assert job.error == "Killed at the hard time limit (1 s)."
     assert (job.attempts, received(worker, job)) == (1, 1)  # acknowledged, not redelivered
+
+
+def test_the_job_reads_keyset_batches_and_streams_the_file_to_storage(
+    db, django_assert_num_queries
+):
+    member = big_organization_member(4_500)
+    job = report_job_for(member)
+    with django_assert_num_queries(11):
+        # 1-4. the claim: SAVEPOINT, SELECT ... FOR UPDATE SKIP LOCKED, UPDATE
+        #      (attempts, lease_until = STATEMENT_TIMESTAMP() + 10 s), RELEASE
+        # 5. SELECT COUNT(*) of the organization's tasks (the size limit)
+        # 6. the first batch: ... ORDER BY created_at DESC, id DESC LIMIT 2000
+        # 7. UPDATE progress and lease
+        # 8. the next batch: WHERE (created_at, id) < (%s, %s) ... LIMIT 2000
+        # 9. UPDATE progress and lease
+        # 10. the last batch (500 rows: no query after it)
+        # 11. UPDATE ... SET status = 'done', file = 'reports/...' (the owner's, once)
+        assert report_export.apply(args=[job.pk]).get() == "done"
+    job.refresh_from_db()
+    assert job.file.name.startswith(f"reports/{job.organization_id}/")
+    rows = csv_rows(report_text(job))
+    assert len(rows) == 1 + 4_500
+    assert len({row[0] for row in rows[1:]}) == 4_500  # no row twice across batches
