@@ -1,4 +1,4 @@
-"""`manage.py bench_export`: the message-export variants, measured on both sides of the socket.
+"""`manage.py bench_export`: the CSV export lesson's variants, measured on both sides of the socket.
 
 For each variant (alternating, `--rounds`, medians): the database time of its
 statements (Django's execute wrappers), the time to the first byte of the body and
@@ -22,7 +22,7 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 from django.test import RequestFactory
 
-from lab.lessons import get_lesson
+from weave.lessons.message_export import lesson
 
 
 def rss_anon_kb(pid: int) -> int:
@@ -50,7 +50,7 @@ class ServerSampler(threading.Thread):
                 time.sleep(0.005)
 
 
-def measure(view) -> dict[str, float]:
+def measure(view, path: str) -> dict[str, float]:
     close_old_connections()
     connection.close()  # a fresh backend: its memory is this export's
     with connection.cursor() as cursor:
@@ -76,7 +76,7 @@ def measure(view) -> dict[str, float]:
     tracemalloc.start()
     started = time.perf_counter()
     with connection.execute_wrapper(timed):
-        response = view(RequestFactory().get("/lessons/message-export/"))
+        response = view(RequestFactory().get(path))
         first_ms, size = None, 0
         for chunk in response.streaming_content if response.streaming else [response.content]:
             first_ms = first_ms or (time.perf_counter() - started) * 1000
@@ -105,11 +105,11 @@ class Command(BaseCommand):
         parser.add_argument("--rounds", type=int, default=3)
 
     def handle(self, *args, rounds: int, **options) -> None:
-        lesson = get_lesson("message-export")
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in lesson.variant_names}
         for _ in range(rounds):
             for variant in lesson.variants:
-                runs[variant.name].append(measure(variant.view))
+                path = f"/lessons/{lesson.slug}/{variant.name}/"
+                runs[variant.name].append(measure(variant.view, path))
         columns = list(next(iter(runs.values()))[0])
         self.stdout.write("| variant | " + " | ".join(columns) + " |")
         self.stdout.write("|---|" + "---:|" * len(columns))
