@@ -120,6 +120,19 @@ silk-clear: migrate
 compose-check: install
 	$(PY) bin/compose-check
 
+# Practice mode (lab/exercises.py, lab/grading.py): write a lesson's naive code to
+# exercises/<slug>.py, which the running demo serves as the variant `yours`; then grade it
+# against the lesson's contract (exit status 1 until it passes).
+#   make exercise LESSON=latest-messages [FORCE=1]     make check LESSON=latest-messages
+LESSON ?=
+FORCE ?=
+.PHONY: exercise check
+exercise: install
+	$(PY) manage.py exercise $(LESSON) $(if $(FORCE),--force)
+
+check: migrate
+	$(PY) manage.py grade $(LESSON) --rounds $(ROUNDS)
+
 # Regenerate the pinned dependency tree after editing pyproject.toml.
 lock:
 	$(BIN)/pip install --quiet uv

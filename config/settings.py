@@ -55,6 +55,19 @@ INTERNAL_IPS = ["127.0.0.1"]
 PROFILING_TOOLS = DEBUG and not TESTING and env_bool("WEAVE_PROFILING", True)
 SILK_RECORDING = env_bool("WEAVE_SILK_RECORDING", True)
 
+# Practice mode (lab/exercises.py): in demo mode a lesson whose exercises/<slug>.py
+# exists gets the variant `yours` (`make exercise`, `make check`). Never in the
+# production profile, nor in the test suite's app unless a test sets it;
+# WEAVE_EXERCISES_DIR="" turns it off, or points it elsewhere.
+WEAVE_EXERCISES_DIR = (
+    os.environ.get("WEAVE_EXERCISES_DIR", str(BASE_DIR / "exercises"))
+    if DEBUG and not TESTING
+    else None
+) or None
+# Each call of an exercise stops after this many seconds (statement_timeout and a
+# wall-clock check on the exercise's own lines): below gunicorn's 120 s timeout.
+WEAVE_EXERCISE_TIME_LIMIT = float(os.environ.get("WEAVE_EXERCISE_TIME_LIMIT", "60"))
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -63,6 +76,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # SearchVectorField and GinIndex (weave.Message): Django 6.1's checks require it.
+    "django.contrib.postgres",
     "rest_framework",
     "rest_framework.authtoken",  # tasks API: token auth for scripts and Locust
     "drf_spectacular",

@@ -10,13 +10,14 @@ from the same rows and the seeded database itself is never written.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
 import platform
 import statistics
 import tracemalloc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import django
@@ -154,15 +155,22 @@ CONSOLE_MAIL = "django.core.mail.backends.console.EmailBackend"
 FILE_MAIL = "django.core.mail.backends.filebased.EmailBackend"
 
 
-# Measurements are taken without Django's query log (DEBUG) and without Silk.
-@override_settings(DEBUG=False, SILK_RECORDING=False)
+@contextlib.contextmanager
+def measuring() -> Iterator[None]:
+    """Measurements are taken without Django's query log (DEBUG) and without Silk.
+
+    The console mail backend would print every measured mail into the report; the
+    file backend pays the same kind of write per message, out of sight.
+    """
+    mail = FILE_MAIL if settings.EMAIL_BACKEND == CONSOLE_MAIL else settings.EMAIL_BACKEND
+    with override_settings(DEBUG=False, SILK_RECORDING=False, EMAIL_BACKEND=mail):
+        yield
+
+
 def compare_lesson(
     lesson: Lesson, *, rounds: int, memory: bool = False, writes: str = ROLLBACK
 ) -> dict[str, Any]:
-    # The console mail backend would print every measured mail into the report;
-    # the file backend pays the same kind of write per message, out of sight.
-    mail = FILE_MAIL if settings.EMAIL_BACKEND == CONSOLE_MAIL else settings.EMAIL_BACKEND
-    with override_settings(EMAIL_BACKEND=mail):
+    with measuring():
         return measure_lesson(lesson, rounds=rounds, memory=memory, writes=writes)
 
 
@@ -186,6 +194,29 @@ def measure_lesson(lesson: Lesson, *, rounds: int, memory: bool, writes: str) ->
 
 
 def run_rounds(lesson, context, client, rounds, memory, scratch) -> dict[str, Any]:
+    firsts, samples = collect_samples(lesson, context, client, rounds, scratch)
+    rows = [summarize(name, probes) for name, probes in samples.items()]
+    if memory:
+        for row in rows:
+            row["peak_kb"] = peak_memory_kb(
+                lesson, row["variant"], context, client=client, scratch=scratch
+            )
+    naive = rows[0]
+    for row in rows:
+        row["speedup"] = naive["total_ms"] / row["total_ms"] if row["total_ms"] else None
+        row["query_ratio"] = naive["queries"] / row["queries"] if row["queries"] else None
+    result = {"slug": lesson.slug, "title": lesson.title, "app": lesson.app, "variants": rows}
+    result["kind"] = lesson.kind
+    result["query_budget"] = lesson.budget_for(firsts["optimized"].payload)
+    if lesson.kind == "read":
+        result["payloads"] = compare_payloads(lesson, firsts)
+    return result
+
+
+def collect_samples(
+    lesson, context, client, rounds, scratch
+) -> tuple[dict[str, Probe], dict[str, list[Probe]]]:
+    """Each variant's first visit, then `rounds` measured calls of each, alternating."""
     samples: dict[str, list[Probe]] = {name: [] for name in lesson.variant_names}
     # The warm-up (connections, caches of the ORM, imports) is also a first visit:
     # a revalidating lesson's rounds send back the validators it received.
@@ -212,22 +243,7 @@ def run_rounds(lesson, context, client, rounds, memory, scratch) -> dict[str, An
             probe = call()
             fastest[name] = min(fastest[name], probe.total_ms)
             samples[name].append(probe)
-    rows = [summarize(name, probes) for name, probes in samples.items()]
-    if memory:
-        for row in rows:
-            row["peak_kb"] = peak_memory_kb(
-                lesson, row["variant"], context, client=client, scratch=scratch
-            )
-    naive = rows[0]
-    for row in rows:
-        row["speedup"] = naive["total_ms"] / row["total_ms"] if row["total_ms"] else None
-        row["query_ratio"] = naive["queries"] / row["queries"] if row["queries"] else None
-    result = {"slug": lesson.slug, "title": lesson.title, "app": lesson.app, "variants": rows}
-    result["kind"] = lesson.kind
-    result["query_budget"] = lesson.budget_for(firsts["optimized"].payload)
-    if lesson.kind == "read":
-        result["payloads"] = compare_payloads(lesson, firsts)
-    return result
+    return firsts, samples
 
 
 # A measured call of a cheap read variant is made right after an unmeasured call of
@@ -281,23 +297,30 @@ def check_final_states(lesson, context, client, scratch) -> dict[str, Any]:
     """
     if lesson.final_state is None:
         return {"equal": None, "detail": "not checked (the lesson declares no final_state)"}
+    states = {}
+    with jobs_in_process():
+        for name in lesson.variant_names:
+            from django.core import mail
+
+            mail.outbox = []
+            measure_once(lesson, name, context, client=client, scratch=scratch)
+            states[name] = lesson.final_state(context or {})
+    return equal_to_naive(states)
+
+
+@contextlib.contextmanager
+def jobs_in_process() -> Iterator[None]:
+    """Celery jobs run eagerly in this process and mail stays in memory, as in the tests."""
     from config.celery import app
 
-    states = {}
     # Settings come from the CELERY_ namespace: the namespaced key is the one read.
     eager = app.conf.CELERY_TASK_ALWAYS_EAGER
     app.conf.CELERY_TASK_ALWAYS_EAGER = True
     try:
         with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
-            for name in lesson.variant_names:
-                from django.core import mail
-
-                mail.outbox = []
-                measure_once(lesson, name, context, client=client, scratch=scratch)
-                states[name] = lesson.final_state(context or {})
+            yield
     finally:
         app.conf.CELERY_TASK_ALWAYS_EAGER = eager
-    return equal_to_naive(states)
 
 
 def summarize(name: str, probes: list[Probe]) -> dict[str, Any]:

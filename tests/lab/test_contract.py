@@ -14,12 +14,12 @@ from __future__ import annotations
 import sys
 
 import pytest
-from django.core.cache import cache
-from django.db import transaction
 from django.utils.html import escape
 
+from lab import contract
+from lab.contract import calls_at_scale, explain_count, request_queries
 from lab.lessons import Lesson, Story, all_lessons
-from lab.probe import Probe, call_variant
+from lab.probe import Probe
 
 LESSONS = all_lessons()
 READ_LESSONS = [lesson for lesson in LESSONS if lesson.kind == "read"]
@@ -33,22 +33,12 @@ def slug(lesson: Lesson) -> str:
 
 
 def probe_at_scale(lesson: Lesson, variant: str, size: int) -> Probe:
-    """Build data of `size`, call the variant cold, roll the data back."""
-    with transaction.atomic():
-        context = lesson.build_data(size)
-        cache.clear()
-        probe = call_variant(lesson, variant, context=context, keep_sql=True)
-        transaction.set_rollback(True)
+    """Build data of `size`, call the variant cold, roll the data back (lab.contract)."""
+    probe = contract.probe_at_scale(lesson, variant, size)
     assert probe.status < 300, (
         f"{lesson.slug}/{variant} answered {probe.status}: {probe.body[:500]!r}"
     )
     return probe
-
-
-def explain_count(probe: Probe) -> str:
-    return f"{probe.queries.count} queries:\n" + "\n".join(
-        f"  {index}. {sql[:300]}" for index, sql in enumerate(probe.queries.statements, start=1)
-    )
 
 
 def test_registry_is_not_empty():
@@ -57,11 +47,10 @@ def test_registry_is_not_empty():
 
 @pytest.mark.parametrize("lesson", READ_LESSONS, ids=slug)
 def test_every_variant_returns_the_same_payload(lesson: Lesson):
-    context = lesson.build_data(lesson.scales[0])
+    calls = calls_at_scale(lesson, lesson.variant_names, lesson.scales[0])
     payloads, raw = {}, {}
-    for variant in lesson.variant_names:
-        cache.clear()
-        probe = call_variant(lesson, variant, context=context)
+    for variant, call in calls.items():
+        probe = call.probe
         assert probe.status == 200, f"{variant}: {probe.status} {probe.body[:500]!r}"
         raw[variant] = probe.payload()
         payloads[variant] = lesson.comparable(raw[variant])
@@ -81,12 +70,6 @@ def test_optimized_stays_within_budget_and_flat(lesson: Lesson):
     at_2n = probe_at_scale(lesson, "optimized", large)
     assert request_queries(at_n) <= lesson.budget_for(at_n.payload), explain_count(at_n)
     assert request_queries(at_2n) == request_queries(at_n), explain_count(at_2n)
-
-
-def request_queries(probe: Probe) -> int:
-    """The request's own statements: a write's atomic block is a SAVEPOINT here only
-    because the test holds an outer transaction (QueryLog.savepoints)."""
-    return probe.queries.count - probe.queries.savepoints
 
 
 @pytest.mark.parametrize("lesson", [lesson for lesson in LESSONS if lesson.naive_grows], ids=slug)
@@ -141,13 +124,10 @@ def test_the_page_the_api_and_the_schema_tell_the_story(lesson: Lesson, client):
 @pytest.mark.parametrize("lesson", WRITE_LESSONS, ids=slug)
 def test_write_variants_leave_the_same_final_state(lesson: Lesson):
     states = {}
-    for variant in lesson.variant_names:
-        with transaction.atomic():
-            context = lesson.build_data(lesson.scales[0])
-            probe = call_variant(lesson, variant, context=context)
-            assert probe.status < 300, f"{variant}: {probe.status} {probe.body[:500]!r}"
-            states[variant] = lesson.final_state(context)
-            transaction.set_rollback(True)
+    for variant, call in calls_at_scale(lesson, lesson.variant_names, lesson.scales[0]).items():
+        probe = call.probe
+        assert probe.status < 300, f"{variant}: {probe.status} {probe.body[:500]!r}"
+        states[variant] = call.final_state
     naive = states.pop("naive")
     for variant, state in states.items():
         assert state == naive, f"{lesson.slug}: {variant} leaves a different final state"
