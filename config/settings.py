@@ -57,12 +57,12 @@ SILK_RECORDING = env_bool("WEAVE_SILK_RECORDING", True)
 
 # Practice mode (lab/exercises.py): in demo mode a lesson whose exercises/<slug>.py
 # exists gets the variant `yours` (`make exercise`, `make check`). Never in the
-# production profile, nor in the test suite's app unless a test sets it;
-# WEAVE_EXERCISES_DIR="" turns it off, or points it elsewhere.
+# production profile (DJANGO_DEBUG=0), nor in the test suite's app unless a test sets
+# it; WEAVE_EXERCISES_DIR="" turns it off, or points it elsewhere.
 WEAVE_EXERCISES_DIR = (
-    os.environ.get("WEAVE_EXERCISES_DIR", str(BASE_DIR / "exercises"))
-    if DEBUG and not TESTING
-    else None
+    os.environ.get("WEAVE_EXERCISES_DIR", "" if TESTING else str(BASE_DIR / "exercises"))
+    if DEBUG
+    else ""
 ) or None
 # Each call of an exercise stops after this many seconds (statement_timeout and a
 # wall-clock check on the exercise's own lines): below gunicorn's 120 s timeout.

@@ -232,8 +232,10 @@ class Lesson:
             raise ValueError(
                 f"{self.slug}: variants must start with 'naive' and include 'optimized'"
             )
-        if "compare" in names:  # /lessons/<slug>/compare/ is the live comparison
-            raise ValueError(f"{self.slug}: 'compare' is reserved and cannot name a variant")
+        # /lessons/<slug>/compare/ is the live comparison; check/ and hint/ practice mode's.
+        for reserved in ("compare", "check", "hint"):
+            if reserved in names:
+                raise ValueError(f"{self.slug}: {reserved!r} is reserved and cannot name a variant")
         if PRACTICE_VARIANT in names[:-1] or (
             names[-1] == PRACTICE_VARIANT and not getattr(self.variants[-1].view, "exercise", None)
         ):
