@@ -365,7 +365,8 @@ NAIVE_NAME = re.compile(r"\b(\w+)_naive\b")
 
 
 def naive_view_expression(lesson: Lesson, tree: ast.Module, source: str) -> str:
-    """The source of the naive view in the lesson's `Variant("naive", <view>, ...)`."""
+    """The source of the naive view in the lesson's `Variant("naive", <view>, ...)`; a
+    module-level name (`VIEW = View.as_view()`) is replaced by what it was bound to."""
     for node in ast.walk(tree):
         if (
             isinstance(node, ast.Call)
@@ -374,7 +375,14 @@ def naive_view_expression(lesson: Lesson, tree: ast.Module, source: str) -> str:
             and isinstance(node.args[0], ast.Constant)
             and node.args[0].value == "naive"
         ):
-            return ast.get_source_segment(source, node.args[1]) or ""
+            view = node.args[1]
+            if isinstance(view, ast.Name):
+                for statement in tree.body:
+                    if isinstance(statement, ast.Assign) and any(
+                        getattr(target, "id", None) == view.id for target in statement.targets
+                    ):
+                        return ast.get_source_segment(source, statement.value) or view.id
+            return ast.get_source_segment(source, view) or ""
     raise ValueError(f"{lesson.slug}: no Variant('naive', <view>) in its module")
 
 
@@ -386,56 +394,66 @@ def paragraph(text: str, indent: str = "") -> str:
     return textwrap.fill(text, width=88, initial_indent=indent, subsequent_indent=indent)
 
 
-def starting_blocks(lesson: Lesson, module: types.ModuleType, view: str) -> list[tuple[str, str]]:
-    """(name, source) of the naive variant's own code, and of what its view is built
-    from when the lesson module defines it (the view class the variants share):
-    with the view in the file, the line that runs a repeated query is the file's."""
+@dataclass(frozen=True)
+class Copied:
+    name: str
+    module: str  # where it was defined: the names it uses are imported from there
+    first_line: int
+    source: str
+
+
+def is_copyable(obj: object, name: str) -> bool:
+    """A top-level function or class of a lesson module, under its own name."""
+    return (
+        (inspect.isclass(obj) or inspect.isfunction(obj))
+        and ".lessons." in (getattr(obj, "__module__", "") or "")
+        and obj.__name__ == name
+        and "<" not in obj.__qualname__
+    )
+
+
+def starting_blocks(lesson: Lesson, module: types.ModuleType, view: str) -> list[Copied]:
+    """The naive variant's own code, and what its view is built from when a lesson module
+    defines it (the view class the variants share): with the view in the file, the
+    line that runs a repeated query is the file's."""
     from lab.source import variant_blocks
 
     found = {
-        block.name: (block.first_line, block.source)
+        block.name: Copied(block.name, module.__name__, block.first_line, block.source)
         for block in variant_blocks(lesson, module)["naive"]
-        if "." not in block.name  # code of other modules stays imported from there
+        if "." not in block.name and is_copyable(vars(module).get(block.name), block.name)
     }
     for name in sorted(names_in(view)):
         obj = vars(module).get(name)
-        if (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__ == module.__name__:
+        if name not in found and is_copyable(obj, name):
             lines, first = inspect.getsourcelines(obj)
-            found.setdefault(name, (first, "".join(lines)))
-    return [(name, source) for name, (_, source) in sorted(found.items(), key=lambda i: i[1][0])]
+            # Another lesson's code comes after this module's own.
+            first += 0 if obj.__module__ == module.__name__ else 1_000_000
+            found[name] = Copied(name, obj.__module__, first, "".join(lines))
+    return sorted(found.values(), key=lambda block: block.first_line)
 
 
-def module_imports(tree: ast.Module, used: set[str]) -> list[str]:
-    """The lesson module's imports that the copied code uses, as the module wrote them."""
-    lines = []
+def import_lines(tree: ast.Module, used: set[str]) -> tuple[list[str], set[str]]:
+    """The lesson module's imports of the names the copied code uses, as it wrote them."""
+    lines, bound = [], set()
     for node in tree.body:
         if not isinstance(node, ast.Import | ast.ImportFrom):
             continue
+        future = isinstance(node, ast.ImportFrom) and node.module == "__future__"
         kept = [
             alias
             for alias in node.names
-            if (alias.asname or alias.name.split(".")[0]) in used or node.module == "__future__"
+            if (alias.asname or alias.name.split(".")[0]) in used or future
         ]
         if not kept:
             continue
+        bound |= {alias.asname or alias.name.split(".")[0] for alias in kept}
         names = ", ".join(f"{a.name} as {a.asname}" if a.asname else a.name for a in kept)
         if isinstance(node, ast.Import):
             lines.append(f"import {names}")
         else:
             lines.append(f"from {'.' * node.level}{node.module or ''} import {names}")
-    return lines
-
-
-def defined_names(tree: ast.Module) -> set[str]:
-    """Names the lesson module binds itself (not by import)."""
-    names = set()
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign | ast.AnnAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
-    return names
+    return lines, bound
 
 
 def exercise_source(lesson: Lesson) -> str:
@@ -449,20 +467,25 @@ def exercise_source(lesson: Lesson) -> str:
     tree = ast.parse(source)
     view = naive_view_expression(lesson, tree, source)
     blocks = starting_blocks(lesson, module, view)
-    renamed = {name for name, _ in blocks if name.endswith("_naive")}
+    renamed = {block.name for block in blocks if block.name.endswith("_naive")}
 
     def rename(text: str) -> str:
         return NAIVE_NAME.sub(lambda m: f"{m[1]}_yours" if m[0] in renamed else m[0], text)
 
-    code = "\n\n".join(rename(block) for _, block in blocks)
+    code = "\n\n".join(rename(block.source) for block in blocks)
     view = rename(view)
-    own = {name for name, _ in blocks}
-    wanted = sorted((names_in(code) | names_in(view)) & defined_names(tree) - own - {"lesson"})
-    imports = module_imports(tree, names_in(code) | names_in(view))
+    used = names_in(code) | names_in(view)
+    imports, bound = import_lines(tree, used)
+    wanted = used - bound - {block.name for block in blocks} - {f"{n[:-6]}_yours" for n in renamed}
     future = [line for line in imports if line.startswith("from __future__")]
     imports = [line for line in imports if not line.startswith("from __future__")]
-    if wanted:
-        imports.append(f"from {module.__name__} import {', '.join(wanted)}")
+    # Names the copied code uses from the module it came from (its helpers, constants).
+    for origin in dict.fromkeys([module.__name__, *(block.module for block in blocks)]):
+        namespace = vars(sys.modules[origin])
+        here = sorted(name for name in wanted if name in namespace and name != "lesson")
+        if here:
+            imports.append(f"from {origin} import {', '.join(here)}")
+            wanted -= set(here)
     parts = [
         f'"""{exercise_docstring(lesson, module)}"""',
         *future,
