@@ -16,6 +16,7 @@ import math
 import os
 import platform
 import statistics
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -214,9 +215,10 @@ def run_rounds(lesson, context, client, rounds, memory, scratch) -> dict[str, An
 
 
 def collect_samples(
-    lesson, context, client, rounds, scratch
+    lesson, context, client, rounds, scratch, *, until: float | None = None
 ) -> tuple[dict[str, Probe], dict[str, list[Probe]]]:
-    """Each variant's first visit, then `rounds` measured calls of each, alternating."""
+    """Each variant's first visit, then `rounds` measured calls of each, alternating;
+    no round starts after `until` (time.monotonic()), though one always runs."""
     samples: dict[str, list[Probe]] = {name: [] for name in lesson.variant_names}
     # The warm-up (connections, caches of the ORM, imports) is also a first visit:
     # a revalidating lesson's rounds send back the validators it received.
@@ -227,7 +229,9 @@ def collect_samples(
         firsts[name] = measure_once(lesson, name, context, client=client, scratch=scratch)
         validators[name] = firsts[name].validators if lesson.revalidate else None
     fastest = {name: firsts[name].total_ms for name in lesson.variant_names}
-    for _ in range(rounds):
+    for round_number in range(rounds):
+        if until is not None and round_number and time.monotonic() > until:
+            break
         for name in lesson.variant_names:
             call = functools.partial(
                 measure_once,

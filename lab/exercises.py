@@ -175,12 +175,11 @@ def monitoring_tool() -> int | None:
         return _tool_id
 
 
-def past_deadline(code: types.CodeType, line: int) -> None:
+def past_deadline(code: types.CodeType | None, line: int) -> None:
     deadline = _deadline.get()
     if deadline is not None and time.monotonic() > deadline:
-        raise ExerciseTimeout(
-            f"stopped after {time_limit_s():g} s, at line {line} (a loop that does not end?)"
-        )
+        where = f", at line {line} (a loop that does not end?)" if line else ", before a query"
+        raise ExerciseTimeout(f"stopped after {time_limit_s():g} s{where}")
 
 
 def watch(code: types.CodeType) -> None:
@@ -195,13 +194,20 @@ def watch(code: types.CodeType) -> None:
         pending += [const for const in current.co_consts if isinstance(const, types.CodeType)]
 
 
+def deadline_before_query(execute, sql, params, many, context):
+    """An N+1 spends its time in library code between queries: each query checks the clock."""
+    past_deadline(None, 0)
+    return execute(sql, params, many, context)
+
+
 @contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
-    """The exercise's statements and its own lines stop after `seconds`."""
+    """The exercise's statements, its own lines and each of its queries stop after `seconds`."""
     token = _deadline.set(time.monotonic() + seconds)
     previous = set_statement_timeout(f"{int(seconds * 1000)}ms")
     try:
-        yield
+        with connection.execute_wrapper(deadline_before_query):
+            yield
     finally:
         _deadline.reset(token)
         set_statement_timeout(previous)

@@ -244,7 +244,7 @@ def test_the_page_checks_and_unlocks_hints(exercise_dir, client, monkeypatch):
     write_exercise(exercise_dir, "latest-messages")
     monkeypatch.setattr(
         practice_views,
-        "run_grader",
+        "start_grader",
         lambda lesson: grade(lesson, rounds=2, database=contextlib.nullcontext),
     )
     response = client.post("/lessons/latest-messages/check/")
@@ -294,3 +294,15 @@ def test_make_check_grades_in_a_database_of_its_own(tmp_path):
         from tests.browser.conftest import admin_sql
 
         admin_sql(f'DROP DATABASE IF EXISTS "{grading}" WITH (FORCE)')
+
+
+def test_a_running_check_shows_and_is_not_started_twice(exercise_dir, client):
+    from lab.grading import read_state, write_state
+
+    write_exercise(exercise_dir, "latest-messages")
+    state = read_state("latest-messages")
+    write_state("latest-messages", {**state, "running": {"pid": os.getpid(), "since": 0}})
+    assert client.post("/lessons/latest-messages/check/").status_code == 409
+    assert 'id="practice-running"' in client.get("/lessons/latest-messages/").content.decode()
+    write_state("latest-messages", {**state, "running": {"pid": 2**22 + 1, "since": 0}})  # gone
+    assert 'id="practice-running"' not in client.get("/lessons/latest-messages/").content.decode()
