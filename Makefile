@@ -46,13 +46,16 @@ seed: migrate
 
 # The same process list as docker compose (Procfile); Ctrl-C stops the processes
 # and the embedded services.
+# GUNICORN_BIND=127.0.0.1:8001 make demo serves on another port (config/gunicorn.py).
+DEMO_URL = http://$(or $(GUNICORN_BIND),127.0.0.1:8000)
 demo: migrate
 	$(PY) manage.py seed --preset workshop
 	@echo
-	@echo "  Weave is starting on http://127.0.0.1:8000/"
-	@echo "    lesson catalogue   http://127.0.0.1:8000/"
-	@echo "    registry as JSON   http://127.0.0.1:8000/api/lessons/"
-	@echo "    Silk (staff login) http://127.0.0.1:8000/silk/   user admin, password weave-demo"
+	@echo "  Weave is starting on $(DEMO_URL)/"
+	@echo "    lesson catalogue   $(DEMO_URL)/"
+	@echo "    registry as JSON   $(DEMO_URL)/api/lessons/"
+	@echo "    Silk (staff login) $(DEMO_URL)/silk/   user admin, password weave-demo"
+	@echo "    practice           make exercise LESSON=<slug>, then make check LESSON=<slug>"
 	@echo "  Ctrl-C stops everything."
 	@echo
 	trap "$(PY) -m ops.services down" EXIT; PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile

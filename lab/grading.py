@@ -203,7 +203,7 @@ def query_check(lesson: Lesson, small: Call, large: Call, sizes: tuple[int, int]
     check = {"name": "queries", "ok": within and flat, "detail": detail}
     check |= {"counts": [at_n, at_2n], "budget": budget, "sizes": list(sizes)}
     if not check["ok"]:
-        check["repeated"] = repeated_queries(large)
+        check["repeated"] = repeated_queries(small, large)
         if not within:
             check["detail"] += f": over budget by {at_n - budget}"
         if not flat:
@@ -215,19 +215,21 @@ def queries(count: int) -> str:
     return f"{count} quer{'y' if count == 1 else 'ies'}"
 
 
-def repeated_queries(call: Call) -> list[dict[str, Any]]:
-    """The statements run more than once, most repeated first, with the exercise's lines."""
-    origins = call.origins.calls if call.origins else []
+def repeated_queries(small: Call, large: Call) -> list[dict[str, Any]]:
+    """The statements run more than once at 2N, those that grow with the data first (the
+    N+1), each with the lines of the exercise file that ran it."""
+    origins = large.origins.calls if large.origins else []
     counts = Counter(sql for sql, _, _ in origins)
+    before = Counter(sql for sql, _, _ in small.origins.calls) if small.origins else Counter()
+    ranked = sorted(counts, key=lambda sql: (counts[sql] - before[sql], counts[sql]), reverse=True)
     found = []
-    for sql, times in counts.most_common(REPEATED_SHOWN):
-        if times < 2:
-            break
+    for sql in [sql for sql in ranked if counts[sql] > 1][:REPEATED_SHOWN]:
         lines = Counter((line, code) for s, line, code in origins if s == sql and line)
         found.append(
             {
                 "sql": sql,
-                "times": times,
+                "times": counts[sql],
+                "grows": counts[sql] > before[sql],
                 "lines": [
                     {"line": line, "code": code, "times": n}
                     for (line, code), n in lines.most_common()
@@ -416,7 +418,8 @@ def format_report(report: dict[str, Any]) -> str:
         if check.get("diff"):
             lines += [f"       {line}" for line in check["diff"].splitlines()]
         for repeated in check.get("repeated", []):
-            lines.append(f"       ran {repeated['times']} times: {repeated['sql'][:300]}")
+            grows = ", more with more data" if repeated.get("grows") else ""
+            lines.append(f"       ran {repeated['times']} times{grows}: {repeated['sql'][:300]}")
             for origin in repeated["lines"]:
                 lines.append(
                     f"         from {report['exercise']}:{origin['line']} "
@@ -436,7 +439,8 @@ def format_timing(timing: dict[str, Any] | None) -> list[str]:
         return []
     if "skipped" in timing:
         return [f"  time: not measured ({timing['skipped']})"]
-    lines = [f"  time on the seeded data, {timing['rounds']} rounds (median, IQR), not graded:"]
+    rounds = f"{timing['rounds']} round{'s' if timing['rounds'] != 1 else ''}"
+    lines = [f"  time on the seeded data, {rounds} (median, IQR), not graded:"]
     for row in timing["variants"]:
         total = row["total_ms"]
         lines.append(
