@@ -28,6 +28,7 @@ from django.db import connection, connections, transaction
 from django.test import Client
 from django.test.utils import override_settings
 
+from config import mailers
 from lab.lessons import Lesson
 from lab.probe import Probe, call_variant
 
@@ -152,10 +153,6 @@ def peak_memory_kb(lesson: Lesson, variant: str, context, *, client: Client, scr
         tracemalloc.stop()
 
 
-CONSOLE_MAIL = "django.core.mail.backends.console.EmailBackend"
-FILE_MAIL = "django.core.mail.backends.filebased.EmailBackend"
-
-
 @contextlib.contextmanager
 def measuring() -> Iterator[None]:
     """Measurements are taken without Django's query log (DEBUG) and without Silk.
@@ -163,8 +160,10 @@ def measuring() -> Iterator[None]:
     The console mail backend would print every measured mail into the report; the
     file backend pays the same kind of write per message, out of sight.
     """
-    mail = FILE_MAIL if settings.EMAIL_BACKEND == CONSOLE_MAIL else settings.EMAIL_BACKEND
-    with override_settings(DEBUG=False, SILK_RECORDING=False, EMAIL_BACKEND=mail):
+    mailer = settings.MAILERS["default"]
+    if mailer["BACKEND"] == mailers.CONSOLE:
+        mailer = mailers.mailer(mailers.FILE, file_path=settings.EMAIL_FILE_DIR)
+    with override_settings(DEBUG=False, SILK_RECORDING=False, MAILERS={"default": mailer}):
         yield
 
 
@@ -321,7 +320,7 @@ def jobs_in_process() -> Iterator[None]:
     eager = app.conf.CELERY_TASK_ALWAYS_EAGER
     app.conf.CELERY_TASK_ALWAYS_EAGER = True
     try:
-        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+        with override_settings(MAILERS={"default": mailers.mailer(mailers.LOCMEM)}):
             yield
     finally:
         app.conf.CELERY_TASK_ALWAYS_EAGER = eager
