@@ -126,7 +126,7 @@ compose-check: install
 # Practice mode (lab/exercises.py, lab/grading.py): write a lesson's naive code to
 # exercises/<slug>.py, which the running demo serves as the variant `yours`; then grade it
 # against the lesson's contract (exit status 1 until it passes).
-#   make exercise LESSON=latest-messages [FORCE=1]     make check LESSON=latest-messages
+#   make exercise LESSON=<slug> [FORCE=1]     make check LESSON=<slug>
 LESSON ?=
 FORCE ?=
 .PHONY: exercise check
