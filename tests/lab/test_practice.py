@@ -306,3 +306,27 @@ def test_a_running_check_shows_and_is_not_started_twice(exercise_dir, client):
     assert 'id="practice-running"' in client.get("/lessons/latest-messages/").content.decode()
     write_state("latest-messages", {**state, "running": {"pid": 2**22 + 1, "since": 0}})  # gone
     assert 'id="practice-running"' not in client.get("/lessons/latest-messages/").content.decode()
+
+
+def test_the_live_comparison_measures_yours_beside_the_others(exercise_dir, admin_client):
+    write_exercise(exercise_dir, "latest-messages", (NAIVE_MESSAGES, SELECT_RELATED))
+    response = admin_client.post("/lessons/latest-messages/compare/", {"rounds": 1})
+    assert response.status_code == 200, response.content[:500]
+    rows = {row["variant"]: row for row in response.json()["variants"]}
+    assert list(rows) == ["naive", "optimized", PRACTICE_VARIANT]
+    assert rows[PRACTICE_VARIANT]["queries"] == rows["optimized"]["queries"] == 1
+
+
+def test_an_n_plus_one_past_the_limit_stops_at_its_next_query(exercise_dir):
+    """An N+1 spends its time in library code, between queries: each query checks the clock."""
+    import time
+
+    from django.db import connection
+
+    from lab.exercises import ExerciseTimeout, time_limit
+
+    with time_limit(0.05), connection.cursor() as cursor:
+        cursor.execute("SELECT 1")  # within the limit
+        time.sleep(0.1)  # Python work between queries, outside the exercise file
+        with pytest.raises(ExerciseTimeout, match="before a query"):
+            cursor.execute("SELECT 1")  # the next query does not start
