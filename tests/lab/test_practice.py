@@ -217,6 +217,7 @@ def test_a_save_is_served_at_once_and_only_in_demo_mode(exercise_dir, client, se
     settings.WEAVE_EXERCISES_DIR = None  # production: the file is there, nothing serves it
     assert PRACTICE_VARIANT not in get_lesson("latest-messages").variant_names
     assert client.get("/lessons/latest-messages/yours/").status_code == 404
+    assert client.post("/lessons/latest-messages/check/").status_code == 404
     assert 'id="practice"' not in client.get("/lessons/latest-messages/").content.decode()
 
 
