@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",  # SearchVectorField, GinIndex (postgres.E005 since Django 6.1)
     "rest_framework",
     "rest_framework.authtoken",  # tasks API: token auth for scripts and Locust
     "drf_spectacular",
