@@ -35,13 +35,13 @@ UPDATED_EVERY = 20
 
 # The read each index buys: who reads it (kept in step with weave/models.py).
 READERS = {
-    "message_alive_idx": "live count from pg_class (message-count), deep-pages' cursor",
-    "message_alive_updated_idx": "latest-messages, the messages list's order (-updated, -id)",
-    "message_deleted_updated_idx": "message-purge's batches, in (updated, id) order",
-    "message_alive_created_idx": "message-count's since/until filters",
-    "message_thread_alive_idx": "message-indexes, thread-page's prefetch (thread, -updated)",
-    "message_search_gin_idx": "message-search's full-text match",
-    "weave_message_sent_by_id": "message-count's sender filter; a person's cascade delete",
+    "message_alive_idx": "the live count from pg_class (count lesson), the deep pages' cursor",
+    "message_alive_updated_idx": "the latest messages, the messages list's order (-updated, -id)",
+    "message_deleted_updated_idx": "the purge's batches, in (updated, id) order",
+    "message_alive_created_idx": "the count lesson's since/until filters",
+    "message_thread_alive_idx": "the indexes lesson, the thread page's prefetch",
+    "message_search_gin_idx": "the search lesson's full-text match",
+    "weave_message_sent_by_id": "the count lesson's sender filter; a person's cascade delete",
     "weave_message_thread_id": "a thread's cascade delete (all rows, deleted included)",
     "weave_message_deleted": "the exact live COUNT(*) (76 pages, not message_alive_idx's 251)",
 }

@@ -55,4 +55,4 @@ def test_the_command_prints_one_row_per_index_set():
     call_command("index_write_cost", rows=200, rounds=1, stdout=out)
     rows = [line for line in out.getvalue().splitlines() if line.startswith("| message_")]
     assert len(rows) == 6, out.getvalue()
-    assert "message-purge's batches" in out.getvalue()
+    assert "the purge's batches" in out.getvalue()

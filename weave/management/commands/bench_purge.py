@@ -31,7 +31,7 @@ MEGABYTES = {"wal_bytes", "largest_commit_wal_bytes"}
 
 
 class Command(BaseCommand):
-    help = "Purge a backlog with each message-purge variant under a concurrent writer and reader."
+    help = "Purge a backlog with each purge variant under a concurrent writer and reader."
 
     def add_arguments(self, parser):
         parser.add_argument("--rows", type=int, default=100_000, help="Backlog rows per purge.")
