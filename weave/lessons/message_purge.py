@@ -1,15 +1,17 @@
 """Purge soft-deleted messages older than N days: one DELETE vs batches by key.
 
 Slow: `purgeable(cutoff).delete()` is one DELETE (Message has no delete signals or cascades):
-the fastest in total, and one transaction: a writer that touches any row of the backlog (a
-restore from the trash, an edit) waits until the last row is deleted, and the whole backlog's
-WAL is one commit that replicas replay in one piece.
+the fastest in total, but one transaction: a writer that touches any row of the backlog (a
+restore from the trash, an edit) waits until the last row is deleted, the WAL comes in one
+burst (logical replication ships a transaction whole, at its commit) and VACUUM can reclaim
+no row before the end.
 Why: a deleted row stays locked until its transaction ends. `_raw_delete` is the same statement
 without Django's checks (it would skip signals added later); it holds the same locks as long.
 Fix: one DELETE per batch of 2,000 ids, in (updated, id) order through a partial index on
 deleted rows, each its own transaction resuming after the last key the previous one deleted: a
-writer waits for one batch at most and the WAL comes in batch-sized commits, for a few percent
-more time in total. Readers wait for none of them (MVCC).
+writer waits for one batch at most and each commit carries one batch's WAL (a job may pause
+between batches for replicas to keep up). The price: several times the total time, a
+background job's time; about the same WAL in total. Readers wait for none of them (MVCC).
 """
 
 from __future__ import annotations
