@@ -180,7 +180,8 @@ def test_purge_under_load_measures_the_writer_the_wal_and_the_reader():
     for variant, run in runs.items():
         assert run["purged"] == 4_500, variant
         assert run["wal_bytes"] >= run["largest_commit_wal_bytes"] > 0, variant
-        assert run["writer_statements"] > 0 and run["reader_p50_during_ms"] > 0, variant
+        # Both threads ran before the purge started (it waits for them); no timing asserted.
+        assert run["writer_statements"] > 0 and run["reader_p50_before_ms"] > 0, variant
     # 4,500 rows: two full batches of 2,000 and a short one; the others commit once.
     assert [runs[variant]["transactions"] for variant in ("naive", "raw", "optimized")] == [
         1,

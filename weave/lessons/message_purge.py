@@ -238,7 +238,11 @@ def purge_under_load(variant: str, *, backlog: int, settle_seconds: float = 0.3)
     writer, watcher = Timed(writer_touching(ids)), Timed(reader)
     writer.start()
     watcher.start()
-    time.sleep(settle_seconds)  # the reader's undisturbed latency, before the purge
+    # The reader's undisturbed latency, before the purge: a few reads, both threads connected.
+    time.sleep(settle_seconds)
+    deadline = time.monotonic() + 10
+    while (len(watcher.durations) < 3 or not writer.durations) and time.monotonic() < deadline:
+        time.sleep(0.01)
     before_purge = len(watcher.durations)
     started, position, commits = time.perf_counter(), wal_position(), []
     purged = 0
