@@ -94,7 +94,7 @@ def test_raise_cannot_see_a_manager_query_per_row_and_zeal_does(monkeypatch):
     broken = with_optimized(lesson, MessagesPerThreadView.as_view(threads=thread_page_naive))
     monkeypatch.setitem(lessons._registry, lesson.slug, broken)
     # django-zeal reports the query per thread (it runs on every request of the suite),
-    with strict(), pytest.raises(NPlusOneError, match="N\\+1 detected on weave.Thread.messages"):
+    with strict(), pytest.raises(NPlusOneError, match=r"N\+1 detected on weave\.Thread\.messages"):
         probe_at_scale(broken, "optimized", lesson.scales[0])
     # but no foreign key or deferred field is fetched lazily: with zeal off,
     # FETCH_RAISE lets it through, although it runs a query per thread (2 + 10).

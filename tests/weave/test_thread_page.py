@@ -160,13 +160,18 @@ def test_every_variant_returns_the_same_json(threads, api_client):
 def test_no_payload_depends_on_the_servers_time_zone(threads, api_client):
     # DRF renders a datetime in the current time zone unless told otherwise; the
     # database tier's SQL writes UTC. Every tier must answer the same JSON in any zone.
-    Message.objects.filter(thread=threads[1]).update(updated=datetime(2026, 1, 2, 3, 4, 5, 6000, UTC))
+    Message.objects.filter(thread=threads[1]).update(
+        updated=datetime(2026, 1, 2, 3, 4, 5, 6000, UTC)
+    )
     in_utc = {variant: page(api_client, variant).json() for variant in VARIANTS}
     with override_settings(TIME_ZONE="Asia/Kolkata"):
         in_kolkata = {variant: page(api_client, variant).json() for variant in VARIANTS}
     expected = in_utc["naive"]["results"]
-    assert any(message["updated"] == "2026-01-02T03:04:05.006000Z" for thread in expected
-               for message in thread["messages"])
+    assert any(
+        message["updated"] == "2026-01-02T03:04:05.006000Z"
+        for thread in expected
+        for message in thread["messages"]
+    )
     for variant in VARIANTS:
         assert in_utc[variant]["results"] == expected, variant
         assert in_kolkata[variant]["results"] == expected, variant
