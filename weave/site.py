@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 
 
 def thread_page_view():
-    """The thread page (its lesson's optimized view): 3 queries."""
+    """The thread page (its lesson's optimized view): 2 queries."""
     from weave.lessons.thread_page import ThreadPageOptimizedView
 
     return ThreadPageOptimizedView.as_view()
