@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,12 +75,14 @@ def calls_at_scale(
     *,
     clear_cache: Callable[[], None] = cache.clear,
     origins_of: str | None = None,
+    guard: AbstractContextManager | None = None,
 ) -> dict[str, Call]:
     """Build data of `size`, call each variant cold on it, roll the data back.
 
     A read lesson's variants share one data set; a write lesson's each get a fresh
     one (the first write would change what the next one finds). `origins_of`: a
-    file whose lines issuing each query are noted (QueryOrigins).
+    file whose lines issuing each query are noted (QueryOrigins). `guard`: a context
+    manager around each call (the contract tests' FETCH_RAISE).
     """
     calls = {}
     variants = list(variants)
@@ -90,7 +92,8 @@ def calls_at_scale(
             context = lesson.build_data(size)
             for name in group:
                 clear_cache()
-                calls[name] = call_cold(lesson, name, context, origins_of)
+                with guard or nullcontext():
+                    calls[name] = call_cold(lesson, name, context, origins_of)
                 if lesson.kind == "write" and lesson.final_state is not None:
                     calls[name].final_state = lesson.final_state(context)
             transaction.set_rollback(True)
@@ -107,6 +110,8 @@ def call_cold(lesson: Lesson, variant: str, context, origins_of: str | None) -> 
     return Call(probe, origins=origins)
 
 
-def probe_at_scale(lesson: Lesson, variant: str, size: int) -> Probe:
-    """Build data of `size`, call the variant cold, roll the data back."""
-    return calls_at_scale(lesson, [variant], size)[variant].probe
+def probe_at_scale(
+    lesson: Lesson, variant: str, size: int, *, guard: AbstractContextManager | None = None
+) -> Probe:
+    """Build data of `size`, call the variant cold (inside `guard`), roll the data back."""
+    return calls_at_scale(lesson, [variant], size, guard=guard)[variant].probe
