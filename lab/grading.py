@@ -58,6 +58,7 @@ from lab.exercises import (
     exercises_dir,
 )
 from lab.lessons import PRACTICE_VARIANT, Lesson, get_lesson
+from lab.measure import SAVEPOINT_PREFIXES
 from lab.probe import Probe
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
@@ -206,9 +207,17 @@ def query_check(lesson: Lesson, small: Call, large: Call, sizes: tuple[int, int]
         check["repeated"] = repeated_queries(small, large)
         if not within:
             check["detail"] += f": over budget by {at_n - budget}"
+            # No statement repeats (a flat count over budget): each one the request ran.
+            check["statements"] = [
+                sql[:300] for sql in small.probe.queries.statements if not is_savepoint(sql)
+            ]
         if not flat:
             check["detail"] += ": it grows with the data"
     return check
+
+
+def is_savepoint(sql: str) -> bool:
+    return sql.lstrip()[:9].upper() in SAVEPOINT_PREFIXES
 
 
 def queries(count: int) -> str:
@@ -427,6 +436,11 @@ def format_report(report: dict[str, Any]) -> str:
                 )
             if not repeated["lines"]:
                 lines.append("         (no line of your file was on the stack)")
+        if check.get("statements") and not check.get("repeated"):
+            lines.append(
+                f"       the {len(check['statements'])} statements at {check['sizes'][0]}:"
+            )
+            lines += [f"         {n}. {sql}" for n, sql in enumerate(check["statements"], 1)]
     lines += format_timing(report.get("timing"))
     for number, hint in enumerate(report.get("hints") or [], start=1):
         lines.append(f"  hint {number}, {hint['title']}:")
