@@ -1,11 +1,15 @@
 """Messages list: exact COUNT(*) on every page (naive) vs exact-if-cheap-else-estimated."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from lab.explain import explain, walk
 from lab.lessons import get_lesson
-from weave.lessons.message_count import without_count
+from weave.lessons.message_count import EXAMPLE_PAGE_SIZE, message_list, without_count
 from weave.models import ArchivedMessage, Message, Person, Thread
 from weave.sample import (
     insert_messages_sql,
@@ -14,6 +18,7 @@ from weave.sample import (
     make_threads,
     seeded_archive,
 )
+from weave.seed import ARCHIVED_BEFORE
 
 pytestmark = pytest.mark.django_db
 VARIANTS = ("naive", "optimized")
@@ -83,9 +88,9 @@ def test_filters_give_the_same_page_and_count(messages, api_client, filters, exp
     assert len(payloads[0]["results"]) == expected
 
 
-def test_date_range_filters_on_created(messages, api_client):
-    first = Message.objects.order_by("created").first()
-    since = first.created.isoformat()
+def test_date_range_filters_on_updated_the_lists_order(messages, api_client):
+    first = Message.objects.order_by("updated").first()
+    since = first.updated.isoformat()
     for variant in VARIANTS:
         body = listing(api_client, variant, since=since, until="2999-01-01T00:00:00Z").json()
         assert body["count"] == 30
@@ -202,7 +207,7 @@ COUNT_PATHS = {
     "exact": lambda threads, since: {"thread": threads[0]},
     # Every live message: pg_class's row count of the NOT deleted partial index.
     "reltuples": lambda threads, since: {},
-    # The newest ~12,000 messages: large, one column: the planner's estimate.
+    # The latest ~12,000 updated messages: large, one column: the planner's estimate.
     "planner": lambda threads, since: {"since": since},
     # The same and one sender (the only one): two columns, a sample.
     "tablesample": lambda threads, since: {"since": since, "sender": Person.objects.get().pk},
@@ -214,7 +219,7 @@ COUNT_PATHS = {
 @pytest.mark.parametrize("path", COUNT_PATHS)
 def test_no_count_path_leaves_an_outer_transaction_broken(api_client, path):
     threads = insert_messages_sql(20_000)
-    since = Message.objects.order_by("-created").values_list("created", flat=True)[12_000]
+    since = Message.objects.order_by("-updated").values_list("updated", flat=True)[12_000]
     params = COUNT_PATHS[path](threads, since.isoformat())
     with (
         transaction.atomic(),
@@ -260,15 +265,117 @@ def test_bad_inputs_leave_an_outer_transaction_usable(messages, api_client):
                     assert Message.objects.exists(), (variant, name, value)
 
 
+@pytest.mark.parametrize("column", ["updated", "created"])
 @pytest.mark.parametrize("table", ["weave_message", "weave_message_archive"])
-def test_the_date_filters_column_is_analyzed_finely(table):
-    # The planner's estimate of a since/until filter is read from created's histogram:
+def test_the_date_filters_column_is_analyzed_finely(table, column):
+    # The planner's estimate of a since/until filter is read from updated's histogram:
     # 1,000 buckets instead of the default 100 keep it within 1% at 1,000,000 rows
-    # (weave/migrations/0009_created_statistics_target.py).
+    # (weave/migrations/0009_created_statistics_target.py, 0010 for updated).
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT attstattarget FROM pg_attribute"
-            " WHERE attrelid = %s::regclass AND attname = 'created'",
-            [table],
+            "SELECT attstattarget FROM pg_attribute WHERE attrelid = %s::regclass AND attname = %s",
+            [table, column],
         )
         assert cursor.fetchone() == (1000,)
+
+
+# --- every filter the API accepts is served with the page's order by an index ----------
+
+
+@pytest.fixture
+def many_senders():
+    """30,000 live messages from 300 senders in 100 threads, and 30,000 archived ones."""
+    people = [person.id for person in make_people(300)]
+    threads = [thread.id for thread in make_threads(100)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO weave_message (text, sent_by_id, thread_id, created, updated, deleted)"
+            " SELECT 'm' || i, (%s::bigint[])[1 + i %% 300], (%s::bigint[])[1 + i %% 100],"
+            " now() - i * interval '1 minute', now() - i * interval '1 minute', i %% 10 = 0"
+            " FROM generate_series(1, 30000) i",
+            [people, threads],
+        )
+        cursor.execute("ANALYZE weave_message")
+    with seeded_archive(30_000, people, threads):
+        yield threads[0], people[0]
+
+
+def page_plan(filters):
+    """The page query's plan (its 21 rows, as the example's page size + 1)."""
+    return explain(message_list(filters)[: EXAMPLE_PAGE_SIZE + 1], analyze=False)
+
+
+def scanned_indexes(plan) -> set[str]:
+    return {node["Index Name"] for node in walk(plan.plan) if "Index Name" in node}
+
+
+DAY = timedelta(days=1)
+SERVED = {
+    # (filters, the index that serves them, whether the page is read in its order)
+    "live, unfiltered": (lambda t, s, now: {}, "message_alive_updated_idx", True),
+    "live, a week": (
+        lambda t, s, now: {"since": now - 14 * DAY, "until": now - 7 * DAY},
+        "message_alive_updated_idx",
+        True,
+    ),
+    "live, until a week ago": (
+        lambda t, s, now: {"until": now - 7 * DAY},
+        "message_alive_updated_idx",
+        True,
+    ),
+    "live, a thread": (lambda t, s, now: {"thread": t}, "message_thread_alive_idx", True),
+    "live, a thread's week": (
+        lambda t, s, now: {"thread": t, "since": now - 14 * DAY, "until": now - 7 * DAY},
+        "message_thread_alive_idx",
+        True,
+    ),
+    # A sender's messages come from the foreign key's index, then a top-N sort of them.
+    "live, a sender": (lambda t, s, now: {"sender": s}, "weave_message_sent_by_id", False),
+    "archive, unfiltered": (
+        lambda t, s, now: {"archived": True},
+        "message_archive_updated_idx",
+        True,
+    ),
+    "archive, a week": (
+        lambda t, s, now: {
+            "archived": True,
+            "since": ARCHIVED_BEFORE - 14 * DAY,
+            "until": ARCHIVED_BEFORE - 7 * DAY,
+        },
+        "message_archive_updated_idx",
+        True,
+    ),
+    "archive, until long ago": (
+        lambda t, s, now: {"archived": True, "until": ARCHIVED_BEFORE - 14 * DAY},
+        "message_archive_updated_idx",
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SERVED)
+def test_every_accepted_filter_is_served_by_an_index(many_senders, case):
+    """Before: since/until bounded `created`, which no archive index holds (a Seq Scan
+    of the archive) and which the live list could only read from its created index
+    then sort: a week of 1,000,000 messages is tens of thousands of rows sorted."""
+    filters, index, in_order = SERVED[case]
+    plan = page_plan(filters(*many_senders, timezone.now()))
+    assert not any(node.endswith("Seq Scan") for node in plan.node_types), plan.node_types
+    assert any(name.startswith(index) for name in scanned_indexes(plan)), scanned_indexes(plan)
+    assert ("Sort" in plan.node_types) is not in_order, plan.node_types
+
+
+@pytest.mark.parametrize("refused", [{"thread": 0}, {"sender": 1}, {"thread": 0, "sender": 1}])
+def test_filters_the_archive_cannot_serve_are_a_400_that_names_them(
+    many_senders, api_client, refused
+):
+    thread, sender = many_senders
+    query = {
+        "archived": "true",
+        **{name: (thread, sender)[index] for name, index in refused.items()},
+    }
+    for variant in VARIANTS:
+        response = listing(api_client, variant, **query)
+        assert response.status_code == 400, response.content
+        assert set(response.json()["errors"]) == set(refused)
+        assert "no index of the archive" in str(response.json()["errors"])
