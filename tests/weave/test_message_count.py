@@ -284,7 +284,7 @@ def test_the_date_filters_column_is_analyzed_finely(table, column):
 
 @pytest.fixture
 def many_senders():
-    """30,000 live messages from 300 senders in 100 threads, and 30,000 archived ones."""
+    """20,000 live messages from 300 senders in 100 threads, and 10,000 archived ones."""
     people = [person.id for person in make_people(300)]
     threads = [thread.id for thread in make_threads(100)]
     with connection.cursor() as cursor:
@@ -292,17 +292,23 @@ def many_senders():
             "INSERT INTO weave_message (text, sent_by_id, thread_id, created, updated, deleted)"
             " SELECT 'm' || i, (%s::bigint[])[1 + i %% 300], (%s::bigint[])[1 + i %% 100],"
             " now() - i * interval '1 minute', now() - i * interval '1 minute', i %% 10 = 0"
-            " FROM generate_series(1, 30000) i",
+            " FROM generate_series(1, 20000) i",
             [people, threads],
         )
-        cursor.execute("ANALYZE weave_message")
-    with seeded_archive(30_000, people, threads):
+        # The join's side too: pg_class of an unanalyzed weave_person says 1 row.
+        cursor.execute("ANALYZE weave_message, weave_person, weave_thread")
+    with seeded_archive(10_000, people, threads):
         yield threads[0], people[0]
 
 
 def page_plan(filters):
     """The page query's plan (its 21 rows, as the example's page size + 1)."""
     return explain(message_list(filters)[: EXAMPLE_PAGE_SIZE + 1], analyze=False)
+
+
+def message_table(filters) -> str:
+    archived = filters(0, 0, timezone.now()).get("archived")
+    return "weave_message_archive" if archived else "weave_message"
 
 
 def scanned_indexes(plan) -> set[str]:
@@ -314,18 +320,18 @@ SERVED = {
     # (filters, the index that serves them, whether the page is read in its order)
     "live, unfiltered": (lambda t, s, now: {}, "message_alive_updated_idx", True),
     "live, a week": (
-        lambda t, s, now: {"since": now - 14 * DAY, "until": now - 7 * DAY},
+        lambda t, s, now: {"since": now - 10 * DAY, "until": now - 3 * DAY},
         "message_alive_updated_idx",
         True,
     ),
-    "live, until a week ago": (
-        lambda t, s, now: {"until": now - 7 * DAY},
+    "live, until three days ago": (
+        lambda t, s, now: {"until": now - 3 * DAY},
         "message_alive_updated_idx",
         True,
     ),
     "live, a thread": (lambda t, s, now: {"thread": t}, "message_thread_alive_idx", True),
     "live, a thread's week": (
-        lambda t, s, now: {"thread": t, "since": now - 14 * DAY, "until": now - 7 * DAY},
+        lambda t, s, now: {"thread": t, "since": now - 10 * DAY, "until": now - 3 * DAY},
         "message_thread_alive_idx",
         True,
     ),
@@ -339,37 +345,42 @@ SERVED = {
     "archive, a week": (
         lambda t, s, now: {
             "archived": True,
-            "since": ARCHIVED_BEFORE - 14 * DAY,
-            "until": ARCHIVED_BEFORE - 7 * DAY,
+            "since": ARCHIVED_BEFORE - 5 * DAY,
+            "until": ARCHIVED_BEFORE - 2 * DAY,
         },
         "message_archive_updated_idx",
         True,
     ),
     "archive, until long ago": (
-        lambda t, s, now: {"archived": True, "until": ARCHIVED_BEFORE - 14 * DAY},
+        lambda t, s, now: {"archived": True, "until": ARCHIVED_BEFORE - 5 * DAY},
         "message_archive_updated_idx",
         True,
     ),
 }
 
 
-@pytest.mark.parametrize("case", SERVED)
-def test_every_accepted_filter_is_served_by_an_index(many_senders, case):
+def test_every_accepted_filter_is_served_by_an_index(many_senders):
     """Before: since/until bounded `created`, which no archive index holds (a Seq Scan
     of the archive) and which the live list could only read from its created index
     then sort: a week of 1,000,000 messages is tens of thousands of rows sorted."""
-    filters, index, in_order = SERVED[case]
-    plan = page_plan(filters(*many_senders, timezone.now()))
-    assert not any(node.endswith("Seq Scan") for node in plan.node_types), plan.node_types
-    assert any(name.startswith(index) for name in scanned_indexes(plan)), scanned_indexes(plan)
-    assert ("Sort" in plan.node_types) is not in_order, plan.node_types
+    for case, (filters, index, in_order) in SERVED.items():
+        plan = page_plan(filters(*many_senders, timezone.now()))
+        scanned = {node.get("Relation Name"): node["Node Type"] for node in walk(plan.plan)}
+        assert scanned.get(message_table(filters)) != "Seq Scan", (case, scanned)
+        indexes = scanned_indexes(plan)
+        assert any(name.startswith(index) for name in indexes), (case, indexes)
+        # The filter is the index's condition, not rows read then discarded (the
+        # foreign key's index is not partial: it leaves NOT deleted to the heap).
+        table_nodes = [
+            n for n in walk(plan.plan) if n.get("Relation Name") == message_table(filters)
+        ]
+        assert all(n.get("Filter") in (None, "(NOT deleted)") for n in table_nodes), case
+        assert ("Sort" in plan.node_types) is not in_order, (case, plan.node_types)
 
 
 @pytest.mark.parametrize("refused", [{"thread": 0}, {"sender": 1}, {"thread": 0, "sender": 1}])
-def test_filters_the_archive_cannot_serve_are_a_400_that_names_them(
-    many_senders, api_client, refused
-):
-    thread, sender = many_senders
+def test_filters_the_archive_cannot_serve_are_a_400_that_names_them(messages, api_client, refused):
+    thread, sender = messages[0].thread_id, messages[0].sent_by_id
     query = {
         "archived": "true",
         **{name: (thread, sender)[index] for name, index in refused.items()},
