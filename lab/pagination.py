@@ -243,14 +243,18 @@ class Statistics:
 
 def known_rows(queryset: QuerySet) -> Statistics | None:
     """pg_class's row count of the query, when it has one: no filter (the table's),
-    or a filter equal to a partial index's predicate (the index's). One query, or none."""
+    or a filter equal to a partial index's predicate (the index's), once analyzed.
+    One query, or none."""
     where = compiled_where(queryset.query, queryset.db)
     if not where[0]:  # no WHERE, or one that keeps every row: exclude(x__in=[])
-        return table_statistics(queryset)
-    index = partial_index_name(queryset, where)
-    if index is None:
-        return None
-    return relation_statistics(index, table=queryset.model._meta.db_table, using=queryset.db)
+        statistics = table_statistics(queryset)
+    else:
+        index = partial_index_name(queryset, where)
+        if index is None:
+            return None
+        table = queryset.model._meta.db_table
+        statistics = relation_statistics(index, table=table, using=queryset.db)
+    return None if statistics.rows is None else statistics  # never analyzed: unknown
 
 
 def filtered_columns(queryset: QuerySet) -> set[tuple[str, str]] | None:

@@ -3,9 +3,9 @@
 Slow: every page runs an exact COUNT(*) over all matching rows: the example lists the
 message archive, 1,000,000 rows, and its count costs tens of ms to show 20 of them.
 Why: PostgreSQL has no stored row count (MVCC): counting means visiting every matching row.
-Fix: first the size pg_class or the planner already knows (no rows read); count exactly only
-what is small, capped at 10,001 rows; estimate the rest (pg_class, the planner's estimate, a
-TABLESAMPLE); a last page counts itself.
+Fix: first the size pg_class or the planner already knows from fresh statistics (no rows
+read); count exactly only what is small, capped at 10,001 rows; estimate the rest (pg_class,
+the planner's estimate, a TABLESAMPLE); a last page counts itself.
 """
 
 from __future__ import annotations
