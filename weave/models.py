@@ -99,9 +99,9 @@ class MessageManager(models.Manager.from_queryset(SoftDeleteQuerySet)):
 
 
 class Message(TimeStamped):
-    # `created` (and the archive's) is analyzed with a statistics target of 1000, not
-    # 100: the count estimate of a date filter is read from its histogram
-    # (weave/migrations/0009_created_statistics_target.py).
+    # `created` and `updated` (and the archive's) are analyzed with a statistics target
+    # of 1000, not 100: the count estimate of a date filter is read from its histogram
+    # (weave/migrations/0009_created_statistics_target.py, 0010 for updated).
     text = models.TextField()
     sent_by = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="messages")
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
@@ -136,8 +136,9 @@ class Message(TimeStamped):
                 name="message_deleted_updated_idx",
                 condition=Q(deleted=True),
             ),
-            # Live messages by date: the messages list's since/until filters. The
-            # exact count of a narrow range reads only that range (the count lesson).
+            # Live messages by creation date. The messages list's since/until filters
+            # bound `updated` since they are served by message_alive_updated_idx with
+            # the page's order (the count lesson): no lesson reads this index now.
             models.Index(
                 fields=["created"], name="message_alive_created_idx", condition=Q(deleted=False)
             ),
@@ -183,6 +184,9 @@ class ArchivedMessage(models.Model):
     created = models.DateTimeField()
     updated = models.DateTimeField()
     # Full-text search over the archive, as Message.search_document.
+    # A database migrated afresh fills it with a trigger, not as a generated column:
+    # adding a STORED generated column rewrites the table under ACCESS EXCLUSIVE
+    # (weave/migrations/0008_message_archive_search_document.py). Read the same way.
     search_document = models.GeneratedField(
         expression=SearchVector("text", config="english"),
         output_field=SearchVectorField(),
