@@ -1,8 +1,12 @@
 """Pagination that stays fast on big tables: estimated counts and keyset cursors.
 
 - `estimated_count`: the exact COUNT(*) when the planner says the filter is
-  small (capped, so never past the cap), else an estimate from `pg_class` or
-  a `TABLESAMPLE SYSTEM` page sample of the *filtered* query.
+  small (capped, so never past the cap), else an estimate from `pg_class`, the
+  planner or a `TABLESAMPLE SYSTEM` page sample of the *filtered* query, each only
+  where it holds: statistics while fresh (pg_stat's rows changed since ANALYZE), a
+  sample while its pages agree (its own standard error). Any other queryset (empty,
+  distinct, grouped, combined, sliced, joined, lookups without statistics) is 0 or
+  the capped count, shown as a floor past the cap.
 - `EstimatedCountPaginator` (Django) / `EstimatedCountPagination` (DRF): pages
   that never depend on the count, so an estimate can be wrong without serving
   empty pages with a `next` link or 404-ing pages whose rows exist.
