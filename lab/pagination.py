@@ -268,7 +268,7 @@ def filtered_columns(queryset: QuerySet) -> set[tuple[str, str]] | None:
     base table's own columns (raw SQL, subqueries, `icontains`, a joined table's column).
     """
     query = queryset.query
-    columns = lookup_columns(query.where, query.get_initial_alias())
+    columns = lookup_columns(query.where, query.base_table)
     return None if columns is None else columns - predicate_columns(queryset.model)
 
 
