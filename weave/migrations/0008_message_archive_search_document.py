@@ -95,15 +95,16 @@ def add_search_document(apps, schema_editor):
     connection = schema_editor.connection
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-        # No default, no expression: a catalog change, no rewrite.
-        cursor.execute(f"ALTER TABLE {TABLE} ADD COLUMN search_document tsvector")
+        # No default, no expression: a catalog change, no rewrite. Each step can run
+        # again: a migration stopped by lock_timeout or a batch is resumed by `migrate`.
+        cursor.execute(f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS search_document tsvector")
         cursor.execute(
-            f"CREATE FUNCTION {TABLE}_search_document() RETURNS trigger LANGUAGE plpgsql AS $$"
+            f"CREATE OR REPLACE FUNCTION {TABLE}_search_document() RETURNS trigger LANGUAGE plpgsql AS $$"
             f" BEGIN NEW.search_document := {NEW_DOCUMENT};"
             " RETURN NEW; END $$"
         )
         cursor.execute(
-            f"CREATE TRIGGER {TABLE}_search_document BEFORE INSERT OR UPDATE OF text"
+            f"CREATE OR REPLACE TRIGGER {TABLE}_search_document BEFORE INSERT OR UPDATE OF text"
             f" ON {TABLE} FOR EACH ROW EXECUTE FUNCTION {TABLE}_search_document()"
         )
     # Rows written from here on get their document from the trigger; the rest in batches.
