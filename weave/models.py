@@ -105,7 +105,7 @@ class MessageManager(models.Manager.from_queryset(SoftDeleteQuerySet)):
 class Message(TimeStamped):
     # `created` and `updated` (and the archive's) are analyzed with a statistics target
     # of 1000, not 100: the count estimate of a date filter is read from its histogram
-    # (weave/migrations/0009_created_statistics_target.py, 0010 for updated).
+    # (weave/migrations/0009_created_statistics_target.py, 0011 for updated).
     text = models.TextField()
     sent_by = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="messages")
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")

@@ -270,7 +270,7 @@ def test_bad_inputs_leave_an_outer_transaction_usable(messages, api_client):
 def test_the_date_filters_column_is_analyzed_finely(table, column):
     # The planner's estimate of a since/until filter is read from updated's histogram:
     # 1,000 buckets instead of the default 100 keep it within 1% at 1,000,000 rows
-    # (weave/migrations/0009_created_statistics_target.py, 0010 for updated).
+    # (weave/migrations/0009_created_statistics_target.py, 0011 for updated).
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT attstattarget FROM pg_attribute WHERE attrelid = %s::regclass AND attname = %s",

@@ -174,7 +174,7 @@ def histogram(table: str, column: str) -> tuple[int, str | None]:
 
 
 def test_a_statistics_target_is_in_effect_once_migrated():
-    """0009 and 0010 raise the date columns' statistics target to 1000; it takes effect
+    """0009 and 0011 raise the date columns' statistics target to 1000; it takes effect
     at the next ANALYZE, which they run (before: none, the old histogram stayed)."""
     targets = latest()
     migrate([("weave", "0008_message_archive_search_document")])

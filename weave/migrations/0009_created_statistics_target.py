@@ -9,7 +9,7 @@ ANALYZE of the 1,000,000 messages takes 1.5 s instead of 0.23 s; planning does a
 search in the bigger histogram, no measurable cost.
 
 The target takes effect at the next ANALYZE, run here (a database migrated before this
-ANALYZE was added gets it from 0010). ANALYZE takes a SHARE UPDATE EXCLUSIVE lock:
+ANALYZE was added gets it from 0011). ANALYZE takes a SHARE UPDATE EXCLUSIVE lock:
 reads and writes go on. `lock_timeout`: SET STATISTICS waits for that lock behind a
 long transaction, and every later writer would queue behind it.
 """

@@ -33,7 +33,7 @@ def alter(target):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("weave", "0009_created_statistics_target"),
+        ("weave", "0010_drop_plain_deleted_indexes"),
     ]
 
     operations = [
