@@ -141,12 +141,6 @@ class Message(TimeStamped):
                 name="message_deleted_updated_idx",
                 condition=Q(deleted=True),
             ),
-            # Live messages by creation date. The messages list's since/until filters
-            # bound `updated` since they are served by message_alive_updated_idx with
-            # the page's order (the count lesson): no lesson reads this index now.
-            models.Index(
-                fields=["created"], name="message_alive_created_idx", condition=Q(deleted=False)
-            ),
             # A thread's latest live messages: the thread page's prefetch (one
             # index range per thread) and a thread-filtered list read it in order.
             # INCLUDE (sent_by_id) covers "who wrote lately": an Index Only Scan.
