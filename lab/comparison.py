@@ -10,13 +10,15 @@ from the same rows and the seeded database itself is never written.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
 import platform
 import statistics
+import time
 import tracemalloc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import django
@@ -151,17 +153,24 @@ def peak_memory_kb(lesson: Lesson, variant: str, context, *, client: Client, scr
         tracemalloc.stop()
 
 
-# Measurements are taken without Django's query log (DEBUG) and without Silk.
-@override_settings(DEBUG=False, SILK_RECORDING=False)
-def compare_lesson(
-    lesson: Lesson, *, rounds: int, memory: bool = False, writes: str = ROLLBACK
-) -> dict[str, Any]:
-    # The console mail backend would print every measured mail into the report;
-    # the file backend pays the same kind of write per message, out of sight.
+@contextlib.contextmanager
+def measuring() -> Iterator[None]:
+    """Measurements are taken without Django's query log (DEBUG) and without Silk.
+
+    The console mail backend would print every measured mail into the report; the
+    file backend pays the same kind of write per message, out of sight.
+    """
     mailer = settings.MAILERS["default"]
     if mailer["BACKEND"] == mailers.CONSOLE:
         mailer = mailers.mailer(mailers.FILE, file_path=settings.EMAIL_FILE_DIR)
-    with override_settings(MAILERS={"default": mailer}):
+    with override_settings(DEBUG=False, SILK_RECORDING=False, MAILERS={"default": mailer}):
+        yield
+
+
+def compare_lesson(
+    lesson: Lesson, *, rounds: int, memory: bool = False, writes: str = ROLLBACK
+) -> dict[str, Any]:
+    with measuring():
         return measure_lesson(lesson, rounds=rounds, memory=memory, writes=writes)
 
 
@@ -185,6 +194,34 @@ def measure_lesson(lesson: Lesson, *, rounds: int, memory: bool, writes: str) ->
 
 
 def run_rounds(lesson, context, client, rounds, memory, scratch) -> dict[str, Any]:
+    firsts, samples = collect_samples(lesson, context, client, rounds, scratch)
+    rows = [summarize(name, probes) for name, probes in samples.items()]
+    if memory:
+        for row in rows:
+            row["peak_kb"] = peak_memory_kb(
+                lesson, row["variant"], context, client=client, scratch=scratch
+            )
+    naive = rows[0]
+    for previous, row in zip([None, *rows], rows, strict=False):
+        row["speedup"] = naive["total_ms"] / row["total_ms"] if row["total_ms"] else None
+        row["query_ratio"] = naive["queries"] / row["queries"] if row["queries"] else None
+        # A ladder of tiers teaches one change per step: each step's own gain.
+        row["vs_previous"] = (
+            previous["total_ms"] / row["total_ms"] if previous and row["total_ms"] else None
+        )
+    result = {"slug": lesson.slug, "title": lesson.title, "app": lesson.app, "variants": rows}
+    result["kind"] = lesson.kind
+    result["query_budget"] = lesson.budget_for(firsts["optimized"].payload)
+    if lesson.kind == "read":
+        result["payloads"] = compare_payloads(lesson, firsts)
+    return result
+
+
+def collect_samples(
+    lesson, context, client, rounds, scratch, *, until: float | None = None
+) -> tuple[dict[str, Probe], dict[str, list[Probe]]]:
+    """Each variant's first visit, then `rounds` measured calls of each, alternating;
+    no round starts after `until` (time.monotonic()), though one always runs."""
     samples: dict[str, list[Probe]] = {name: [] for name in lesson.variant_names}
     # The warm-up (connections, caches of the ORM, imports) is also a first visit:
     # a revalidating lesson's rounds send back the validators it received.
@@ -195,7 +232,9 @@ def run_rounds(lesson, context, client, rounds, memory, scratch) -> dict[str, An
         firsts[name] = measure_once(lesson, name, context, client=client, scratch=scratch)
         validators[name] = firsts[name].validators if lesson.revalidate else None
     fastest = {name: firsts[name].total_ms for name in lesson.variant_names}
-    for _ in range(rounds):
+    for round_number in range(rounds):
+        if until is not None and round_number and time.monotonic() > until:
+            break
         for name in lesson.variant_names:
             call = functools.partial(
                 measure_once,
@@ -211,22 +250,7 @@ def run_rounds(lesson, context, client, rounds, memory, scratch) -> dict[str, An
             probe = call()
             fastest[name] = min(fastest[name], probe.total_ms)
             samples[name].append(probe)
-    rows = [summarize(name, probes) for name, probes in samples.items()]
-    if memory:
-        for row in rows:
-            row["peak_kb"] = peak_memory_kb(
-                lesson, row["variant"], context, client=client, scratch=scratch
-            )
-    naive = rows[0]
-    for row in rows:
-        row["speedup"] = naive["total_ms"] / row["total_ms"] if row["total_ms"] else None
-        row["query_ratio"] = naive["queries"] / row["queries"] if row["queries"] else None
-    result = {"slug": lesson.slug, "title": lesson.title, "app": lesson.app, "variants": rows}
-    result["kind"] = lesson.kind
-    result["query_budget"] = lesson.budget_for(firsts["optimized"].payload)
-    if lesson.kind == "read":
-        result["payloads"] = compare_payloads(lesson, firsts)
-    return result
+    return firsts, samples
 
 
 # A measured call of a cheap read variant is made right after an unmeasured call of
@@ -280,23 +304,30 @@ def check_final_states(lesson, context, client, scratch) -> dict[str, Any]:
     """
     if lesson.final_state is None:
         return {"equal": None, "detail": "not checked (the lesson declares no final_state)"}
+    states = {}
+    with jobs_in_process():
+        for name in lesson.variant_names:
+            from django.core import mail
+
+            mail.outbox = []
+            measure_once(lesson, name, context, client=client, scratch=scratch)
+            states[name] = lesson.final_state(context or {})
+    return equal_to_naive(states)
+
+
+@contextlib.contextmanager
+def jobs_in_process() -> Iterator[None]:
+    """Celery jobs run eagerly in this process and mail stays in memory, as in the tests."""
     from config.celery import app
 
-    states = {}
     # Settings come from the CELERY_ namespace: the namespaced key is the one read.
     eager = app.conf.CELERY_TASK_ALWAYS_EAGER
     app.conf.CELERY_TASK_ALWAYS_EAGER = True
     try:
         with override_settings(MAILERS={"default": mailers.mailer(mailers.LOCMEM)}):
-            for name in lesson.variant_names:
-                from django.core import mail
-
-                mail.outbox = []
-                measure_once(lesson, name, context, client=client, scratch=scratch)
-                states[name] = lesson.final_state(context or {})
+            yield
     finally:
         app.conf.CELERY_TASK_ALWAYS_EAGER = eager
-    return equal_to_naive(states)
 
 
 def summarize(name: str, probes: list[Probe]) -> dict[str, Any]:
@@ -328,6 +359,7 @@ COLUMNS = (  # (title, width, format of the value)
     ("bytes", 10, "{:,.0f}"),
     ("peak KB", 8, "{:.0f}"),
     ("x faster", 8, "{:.1f}x"),
+    ("x prev", 7, "{:.1f}x"),  # against the variant listed before: one tier's gain
 )
 
 
@@ -358,6 +390,7 @@ def format_table(results: list[dict[str, Any]]) -> str:
                         row["bytes"],
                         row.get("peak_kb"),
                         row["speedup"],
+                        row.get("vs_previous"),
                     ]
                 )
             )
