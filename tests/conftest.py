@@ -20,10 +20,9 @@ def _empty_media_root():
     """The suite's own MEDIA_ROOT (the stored reports), emptied once per run: a new test
     database numbers its jobs from 1 again, and their files must not meet old ones."""
     import shutil
+    from pathlib import Path
 
     from django.conf import settings
-
-    from pathlib import Path
 
     if Path(settings.MEDIA_ROOT).name == "media-suite":  # never a WEAVE_MEDIA_ROOT given
         shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
