@@ -250,6 +250,8 @@ class Turns:
     sink: SmtpSink | None = None
     mails: dict[str, list[int]] = field(default_factory=dict)
     mode: str = "response"  # or "done": the job published on commit runs at the commit
+    # The unmeasured calls' own times: what the rule keeps out of the figures.
+    discarded: dict[str, list[float]] = field(default_factory=dict)
 
     def call(self, name: str, **options) -> Probe:
         return measure_once(
@@ -266,7 +268,9 @@ class Turns:
         if self.scratch is not None:
             self.scratch.restore()  # a fresh copy, connected: outside the timer
         for _ in range(CALLS_PER_TURN - 1):
-            self.call(name, commit=False)  # unmeasured (a write's is rolled back)
+            warm_up = self.call(name, commit=False)  # unmeasured (a write's is rolled back)
+        if self.mode == "response":
+            self.discarded.setdefault(name, []).append(warm_up.total_ms)
         before = self.sink.received() if self.sink else 0
         probe = self.call(name)
         if self.sink is not None:
@@ -356,6 +360,8 @@ def measure_rounds(lesson, turns, rounds, memory, progress) -> dict[str, Any]:
             progress(index + 1, rounds, rows_of(lesson, samples, done))
     result = rows_of(lesson, samples, done)
     rows = result["variants"]
+    for row in rows:
+        add_discarded(lesson, row, turns.discarded.get(row["variant"], []))
     if memory:
         for row in rows:
             row["peak_kb"] = peak_memory_kb(
@@ -398,6 +404,18 @@ def rows_of(lesson: Lesson, samples, done) -> dict[str, Any]:
         naive = rows[0]
         row["query_ratio"] = naive["queries"] / row["queries"] if row["queries"] else None
     return {"variants": rows}
+
+
+def add_discarded(lesson: Lesson, row: dict[str, Any], times: list[float]) -> None:
+    """The first call of each turn (discarded) against the measured one: the evidence
+    for the rule (docs/BENCHMARKS.md renders it)."""
+    if not times:
+        return
+    row["discarded_ms"] = statistics.median(times)
+    row["discarded_ratio"] = row["discarded_ms"] / row["total_ms"] if row["total_ms"] else None
+    seed = f"{lesson.slug}:{row['variant']}:discarded"
+    interval = bootstrap_ratio(times, row["samples_ms"], seed=seed)
+    row["discarded_ratio_ci"] = [round(bound, 4) for bound in interval] if interval else None
 
 
 def add_ratios(lesson: Lesson, rows: list[dict[str, Any]], key: str, name: str) -> None:
