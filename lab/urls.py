@@ -20,6 +20,11 @@ urlpatterns = [
     path("lessons/<slug:slug>/", views.lesson_page, name="lesson"),
     # Before the variant pattern, which would otherwise read "compare" as a variant name.
     path("lessons/<slug:slug>/compare/", views.lesson_compare, name="compare"),
+    path(
+        "lessons/<slug:slug>/compare/<slug:job>/",
+        views.lesson_compare_status,
+        name="compare-status",
+    ),
     path("lessons/<slug:slug>/<slug:variant>/", views.variant_view, name="variant"),
     path("lessons/<slug:slug>/<slug:variant>/silk/", views.variant_silk, name="variant-silk"),
 ]
