@@ -28,6 +28,7 @@ from django.db import connection, connections, transaction
 from django.test import Client
 from django.test.utils import override_settings
 
+from config import mailers
 from lab.lessons import Lesson
 from lab.probe import Probe, call_variant
 from lab.smtp_sink import SmtpSink
@@ -479,7 +480,7 @@ def check_final_states(lesson, context, client, scratch) -> dict[str, Any]:
     eager = app.conf.CELERY_TASK_ALWAYS_EAGER
     app.conf.CELERY_TASK_ALWAYS_EAGER = True
     try:
-        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+        with override_settings(MAILERS={"default": mailers.mailer(mailers.LOCMEM)}):
             for name in lesson.variant_names:
                 from django.core import mail
 

@@ -18,8 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-
 
 class SmtpSink:
     """`with SmtpSink() as sink:` mail goes to it; `sink.received()` counts messages."""
@@ -33,6 +31,8 @@ class SmtpSink:
     def __enter__(self) -> SmtpSink:
         from django.test.utils import override_settings
 
+        from config import mailers
+
         self.log.touch()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "lab.smtp_sink", str(self.log)],
@@ -41,16 +41,8 @@ class SmtpSink:
             text=True,
         )
         port = int(self.process.stdout.readline())  # printed once the server listens
-        self.settings = override_settings(
-            EMAIL_BACKEND=SMTP_BACKEND,
-            EMAIL_HOST="127.0.0.1",
-            EMAIL_PORT=port,
-            EMAIL_USE_TLS=False,
-            EMAIL_USE_SSL=False,
-            EMAIL_HOST_USER="",
-            EMAIL_HOST_PASSWORD="",
-            EMAIL_TIMEOUT=10,
-        )
+        smtp = mailers.mailer(mailers.SMTP, host="127.0.0.1", port=port, timeout=10)
+        self.settings = override_settings(MAILERS={"default": smtp})
         self.settings.enable()
         return self
 
