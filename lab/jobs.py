@@ -3,9 +3,9 @@
 Why a job and not the web request: the demo's gunicorn runs sync workers with a
 120 s timeout, and a sync worker is killed when a request outlives it, streamed or
 not (thread-page at 10 rounds took 100 s). A worker process is made for long work,
-holds no web requests' leftovers (the debug toolbar's store, a recording Silk
-request around the whole comparison), and is replaced once its memory passes
-CELERY_WORKER_MAX_MEMORY_PER_CHILD. The job calls `compare_lesson`, the code
+holds none of a web process's leftovers (the debug toolbar keeps the panels of past
+requests in its memory: the demo's web workers had grown to 370-390 MB), and is
+replaced once its memory passes CELERY_WORKER_MAX_MEMORY_PER_CHILD. The job calls `compare_lesson`, the code
 `manage.py compare` runs, and writes its progress to the cache after every round;
 the page polls it (lab.views.lesson_compare_status).
 """
