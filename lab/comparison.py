@@ -611,7 +611,7 @@ def format_checks(results: list[dict[str, Any]]) -> str:
             line += f"; optimized {optimized['queries']:.0f} queries, {kept} budget {budget}"
         if result.get("writes"):
             line += f"; writes {result['writes']}"
-        if result.get("mails_received"):
+        if any((result.get("mails_received") or {}).values()):
             counts = ", ".join(f"{k} {v}" for k, v in result["mails_received"].items())
             line += f"; mails received by the SMTP server in the measured calls: {counts}"
         if result.get("cold_ms"):
