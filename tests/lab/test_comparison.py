@@ -9,8 +9,12 @@ on_commit callbacks (the Celery publish) run after the COMMIT.
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
+import re
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 
 from lab import comparison
@@ -18,6 +22,7 @@ from lab.comparison import COMMIT, ScratchDatabase, compare_lesson, measure_once
 from lab.lessons import get_lesson
 from lab.measure import QueryLog
 from lab.probe import Probe
+from lab.provenance import missing_fields
 from tasks.models import ReportJob, Task
 from weave.sample import make_messages, make_people, make_thread_page, make_threads
 
@@ -151,6 +156,35 @@ def test_a_measured_write_opens_no_connection_and_its_warm_up_is_rolled_back(mon
     # The rolled-back warm-up left the copy as it was: every variant still imports
     # into the same rows, so the final states agree.
     assert result["payloads"]["equal"] is True
+
+
+@pytest.mark.django_db
+def test_compare_prints_each_ratio_with_its_interval_and_writes_provenance(tmp_path):
+    make_messages(threads=make_threads(2), people=make_people(4), per_thread=6)
+    out, path = io.StringIO(), tmp_path / "compare.json"
+    call_command(
+        "compare",
+        "latest-messages",
+        "--rounds",
+        "3",
+        "--no-record",
+        "--preset",
+        "test",
+        "--json",
+        str(path),
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+    optimized = next(line for line in out.getvalue().splitlines() if "optimized" in line)
+    # median, its interquartile range, the ratio with its 95% interval (or no difference)
+    assert re.search(r"\d+\.\d-\d+\.\d", optimized), optimized
+    assert re.search(r"(faster|slower|no measurable difference) \[[\d.]+, [\d.]+\]", optimized)
+    document = json.loads(path.read_text())
+    record = document["provenance"]
+    assert missing_fields(record) == []  # revision, versions, data set, machine, rule
+    assert record["data_set"]["preset"] == "test"
+    assert record["data_set"]["rows"]["weave_message"] == 12
+    assert len(record["machine"]["load_before"]) == 3 and record["rounds"] == 3
 
 
 def test_rounds_alternate_their_order():
