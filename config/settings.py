@@ -232,9 +232,9 @@ CELERY_TASK_ROUTES = {
     "lab.jobs.live_compare": {"queue": WEAVE_QUEUES["compare"]},
 }
 # A worker process whose resident memory passed this (KB) after a job is replaced by
-# a fresh one: a live comparison allocates its variants' payloads (thread-page's
-# naive builds 1.9 MB of JSON from 10,000 rows per call) and a long-lived process
-# would keep the high-water mark. https://docs.celeryq.dev/en/stable/userguide/workers.html#max-memory-per-child-setting
+# a fresh one: a live comparison allocates its variants' payloads (the heaviest
+# builds 1.9 MB of JSON from 10,000 rows per call) and a long-lived process would
+# keep the high-water mark. https://docs.celeryq.dev/en/stable/userguide/workers.html#max-memory-per-child-setting
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = int(
     os.environ.get("CELERY_WORKER_MAX_MEMORY_PER_CHILD", "300000")
 )

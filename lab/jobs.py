@@ -2,7 +2,7 @@
 
 Why a job and not the web request: the demo's gunicorn runs sync workers with a
 120 s timeout, and a sync worker is killed when a request outlives it, streamed or
-not (thread-page at 10 rounds took 100 s). A worker process is made for long work,
+not (a 10-round comparison of the heaviest lesson took 100 s). A worker process is made for long work,
 holds none of a web process's leftovers (the debug toolbar keeps the panels of past
 requests in its memory: the demo's web workers had grown to 370-390 MB), and is
 replaced once its memory passes CELERY_WORKER_MAX_MEMORY_PER_CHILD. The job calls `compare_lesson`, the code
