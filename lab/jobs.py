@@ -2,12 +2,13 @@
 
 Why a job and not the web request: the demo's gunicorn runs sync workers with a
 120 s timeout, and a sync worker is killed when a request outlives it, streamed or
-not (a 10-round comparison of the heaviest lesson took 100 s). A worker process is made for long work,
-holds none of a web process's leftovers (the debug toolbar keeps the panels of past
-requests in its memory: the demo's web workers had grown to 370-390 MB), and is
-replaced once its memory passes CELERY_WORKER_MAX_MEMORY_PER_CHILD. The job calls `compare_lesson`, the code
-`manage.py compare` runs, and writes its progress to the cache after every round;
-the page polls it (lab.views.lesson_compare_status).
+not (a 10-round comparison of the heaviest lesson took 100 s). A worker process is
+made for long work, holds none of a web process's leftovers (the debug toolbar keeps
+the panels of past requests in its memory: the demo's web workers had grown to
+370-390 MB), and is replaced once its memory passes CELERY_WORKER_MAX_MEMORY_PER_CHILD.
+The job calls `compare_lesson`, the code `manage.py compare` runs, and writes its
+progress to the cache after every round; the page polls it
+(lab.views.lesson_compare_status).
 """
 
 from __future__ import annotations
