@@ -334,7 +334,8 @@ def measure_rounds(lesson, turns, rounds, memory, progress) -> dict[str, Any]:
         turns.validators[name] = firsts[name].validators if lesson.revalidate else None
     # A lesson that hands work to a worker (it published a job on commit) is also
     # measured until that work is done: the same calls with the job run at the commit.
-    done_too = bool(offloaded)
+    # Rolled-back writes never commit, so there the work is never done: not measured.
+    done_too = bool(offloaded) and scratch is not None
     samples: dict[str, list[Probe]] = {name: [] for name in names}
     done: dict[str, list[Probe]] = {name: [] for name in names}
     for index in range(rounds):
