@@ -1,8 +1,9 @@
 """Messaging: Person, Thread, Message, as in the talk "Django Performance & You".
 
 Every row is soft deleted (`deleted = true`) rather than removed, and lists order
-by `-updated`. The indexes are the ones the lists need: the talk's `deleted`
-index and partial index on `deleted = false`, plus a partial index on
+by `-updated`. The indexes are the ones the lessons read: the talk's partial
+index on `deleted = false` (not its plain `deleted` index, which every insert wrote
+for one exact count: weave/migrations/0010), plus a partial index on
 (`updated`, `id`) so that "latest N messages" reads N index entries instead of
 sorting the whole table (without it, the talk's select_related fix is slower
 than the N+1 at 1,000,000 rows).
@@ -24,7 +25,10 @@ class SoftDeleteQuerySet(models.QuerySet):
 class TimeStamped(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
-    deleted = models.BooleanField(default=False, db_index=True)
+    # No index of its own: the lists read the partial indexes whose predicate it is; a
+    # plain one only made an exact COUNT(*) of live rows cheaper, paid by every insert
+    # (weave/migrations/0010).
+    deleted = models.BooleanField(default=False)
 
     objects = SoftDeleteQuerySet.as_manager()
 
