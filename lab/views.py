@@ -168,7 +168,11 @@ def measured_rows(measurement: Measurement | None) -> list[dict[str, Any]]:
         low, high = row.get("total_p25"), row.get("total_p75")
         iqr = f"{low:.1f}-{high:.1f}" if low is not None else "-"
         ratio = speedup_text(row.get("speedup"), row.get("speedup_ci"))
-        rows.append({**row, "iqr": iqr, "ratio": ratio})
+        done = None
+        if row.get("done_ms") is not None:  # an offloading lesson: the worker's share too
+            done_ratio = speedup_text(row.get("done_speedup"), row.get("done_speedup_ci"))
+            done = f"{row['done_ms']:.1f} ms, {done_ratio}"
+        rows.append({**row, "iqr": iqr, "ratio": ratio, "until_done": done})
     return rows
 
 

@@ -178,6 +178,20 @@ def test_live_comparison_errors_are_json(admin_client, temporary_lesson):
     assert unknown.status_code == 404 and unknown.json()["detail"]
 
 
+def test_the_lesson_page_shows_an_offloading_lessons_time_until_done(client):
+    naive = {"variant": "naive", "queries": 6, "db_ms": 50.0, "total_ms": 2300.0, "bytes": 27}
+    naive |= {"query_ratio": 1.0}
+    optimized = {**naive, "variant": "optimized", "total_ms": 42.0, "speedup": 54.8}
+    optimized |= {"speedup_ci": [21.8, 65.8], "done_ms": 2500.0, "done_speedup": 0.92}
+    optimized |= {"done_speedup_ci": [0.37, 2.68]}
+    result = {"slug": "message-notify", "variants": [naive | {"speedup": 1.0}, optimized]}
+    Measurement.record(result, source="command", rounds=3)
+    text = client.get("/lessons/message-notify/").text
+    assert "54.8x faster [21.8, 65.8]" in text  # until the response
+    assert "until the work is done (worker's share included): 2500.0 ms, " in text
+    assert "no measurable difference [0.37, 2.68]" in text
+
+
 def test_the_progress_reports_rounds_time_left_and_running_figures(
     client, messages, demo_mode, monkeypatch
 ):
