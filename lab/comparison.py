@@ -394,9 +394,11 @@ def rows_of(lesson: Lesson, samples, done) -> dict[str, Any]:
             row["done_ms"] = statistics.median(times)
             row["done_p25"], row["done_p75"] = quartiles(times)
         add_ratios(lesson, rows, "done_ms", "done_speedup")
-    for row in rows:
-        naive = rows[0]
+    naive = rows[0]
+    for previous, row in zip([None, *rows], rows, strict=False):
         row["query_ratio"] = naive["queries"] / row["queries"] if row["queries"] else None
+        # A ladder of tiers teaches one change per step: each step's own gain.
+        add_ratio(lesson, row, "vs_previous", previous, "samples_ms", "total_ms")
     return {"variants": rows}
 
 
@@ -415,16 +417,22 @@ def add_discarded(lesson: Lesson, row: dict[str, Any], times: list[float]) -> No
 def add_ratios(lesson: Lesson, rows: list[dict[str, Any]], key: str, name: str) -> None:
     """naive's median / each variant's, its 95% bootstrap interval and its verdict."""
     samples_key = "samples_ms" if key == "total_ms" else "done_samples_ms"
-    naive = rows[0]
-    for row in rows:
-        row[name] = naive[key] / row[key] if row[key] else None
-        if row is naive:
-            row[f"{name}_ci"], row[f"{name}_verdict"] = None, None
-            continue
-        seed = f"{lesson.slug}:{row['variant']}:{key}"
-        interval = bootstrap_ratio(naive[samples_key], row[samples_key], seed=seed)
-        row[f"{name}_ci"] = [round(bound, 4) for bound in interval] if interval else None
-        row[f"{name}_verdict"] = verdict(interval)
+    for index, row in enumerate(rows):
+        add_ratio(lesson, row, name, rows[0] if index else None, samples_key, key)
+        if not index:
+            row[name] = 1.0 if row[key] else None  # the reference itself
+
+
+def add_ratio(lesson, row, name, reference, samples_key, key) -> None:
+    """reference's median / row's, with its 95% bootstrap interval and verdict."""
+    if reference is None:
+        row[name], row[f"{name}_ci"], row[f"{name}_verdict"] = None, None, None
+        return
+    row[name] = reference[key] / row[key] if row[key] else None
+    seed = f"{lesson.slug}:{row['variant']}:{name}"
+    interval = bootstrap_ratio(reference[samples_key], row[samples_key], seed=seed)
+    row[f"{name}_ci"] = [round(bound, 4) for bound in interval] if interval else None
+    row[f"{name}_verdict"] = verdict(interval)
 
 
 def compare_payloads(lesson: Lesson, probes: dict[str, Probe]) -> dict[str, Any]:
@@ -521,6 +529,7 @@ COLUMNS = (  # (title, width, format of the value)
     ("bytes", 10, "{:,.0f}"),
     ("peak KB", 8, "{:.0f}"),
     ("naive / variant, 95% interval", -38, "{}"),
+    ("previous / variant, 95% interval", -38, "{}"),  # one tier's own gain
 )
 
 
@@ -563,6 +572,7 @@ def format_table(results: list[dict[str, Any]]) -> str:
                         row["bytes"],
                         row.get("peak_kb"),
                         speedup_text(row["speedup"], row.get("speedup_ci")),
+                        speedup_text(row.get("vs_previous"), row.get("vs_previous_ci")),
                     ]
                 )
             )
@@ -571,7 +581,7 @@ def format_table(results: list[dict[str, Any]]) -> str:
                 done = [row["done_ms"], iqr_text(row["done_p25"], row["done_p75"])]
                 ratio = speedup_text(row["done_speedup"], row.get("done_speedup_ci"))
                 label = f"{row['variant']}: done"
-                lines.append(format_row(["", label, None, None, *done, None, None, ratio]))
+                lines.append(format_row(["", label, None, None, *done, None, None, ratio, None]))
     return "\n".join(lines)
 
 

@@ -54,6 +54,10 @@ def lesson_as_json(lesson: Lesson, request: HttpRequest) -> dict[str, Any]:
                 "url": lesson.url(variant.name),
                 "method": lesson.method,
                 "params": params,
+                # optimized: the lesson's budget; a tier: its own, or None (unchecked).
+                "query_budget": lesson.query_budget
+                if variant.name == "optimized"
+                else variant.query_budget,
             }
             for variant in lesson.variants
         ],
@@ -172,7 +176,9 @@ def measured_rows(measurement: Measurement | None) -> list[dict[str, Any]]:
         if row.get("done_ms") is not None:  # an offloading lesson: the worker's share too
             done_ratio = speedup_text(row.get("done_speedup"), row.get("done_speedup_ci"))
             done = f"{row['done_ms']:.1f} ms, {done_ratio}"
+        previous = speedup_text(row.get("vs_previous"), row.get("vs_previous_ci"))
         rows.append({**row, "iqr": iqr, "ratio": ratio, "until_done": done})
+        rows[-1]["vs_previous_text"] = previous
     return rows
 
 

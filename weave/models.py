@@ -84,10 +84,11 @@ class Thread(TimeStamped):
 
     def visible_messages(self):
         """The latest live messages: one query per thread, unless a
-        `Prefetch(..., to_attr=PREFETCHED_MESSAGES)` already loaded them."""
+        `Prefetch(..., to_attr=PREFETCHED_MESSAGES)` already loaded them (newest
+        first; an unsliced Prefetch loads them all, and the list is cut here)."""
         prefetched = self.__dict__.get(PREFETCHED_MESSAGES)
         if prefetched is not None:
-            return prefetched
+            return prefetched[: self.MESSAGES_SHOWN]
         return self.messages.alive().order_by("-updated", "-id")[: self.MESSAGES_SHOWN]
 
 

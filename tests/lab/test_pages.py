@@ -108,7 +108,7 @@ def test_plans_analyze_reads_but_only_plan_writes(
     messages, temporary_lesson, planner_prefers_indexes
 ):
     read = lesson_plans(LATEST)
-    assert [plan.variant for plan in read] == ["naive", "optimized"]
+    assert [plan.variant for plan in read] == ["naive", "fetch_peers", "optimized"]
     assert all(plan.analyzed and plan.execution_ms is not None for plan in read)
     write = lesson_plans(temporary_lesson(slug="a-write-lesson", kind="write"))
     assert all(not plan.analyzed and plan.execution_ms is None for plan in write)
@@ -121,6 +121,7 @@ def test_source_shows_each_variants_own_function_and_the_diff():
     # The shared view class is not a variant's code: only the query differs.
     assert blocks == {
         "naive": ["latest_messages_naive"],
+        "fetch_peers": ["latest_messages_fetch_peers"],
         "optimized": ["latest_messages_optimized"],
     }
     assert "select_related" in source.diff_html and 'class="gi"' in source.diff_html
@@ -147,13 +148,14 @@ def test_live_comparison_returns_medians_and_records_them(client, messages, demo
     result = status.json()
     # The job ran (eagerly here; a worker in demo mode) every round, then recorded.
     assert (result["state"], result["rounds_done"], result["rounds"]) == ("done", 2, 2)
-    assert [row["variant"] for row in result["variants"]] == ["naive", "optimized"]
+    assert [row["variant"] for row in result["variants"]] == ["naive", "fetch_peers", "optimized"]
     # Each variant's spread and the ratio's interval, as `manage.py compare` gives them.
-    optimized = result["variants"][1]
+    optimized = result["variants"][2]
     assert optimized["total_p25"] <= optimized["total_ms"] <= optimized["total_p75"]
     assert len(optimized["speedup_ci"]) == 2 and optimized["rounds"] == 2
-    # 1 query for the messages + 3 for their senders, against 1 JOIN.
-    assert [row["queries"] for row in result["variants"]] == [4, 1]
+    # 1 query for the messages + 3 for their senders; 1 + 1 for all senders (FETCH_PEERS);
+    # 1 JOIN.
+    assert [row["queries"] for row in result["variants"]] == [4, 2, 1]
     measurement = Measurement.objects.get(slug=LATEST.slug)
     assert (measurement.source, measurement.rounds, measurement.query_ratio) == ("page", 2, 4)
 
@@ -208,7 +210,7 @@ def test_the_progress_reports_rounds_time_left_and_running_figures(
     # median and spread so far.
     assert [doc["rounds_done"] for doc in running] == [1, 2, 3]
     assert running[0]["eta_s"] >= 0 and running[-1]["eta_s"] == 0
-    assert [row["rounds"] for row in running[0]["variants"]] == [1, 1]
+    assert [row["rounds"] for row in running[0]["variants"]] == [1, 1, 1]
     assert all("total_p25" in row for doc in running for row in doc["variants"])
 
 
@@ -231,7 +233,7 @@ def test_silk_links_are_404_when_silk_is_off(client):
 
 
 def test_compare_is_a_reserved_variant_name():
-    naive, optimized = LATEST.variants
+    naive, _fetch_peers, optimized = LATEST.variants
     with pytest.raises(ValueError, match="reserved"):
         dataclasses.replace(
             LATEST, variants=(naive, optimized, dataclasses.replace(optimized, name="compare"))

@@ -69,6 +69,8 @@
       const iqr = row.total_p25 !== undefined ? `${row.total_p25.toFixed(1)}-${row.total_p75.toFixed(1)}` : "-";
       const cells = [row.variant, row.queries.toFixed(0), row.db_ms.toFixed(1), row.total_ms.toFixed(1), iqr,
         Math.round(row.bytes).toLocaleString("en"), ratioText(row.speedup, row.speedup_ci),
+        // Against the variant before it: what one tier's change bought.
+        ratioText(row.vs_previous, row.vs_previous_ci),
         // What Silk added while it recorded (the profiler lesson), never in queries/DB.
         row.silk_queries !== undefined ? `${row.silk_queries.toFixed(0)} queries · ${row.silk_ms.toFixed(1)} ms` : "-"];
       cells.forEach((text) => { const td = document.createElement("td"); td.textContent = text; tr.appendChild(td); });
