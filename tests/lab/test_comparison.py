@@ -143,7 +143,8 @@ def test_each_turn_is_two_calls_back_to_back_and_the_order_alternates(monkeypatc
     compare_lesson(with_context("latest-messages", {}), rounds=3)
     n, f, o = "naive", "fetch_peers", "optimized"
     first_visits = [n, f, o]
-    rounds = [n, n, f, f, o, o] + [o, o, f, f, n, n] + [n, n, f, f, o, o]
+    forward, backward = [n, n, f, f, o, o], [o, o, f, f, n, n]
+    rounds = [*forward, *backward, *forward]
     assert log.order() == [*first_visits, *rounds]
 
 
