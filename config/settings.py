@@ -216,10 +216,14 @@ SESSION_CACHE_ALIAS = "sessions"
 
 CELERY_BROKER_URL = REDIS_ROLE_URLS["broker"]
 CELERY_RESULT_BACKEND = REDIS_ROLE_URLS["results"]
-# Queue names: the Procfile's worker consumes `celery` and `reports`; the suite's
-# workers consume `suite-celery` and `suite-reports` (tests/workers.py).
+# Queue names: the Procfile's worker consumes `celery`, `reports` and `compare`; the
+# suite's workers consume `suite-celery`, ... (tests/workers.py).
 WEAVE_QUEUE_PREFIX = "suite-" if SUITE else ""
-WEAVE_QUEUES = {name: f"{WEAVE_QUEUE_PREFIX}{name}" for name in ("celery", "reports")}
+WEAVE_QUEUES = {name: f"{WEAVE_QUEUE_PREFIX}{name}" for name in ("celery", "reports", "compare")}
+# The lesson page's live comparison (lab/jobs.py) has a queue of its own: a long
+# measurement never delays an email. WEAVE_COMPARE_QUEUE names it for one server and
+# its worker (the browser tests'), so no other worker takes its jobs.
+WEAVE_QUEUES["compare"] = os.environ.get("WEAVE_COMPARE_QUEUE") or WEAVE_QUEUES["compare"]
 CELERY_TASK_DEFAULT_QUEUE = WEAVE_QUEUES["celery"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -236,7 +240,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
 }
 # Heavy reports get their own queue so they never delay quick jobs (emails).
-CELERY_TASK_ROUTES = {"tasks.jobs.report_export": {"queue": WEAVE_QUEUES["reports"]}}
+CELERY_TASK_ROUTES = {
+    "tasks.jobs.report_export": {"queue": WEAVE_QUEUES["reports"]},
+    "lab.jobs.live_compare": {"queue": WEAVE_QUEUES["compare"]},
+}
+# A worker process whose resident memory passed this (KB) after a job is replaced by
+# a fresh one: a live comparison allocates its variants' payloads (the heaviest
+# builds 1.9 MB of JSON from 10,000 rows per call) and a long-lived process would
+# keep the high-water mark. https://docs.celeryq.dev/en/stable/userguide/workers.html#max-memory-per-child-setting
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = int(
+    os.environ.get("CELERY_WORKER_MAX_MEMORY_PER_CHILD", "300000")
+)
 # Broker down: fail the enqueue within about a second (the view answers 503)
 # instead of Celery's default of retrying the publish for longer.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {

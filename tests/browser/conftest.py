@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -130,11 +131,14 @@ def demo_server(chromium, tmp_path_factory, exercises_dir) -> Iterator[str]:
         "GUNICORN_WORKERS": "1",
         "GUNICORN_THREADS": "4",
         "GUNICORN_ACCESSLOG": "-",
+        # The live comparison's jobs go to a queue of this server's own, which the
+        # worker started below consumes (no other worker takes them).
+        "WEAVE_COMPARE_QUEUE": f"browser-compare-{uuid.uuid4().hex[:12]}",
     }
     admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin_sql(f'CREATE DATABASE "{name}"')
     log = tmp_path_factory.mktemp("demo-server") / "gunicorn.log"
-    server = None
+    server = worker = None
     try:
         manage("migrate", "--noinput", env=env)
         manage("seed", "--preset", "small", env=env)
@@ -147,17 +151,38 @@ def demo_server(chromium, tmp_path_factory, exercises_dir) -> Iterator[str]:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+            queue = ["--queues", env["WEAVE_COMPARE_QUEUE"], "--loglevel", "INFO"]
+            worker = subprocess.Popen(  # runs the lesson pages' live comparisons
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "--app",
+                    "config",
+                    "worker",
+                    "--pool",
+                    "solo",
+                    *queue,
+                ],
+                cwd=ROOT,
+                env=env,  # as the demo's worker (Procfile): the same settings as the server
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         base_url = f"http://127.0.0.1:{port}"
         wait_until_up(f"{base_url}/api/lessons/", server, log)
         yield base_url
     finally:
-        if server is not None:
-            server.terminate()
+        for process in (server, worker):
+            if process is None:
+                continue
+            process.terminate()
             try:
-                server.wait(timeout=10)
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+                process.kill()
+                process.wait()
         admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
