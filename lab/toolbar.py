@@ -95,9 +95,10 @@ class SQLPanel(panel.SQLPanel):
 
     @property
     def title(self) -> str:
+        # "SQL queries from 1 connection (the application's; Silk's own 12 left out)"
         left_out = self.get_stats().get("profiler_queries") or {}
-        apart = "; ".join(
-            f"{name}'s own {count} not listed (Server-Timing: {name})"
+        apart = "".join(
+            f"; {name.capitalize()}'s own {count} left out"
             for name, count in sorted(left_out.items())
         )
-        return f"{super().title}: the application's queries" + (f" ({apart})" if apart else "")
+        return f"{super().title} (the application's{apart})"

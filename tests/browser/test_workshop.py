@@ -56,7 +56,7 @@ def test_the_toolbar_sql_panel_lists_the_queries_ten_times_in_ten(page):
         assert f"{listed} queries" == db["desc"], f"open {attempt + 1}"
         assert listed > 3, "the naive page runs an N+1"
     title = page.locator("#SQLPanel .djDebugPanelTitle h3").inner_text()
-    assert "silk's own" in title, title
+    assert "Silk's own" in title, title
     screenshot(page, "toolbar-sql-panel")
 
 
