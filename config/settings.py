@@ -62,8 +62,6 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
-    # GinIndex and SearchVectorField (the search lesson): Django 6.1's checks want it.
-    "django.contrib.postgres",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.postgres",  # GinIndex, SearchVectorField: Django 6.1 checks for the app
