@@ -42,7 +42,7 @@ class LessonVariantNegotiation(DefaultContentNegotiation):
     """A lesson's JSON variant answers JSON whatever the Accept header says.
 
     A browser's click asks for text/html first, which in demo mode picked DRF's
-    browsable page: thread-page naive's payload pretty-printed into 3.6 MB of HTML,
+    browsable page: the threads page's naive payload pretty-printed into 3.6 MB of HTML,
     10.7 s, a page the lesson never measures. The variant answers the JSON every tool
     measures (browsers show it with their JSON viewer); the rest of the API keeps its
     browsable pages. No variant answers 406: its first renderer is the fallback.

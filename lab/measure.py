@@ -233,7 +233,7 @@ def show_toolbar(request: HttpRequest) -> bool:
     Decided before the view runs, so from the URL, not from the response or the Accept
     header: a JSON variant asked for with `Accept: */*` (curl, python-requests, a
     browser's click) still answers JSON, and the toolbar's instrumentation of it (a
-    stack trace per query, its panels stored) took thread-page naive from 4.6 s to
+    stack trace per query, its panels stored) took the threads page's naive variant from 4.6 s to
     9-11 s while showing nothing: it cannot insert itself into JSON. Server-Timing
     says what a JSON variant did.
     """
