@@ -340,17 +340,47 @@ REST_FRAMEWORK = {
     # only the body type that is accepted.
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "lab.api.exception_handler",
+    # A lesson's JSON variant answers JSON to a browser too, not the browsable page.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "lab.api.LessonVariantNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
 # --- Profiling tools (demo mode only) ---------------------------------------
 DEBUG_TOOLBAR_CONFIG = {
-    # The toolbar renders on HTML pages; JSON lessons use Server-Timing instead.
+    # HTML pages only: never a DRF view, whatever the Accept header (lab.measure);
+    # JSON variants say what they did in Server-Timing.
     "SHOW_TOOLBAR_CALLBACK": "lab.measure.show_toolbar",
+    # A panel opened after the page loaded is fetched by whichever gunicorn worker
+    # answers: the default per-process MemoryStore then answered "Data for this panel
+    # isn't available anymore" about half the time with `make demo`'s two workers.
+    # The toolbar's own table (debug_toolbar_historyentry, RESULTS_CACHE_SIZE rows)
+    # is shared by every worker; its queries are the toolbar's, never the lesson's.
+    # https://django-debug-toolbar.readthedocs.io/en/latest/configuration.html#toolbar-store-class
+    "TOOLBAR_STORE_CLASS": "lab.toolbar.PanelCacheStore",
     # A handle at the edge of the page; the lesson stays readable until it is opened.
     "SHOW_COLLAPSED": True,
 }
+# The default panels, with an SQL panel that lists the application's queries only
+# (lab/toolbar.py: Silk's own queries are left out and counted, as in Server-Timing).
+DEBUG_TOOLBAR_PANELS = [
+    "debug_toolbar.panels.history.HistoryPanel",
+    "debug_toolbar.panels.versions.VersionsPanel",
+    "debug_toolbar.panels.timer.TimerPanel",
+    "debug_toolbar.panels.settings.SettingsPanel",
+    "debug_toolbar.panels.headers.HeadersPanel",
+    "debug_toolbar.panels.request.RequestPanel",
+    "lab.toolbar.SQLPanel",
+    "debug_toolbar.panels.staticfiles.StaticFilesPanel",
+    "debug_toolbar.panels.templates.TemplatesPanel",
+    "debug_toolbar.panels.alerts.AlertsPanel",
+    "debug_toolbar.panels.cache.CachePanel",
+    "debug_toolbar.panels.signals.SignalsPanel",
+    "debug_toolbar.panels.tasks.TasksPanel",
+    "debug_toolbar.panels.community.CommunityPanel",
+    "debug_toolbar.panels.redirects.RedirectsPanel",
+    "debug_toolbar.panels.profiling.ProfilingPanel",
+]
 SILKY_AUTHENTICATION = True
 SILKY_AUTHORISATION = True  # staff only, in demo mode too
 

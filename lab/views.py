@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -126,7 +127,9 @@ def find_lesson(slug: str) -> Lesson:
 def lesson_page(request: HttpRequest, slug: str) -> HttpResponse:
     lesson = find_lesson(slug)
     params, params_error = page_params(lesson)
-    query = f"?{urlencode(params)}" if params else ""
+    # The example request as the API takes it: a GET's parameters in the query string,
+    # a POST's in its JSON body (the variant's URL alone is then the link).
+    query = f"?{urlencode(params)}" if params and lesson.method == "GET" else ""
     variants = [
         {
             "variant": variant,
@@ -152,6 +155,8 @@ def lesson_page(request: HttpRequest, slug: str) -> HttpResponse:
         "practice": practice_panel(lesson),
         "measurement": measurement,
         "measured_rows": measured_rows(measurement),
+        "body": json.dumps(params) if lesson.method != "GET" else "",
+        "sign_in": member_sign_in(lesson, request) if lesson.auth else None,
         "can_compare": may_compare(request),
         "max_rounds": MAX_ROUNDS,
         "page_config": {
@@ -182,6 +187,31 @@ def measured_rows(measurement: Measurement | None) -> list[dict[str, Any]]:
         rows.append({**row, "iqr": iqr, "ratio": ratio, "until_done": done})
         rows[-1]["vs_previous_text"] = previous
     return rows
+
+
+def member_sign_in(lesson: Lesson, request: HttpRequest) -> dict[str, Any]:
+    """Who may run this lesson from its page: the seeded member its examples name.
+
+    The example parameters name the member's organization, and tenancy answers 404 to
+    anyone outside it (the demo admin included), 401 to nobody signed in. The page
+    links to the member sign-in (not the admin's, which is for staff only), coming
+    back here; in demo mode it says the seeded password.
+    """
+    from tasks.seed import DEMO_PASSWORD
+
+    here = lesson.page_url()
+    sign_in = f"{reverse('tasks:login')}?{urlencode({'next': here})}"
+    try:
+        member = (lesson.demo_context() if lesson.demo_context else {}).get("user")
+    except Exception:  # no seeded data yet: page_params shows the hint
+        member = None
+    return {
+        "url": sign_in,
+        "switch_next": sign_in,  # sign out first: the sign-in page skips signed-in users
+        "member": member.get_username() if member else "",
+        "password": DEMO_PASSWORD if settings.DEBUG else "",
+        "is_member": bool(member) and request.user.pk == member.pk,
+    }
 
 
 def page_params(lesson: Lesson) -> tuple[dict[str, str], str]:

@@ -1,8 +1,9 @@
 """A real browser against a real demo-mode server.
 
 Playwright drives Debian's Chromium (`/usr/bin/chromium`, installed by `make test`;
-never `playwright install`). The server is gunicorn in demo mode (DJANGO_DEBUG=1,
-Silk and the debug toolbar on, which pytest's in-process app leaves out) on a
+never `playwright install`). The server is gunicorn started as `make demo` starts it
+(DJANGO_DEBUG=1, two workers, Silk recording and the debug toolbar on, which pytest's
+in-process app leaves out) on a
 database of its own, created, migrated and seeded with the `small` preset here
 and dropped afterwards, so the rest of the suite never sees its rows.
 """
@@ -125,11 +126,14 @@ def demo_server(chromium, tmp_path_factory, exercises_dir) -> Iterator[str]:
         "DATABASE_URL": database_url(name),
         "DJANGO_DEBUG": "1",
         "WEAVE_TESTING": "0",  # Silk and the toolbar on, as in `make demo`
+        "WEAVE_SILK_RECORDING": "1",
         "WEAVE_CACHE_PREFIX": "weave-browser-tests",
         "WEAVE_EXERCISES_DIR": str(exercises_dir),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": "1",
-        "GUNICORN_THREADS": "4",
+        # As `make demo` runs it (config/gunicorn.py's defaults): two single-threaded
+        # workers, so whatever a page fetches later may reach the other process.
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_THREADS": "1",
         "GUNICORN_ACCESSLOG": "-",
         # The live comparison's jobs go to a queue of this server's own, which the
         # worker started below consumes (no other worker takes them).

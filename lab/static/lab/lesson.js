@@ -195,8 +195,16 @@
     return params;
   }
 
+  // The example request as the API takes it: a GET's parameters in the query
+  // string, a POST's in its JSON body (the link is then the bare URL).
   function updateLinks() {
-    const query = currentParams().toString();
+    const params = currentParams();
+    if (config.method !== "GET") {
+      const body = JSON.stringify(Object.fromEntries(params));
+      document.querySelectorAll(".variant-body code").forEach((code) => { code.textContent = body; });
+      return;
+    }
+    const query = params.toString();
     document.querySelectorAll("a.variant-url").forEach((link) => {
       link.href = link.dataset.base + (query ? "?" + query : "");
       link.textContent = link.dataset.base + (query ? "?" + query : "");

@@ -57,7 +57,11 @@ def load_compare(path: Path | None) -> tuple[dict[str, list[dict]], dict]:
 
 
 def variant_request(lesson: Lesson, variant: str) -> str:
+    """The example request as the API takes it: a GET's query string, a POST's JSON body."""
     params = lesson.example_params()
+    if lesson.method != "GET":
+        body = f" with the JSON body `{json.dumps(params)}`" if params else ""
+        return f"`{lesson.method} {lesson.url(variant)}`{body}"
     query = "?" + "&".join(f"{key}={value}" for key, value in params.items()) if params else ""
     return f"`{lesson.method} {lesson.url(variant)}{query}`"
 
@@ -73,20 +77,26 @@ def open_section(lesson: Lesson) -> list[str]:
     ]
     if lesson.renders == "json":
         lines.append(
-            "- JSON has no toolbar: browser devtools, Network tab, the response's "
-            '`Server-Timing` header (`db;desc="N queries"`); Silk (`/silk/`, staff login) '
-            "via the lesson page's *latest request* link: SQL tab, one line per query."
+            "- JSON has no toolbar, whatever the Accept header (a browser's click gets the "
+            "JSON too, not DRF's browsable page): browser devtools, Network tab, the "
+            'response\'s `Server-Timing` header (`db;desc="N queries"`); Silk (`/silk/`, staff '
+            "login) via the lesson page's *latest request* link: SQL tab, one line per query."
         )
     else:
         lines.append(
-            "- The debug toolbar on the variant page: SQL panel (count, duplicates, EXPLAIN); "
-            "Silk via the lesson page's *latest request* link."
+            "- The debug toolbar on the variant page (its handle at the right edge): the SQL "
+            "panel lists the lesson's queries (count, similar and duplicate, EXPLAIN), Silk's "
+            "own left out and counted in its title, as in Server-Timing; Silk via the lesson "
+            "page's *latest request* link; the variant page links back to its lesson."
         )
     if lesson.auth:
         lines.append(
-            "- Needs a signed-in user: log in at `/tasks/login/` as `member0001` (password "
-            "`weave-demo`, an admin of the organization in the example parameters), "
-            "or send `Authorization: Token <token>` from `POST /api/auth/token/`."
+            "- Needs a signed-in member: the lesson page's *sign in as member0001* link "
+            "(password `weave-demo`, seeded in demo mode) comes back to the page, whose run "
+            "buttons then use your session. `member0001` is an admin of the organization in "
+            "the example parameters, which answers 404 to anyone else (the demo admin too: "
+            "the page offers the switch). Scripts send `Authorization: Token <token>` from "
+            "`POST /api/auth/token/`."
         )
     if lesson.kind == "write":
         lines.append(
