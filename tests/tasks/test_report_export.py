@@ -1,4 +1,4 @@
-"""Report export: in the request vs a Celery job vs a django.tasks job (eager; real workers below)."""
+"""Report export: in the request, a Celery job, a django.tasks job (eager; real workers below)."""
 
 import csv
 import io
