@@ -320,6 +320,21 @@ MAIN_QUERIES = {
 }
 
 
+NOTES = (
+    "GET the job URL for status and progress; its 'download' link appears when done. "
+    # The tasks_framework tier: what Django's own tasks framework gives and costs.
+    "tasks_framework runs the same job through Django's tasks framework (@task, .enqueue() "
+    "after COMMIT) and django-tasks-db's db_worker. It gives: no broker (the task is a row "
+    "in PostgreSQL, backed up and inspected with the data), Django's own API, whose "
+    "backend a setting swaps. It costs: the worker polls (every 1 s by default), so a job "
+    "waits up to that long to start; no retries, time limits or routing beyond a queue "
+    "name; no redelivery (a worker killed mid-job leaves its task RUNNING and the report "
+    "unfinished, where Celery's acks_late runs it again); one worker process more beside "
+    "Celery's. Measured once on a busy 2-core machine (load 13), `manage.py offload_latency "
+    "--rounds 5`, 557 rows, medians: enqueue 34.5 ms (Celery) vs 29.1 ms (tasks framework); "
+    "until done 288 ms vs 817 ms, the difference being the poll."
+)
+
 lesson = register(
     Lesson(
         slug="task-report-export",
@@ -352,6 +367,6 @@ lesson = register(
         auth=True,
         demo_context=demo_context,
         final_state=final_state,
-        notes="GET the job URL for status and progress; its 'download' link appears when done.",
+        notes=NOTES,
     )
 )
