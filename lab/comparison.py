@@ -279,8 +279,8 @@ def equal_to_naive(
 def check_final_states(lesson, context, client, scratch) -> dict[str, Any]:
     """Write lessons: each variant on a fresh copy, then the lesson's final state.
 
-    The worker's part runs in-process here (Celery eager, mail kept in memory), as in
-    the contract tests: these calls are not timed.
+    The worker's part runs in-process here (Celery eager, django.tasks' ImmediateBackend,
+    mail kept in memory), as in the contract tests: these calls are not timed.
     """
     if lesson.final_state is None:
         return {"equal": None, "detail": "not checked (the lesson declares no final_state)"}
@@ -291,7 +291,9 @@ def check_final_states(lesson, context, client, scratch) -> dict[str, Any]:
     eager = app.conf.CELERY_TASK_ALWAYS_EAGER
     app.conf.CELERY_TASK_ALWAYS_EAGER = True
     try:
-        with override_settings(MAILERS={"default": mailers.mailer(mailers.LOCMEM)}):
+        with override_settings(
+            MAILERS={"default": mailers.mailer(mailers.LOCMEM)}, TASKS=immediate_tasks()
+        ):
             for name in lesson.variant_names:
                 from django.core import mail
 
@@ -301,6 +303,12 @@ def check_final_states(lesson, context, client, scratch) -> dict[str, Any]:
     finally:
         app.conf.CELERY_TASK_ALWAYS_EAGER = eager
     return equal_to_naive(states)
+
+
+def immediate_tasks() -> dict[str, dict[str, Any]]:
+    # Every django.tasks backend runs its jobs in-process at the enqueue.
+    immediate = "django.tasks.backends.immediate.ImmediateBackend"
+    return {alias: {**params, "BACKEND": immediate} for alias, params in settings.TASKS.items()}
 
 
 def summarize(name: str, probes: list[Probe]) -> dict[str, Any]:
