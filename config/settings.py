@@ -56,6 +56,19 @@ INTERNAL_IPS = ["127.0.0.1"]
 PROFILING_TOOLS = DEBUG and not TESTING and env_bool("WEAVE_PROFILING", True)
 SILK_RECORDING = env_bool("WEAVE_SILK_RECORDING", True)
 
+# Practice mode (lab/exercises.py): in demo mode a lesson whose exercises/<slug>.py
+# exists gets the variant `yours` (`make exercise`, `make check`). Never in the
+# production profile (DJANGO_DEBUG=0), nor in the test suite's app unless a test sets
+# it; WEAVE_EXERCISES_DIR="" turns it off, or points it elsewhere.
+WEAVE_EXERCISES_DIR = (
+    os.environ.get("WEAVE_EXERCISES_DIR", "" if TESTING else str(BASE_DIR / "exercises"))
+    if DEBUG
+    else ""
+) or None
+# Each call of an exercise stops after this many seconds (statement_timeout and a
+# wall-clock check on the exercise's own lines): below gunicorn's 120 s timeout.
+WEAVE_EXERCISE_TIME_LIMIT = float(os.environ.get("WEAVE_EXERCISE_TIME_LIMIT", "60"))
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

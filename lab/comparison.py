@@ -10,13 +10,15 @@ from the same rows and the seeded database itself is never written.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
 import platform
 import statistics
+import time
 import tracemalloc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import django
@@ -151,17 +153,24 @@ def peak_memory_kb(lesson: Lesson, variant: str, context, *, client: Client, scr
         tracemalloc.stop()
 
 
-# Measurements are taken without Django's query log (DEBUG) and without Silk.
-@override_settings(DEBUG=False, SILK_RECORDING=False)
-def compare_lesson(
-    lesson: Lesson, *, rounds: int, memory: bool = False, writes: str = ROLLBACK
-) -> dict[str, Any]:
-    # The console mail backend would print every measured mail into the report;
-    # the file backend pays the same kind of write per message, out of sight.
+@contextlib.contextmanager
+def measuring() -> Iterator[None]:
+    """Measurements are taken without Django's query log (DEBUG) and without Silk.
+
+    The console mail backend would print every measured mail into the report; the
+    file backend pays the same kind of write per message, out of sight.
+    """
     mailer = settings.MAILERS["default"]
     if mailer["BACKEND"] == mailers.CONSOLE:
         mailer = mailers.mailer(mailers.FILE, file_path=settings.EMAIL_FILE_DIR)
-    with override_settings(MAILERS={"default": mailer}):
+    with override_settings(DEBUG=False, SILK_RECORDING=False, MAILERS={"default": mailer}):
+        yield
+
+
+def compare_lesson(
+    lesson: Lesson, *, rounds: int, memory: bool = False, writes: str = ROLLBACK
+) -> dict[str, Any]:
+    with measuring():
         return measure_lesson(lesson, rounds=rounds, memory=memory, writes=writes)
 
 
@@ -185,32 +194,7 @@ def measure_lesson(lesson: Lesson, *, rounds: int, memory: bool, writes: str) ->
 
 
 def run_rounds(lesson, context, client, rounds, memory, scratch) -> dict[str, Any]:
-    samples: dict[str, list[Probe]] = {name: [] for name in lesson.variant_names}
-    # The warm-up (connections, caches of the ORM, imports) is also a first visit:
-    # a revalidating lesson's rounds send back the validators it received.
-    # The first visits are also what the payloads are compared on: a revalidating
-    # lesson's rounds may be 304s with no body.
-    validators, firsts = {}, {}
-    for name in lesson.variant_names:
-        firsts[name] = measure_once(lesson, name, context, client=client, scratch=scratch)
-        validators[name] = firsts[name].validators if lesson.revalidate else None
-    fastest = {name: firsts[name].total_ms for name in lesson.variant_names}
-    for _ in range(rounds):
-        for name in lesson.variant_names:
-            call = functools.partial(
-                measure_once,
-                lesson,
-                name,
-                context,
-                client=client,
-                scratch=scratch,
-                validators=validators[name],
-            )
-            if lesson.kind == "read" and fastest[name] < WARM_UP_UNDER_MS:
-                call()  # not measured: see WARM_UP_UNDER_MS
-            probe = call()
-            fastest[name] = min(fastest[name], probe.total_ms)
-            samples[name].append(probe)
+    firsts, samples = collect_samples(lesson, context, client, rounds, scratch)
     rows = [summarize(name, probes) for name, probes in samples.items()]
     if memory:
         for row in rows:
@@ -231,6 +215,42 @@ def run_rounds(lesson, context, client, rounds, memory, scratch) -> dict[str, An
     if lesson.kind == "read":
         result["payloads"] = compare_payloads(lesson, firsts)
     return result
+
+
+def collect_samples(
+    lesson, context, client, rounds, scratch, *, until: float | None = None
+) -> tuple[dict[str, Probe], dict[str, list[Probe]]]:
+    """Each variant's first visit, then `rounds` measured calls of each, alternating;
+    no round starts after `until` (time.monotonic()), though one always runs."""
+    samples: dict[str, list[Probe]] = {name: [] for name in lesson.variant_names}
+    # The warm-up (connections, caches of the ORM, imports) is also a first visit:
+    # a revalidating lesson's rounds send back the validators it received.
+    # The first visits are also what the payloads are compared on: a revalidating
+    # lesson's rounds may be 304s with no body.
+    validators, firsts = {}, {}
+    for name in lesson.variant_names:
+        firsts[name] = measure_once(lesson, name, context, client=client, scratch=scratch)
+        validators[name] = firsts[name].validators if lesson.revalidate else None
+    fastest = {name: firsts[name].total_ms for name in lesson.variant_names}
+    for round_number in range(rounds):
+        if until is not None and round_number and time.monotonic() > until:
+            break
+        for name in lesson.variant_names:
+            call = functools.partial(
+                measure_once,
+                lesson,
+                name,
+                context,
+                client=client,
+                scratch=scratch,
+                validators=validators[name],
+            )
+            if lesson.kind == "read" and fastest[name] < WARM_UP_UNDER_MS:
+                call()  # not measured: see WARM_UP_UNDER_MS
+            probe = call()
+            fastest[name] = min(fastest[name], probe.total_ms)
+            samples[name].append(probe)
+    return firsts, samples
 
 
 # A measured call of a cheap read variant is made right after an unmeasured call of
@@ -284,9 +304,22 @@ def check_final_states(lesson, context, client, scratch) -> dict[str, Any]:
     """
     if lesson.final_state is None:
         return {"equal": None, "detail": "not checked (the lesson declares no final_state)"}
+    states = {}
+    with jobs_in_process():
+        for name in lesson.variant_names:
+            from django.core import mail
+
+            mail.outbox = []
+            measure_once(lesson, name, context, client=client, scratch=scratch)
+            states[name] = lesson.final_state(context or {})
+    return equal_to_naive(states)
+
+
+@contextlib.contextmanager
+def jobs_in_process() -> Iterator[None]:
+    """Celery and django.tasks jobs run in this process, mail stays in memory, as in the tests."""
     from config.celery import app
 
-    states = {}
     # Settings come from the CELERY_ namespace: the namespaced key is the one read.
     eager = app.conf.CELERY_TASK_ALWAYS_EAGER
     app.conf.CELERY_TASK_ALWAYS_EAGER = True
@@ -294,15 +327,9 @@ def check_final_states(lesson, context, client, scratch) -> dict[str, Any]:
         with override_settings(
             MAILERS={"default": mailers.mailer(mailers.LOCMEM)}, TASKS=immediate_tasks()
         ):
-            for name in lesson.variant_names:
-                from django.core import mail
-
-                mail.outbox = []
-                measure_once(lesson, name, context, client=client, scratch=scratch)
-                states[name] = lesson.final_state(context or {})
+            yield
     finally:
         app.conf.CELERY_TASK_ALWAYS_EAGER = eager
-    return equal_to_naive(states)
 
 
 def immediate_tasks() -> dict[str, dict[str, Any]]:

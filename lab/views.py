@@ -24,6 +24,7 @@ from lab.comparison import compare_lesson
 from lab.lessons import Lesson, all_lessons, get_lesson
 from lab.models import Measurement
 from lab.plans import lesson_plans
+from lab.practice_views import practice_panel
 from lab.schema import LessonRegistrySerializer
 from lab.source import lesson_source
 
@@ -149,6 +150,7 @@ def lesson_page(request: HttpRequest, slug: str) -> HttpResponse:
         if lesson.main_queries
         else [],
         "source": lesson_source(lesson),
+        "practice": practice_panel(lesson),
         "measurement": measurement,
         "can_compare": may_compare(request),
         "max_rounds": MAX_ROUNDS,

@@ -68,6 +68,7 @@ def bench_env() -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": bench_database_url(),
         "WEAVE_CACHE_PREFIX": "weave-bench",  # cached lessons never read the demo's keys
+        "WEAVE_EXERCISES_DIR": "",  # published figures never include an attendee's `yours`
         "PYTHONUNBUFFERED": "1",
     }
 

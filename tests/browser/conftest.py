@@ -106,7 +106,14 @@ def wait_until_up(url: str, server: subprocess.Popen, log: Path, seconds: float 
 
 
 @pytest.fixture(scope="session")
-def demo_server(chromium, tmp_path_factory) -> Iterator[str]:
+def exercises_dir(tmp_path_factory) -> Path:
+    """The demo server's practice-mode folder (lab/exercises.py): empty unless a test
+    writes an exercise there, never the developer's own exercises/."""
+    return tmp_path_factory.mktemp("exercises")
+
+
+@pytest.fixture(scope="session")
+def demo_server(chromium, tmp_path_factory, exercises_dir) -> Iterator[str]:
     """gunicorn in demo mode on `<dbname>_browser`; killed and the database dropped at the end."""
     name = f"{settings.DATABASES['default']['NAME']}_browser"
     if not name.startswith("test_"):
@@ -118,6 +125,7 @@ def demo_server(chromium, tmp_path_factory) -> Iterator[str]:
         "DJANGO_DEBUG": "1",
         "WEAVE_TESTING": "0",  # Silk and the toolbar on, as in `make demo`
         "WEAVE_CACHE_PREFIX": "weave-browser-tests",
+        "WEAVE_EXERCISES_DIR": str(exercises_dir),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "1",
         "GUNICORN_THREADS": "4",
