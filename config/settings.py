@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",  # tasks API: token auth for scripts and Locust
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served locally, no CDN
+    "django_tasks_db",  # django.tasks' database backend: the task rows and `db_worker`
     "lab",
     "ops",  # operations tooling: manage.py workshop_guide
     "weave",
@@ -213,6 +214,14 @@ CACHES = {
 # https://docs.djangoproject.com/en/5.2/topics/http/sessions/#using-cached-sessions
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_CACHE_ALIAS = "sessions"
+
+# --- Django's tasks framework (Django 6.0+) -----------------------------------
+# https://docs.djangoproject.com/en/6.1/topics/tasks/ Django ships only development
+# backends; django-tasks-db keeps each task as a row in PostgreSQL, and `manage.py
+# db_worker` (the Procfile's `tasks_worker`) polls and runs them. One lesson tier uses it
+# (tasks/lessons/task_report_export.py); unit tests run it in-process (ImmediateBackend,
+# tests/conftest.py), as Celery's eager mode.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["reports"]}}
 
 CELERY_BROKER_URL = REDIS_ROLE_URLS["broker"]
 CELERY_RESULT_BACKEND = REDIS_ROLE_URLS["results"]

@@ -289,23 +289,28 @@ class Turns:
 
 @contextmanager
 def eager_celery() -> Iterator[None]:
-    """A job published on commit runs right there, in this process: the worker's share."""
+    """A job published on commit runs right there, in this process: the worker's share.
+
+    Celery's and django.tasks' alike (its ImmediateBackend runs a job at its enqueue)."""
     from config.celery import app
 
     # Settings come from the CELERY_ namespace: the namespaced key is the one read.
     eager = app.conf.CELERY_TASK_ALWAYS_EAGER
     app.conf.CELERY_TASK_ALWAYS_EAGER = True
     try:
-        yield
+        with override_settings(TASKS=immediate_tasks()):
+            yield
     finally:
         app.conf.CELERY_TASK_ALWAYS_EAGER = eager
 
 
 @contextmanager
 def counting_publishes() -> Iterator[dict[str, int]]:
-    """Jobs a call handed to Celery, by name: published to the broker, or run eagerly
-    (the test suite's setting) in this process. The offloading lessons are found so."""
+    """Jobs a call handed to Celery or to django.tasks, by name: published to the broker
+    (enqueued as a task row), or run eagerly (the test suite's setting) in this process.
+    The offloading lessons are found so."""
     from celery.signals import before_task_publish, task_prerun
+    from django.tasks.signals import task_enqueued
 
     published: dict[str, int] = {}
 
@@ -316,13 +321,18 @@ def counting_publishes() -> Iterator[dict[str, int]]:
         if task is not None and task.request.is_eager:
             published_one(task.name)
 
+    def enqueued(sender=None, task_result=None, **kwargs) -> None:
+        published_one(task_result.task.name if task_result is not None else sender)
+
     before_task_publish.connect(published_one, weak=False)
     task_prerun.connect(ran_eagerly, weak=False)
+    task_enqueued.connect(enqueued, weak=False)
     try:
         yield published
     finally:
         before_task_publish.disconnect(published_one)
         task_prerun.disconnect(ran_eagerly)
+        task_enqueued.disconnect(enqueued)
 
 
 Progress = Callable[[int, int, dict[str, Any]], None]
@@ -509,8 +519,8 @@ def equal_to_naive(
 def check_final_states(lesson, context, client, scratch) -> dict[str, Any]:
     """Write lessons: each variant on a fresh copy, then the lesson's final state.
 
-    The worker's part runs in-process here (Celery eager, mail kept in memory), as in
-    the contract tests: these calls are not timed.
+    The worker's part runs in-process here (Celery eager, django.tasks' ImmediateBackend,
+    mail kept in memory), as in the contract tests: these calls are not timed.
     """
     if lesson.final_state is None:
         return {"equal": None, "detail": "not checked (the lesson declares no final_state)"}
@@ -528,9 +538,15 @@ def check_final_states(lesson, context, client, scratch) -> dict[str, Any]:
 
 @contextmanager
 def jobs_in_process() -> Iterator[None]:
-    """Celery jobs run eagerly in this process and mail stays in memory, as in the tests."""
+    """Celery and django.tasks jobs run in this process, mail stays in memory, as in the tests."""
     with eager_celery(), override_settings(MAILERS={"default": mailers.mailer(mailers.LOCMEM)}):
         yield
+
+
+def immediate_tasks() -> dict[str, dict[str, Any]]:
+    # Every django.tasks backend runs its jobs in-process at the enqueue.
+    immediate = "django.tasks.backends.immediate.ImmediateBackend"
+    return {alias: {**params, "BACKEND": immediate} for alias, params in settings.TASKS.items()}
 
 
 def summarize(name: str, probes: list[Probe]) -> dict[str, Any]:
