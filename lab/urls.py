@@ -20,6 +20,11 @@ urlpatterns = [
     path("lessons/<slug:slug>/", views.lesson_page, name="lesson"),
     # Before the variant pattern, which would otherwise read "compare" as a variant name.
     path("lessons/<slug:slug>/compare/", views.lesson_compare, name="compare"),
+    path(
+        "lessons/<slug:slug>/compare/<slug:job>/",
+        views.lesson_compare_status,
+        name="compare-status",
+    ),
     # Practice mode (demo only): grade the exercise, unlock the next hint.
     path("lessons/<slug:slug>/check/", practice_views.practice_check, name="practice-check"),
     path("lessons/<slug:slug>/hint/", practice_views.practice_hint, name="practice-hint"),
