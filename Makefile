@@ -46,13 +46,16 @@ seed: migrate
 
 # The same process list as docker compose (Procfile); Ctrl-C stops the processes
 # and the embedded services.
+# GUNICORN_BIND=127.0.0.1:8001 make demo serves on another port (config/gunicorn.py).
+DEMO_URL = http://$(or $(GUNICORN_BIND),127.0.0.1:8000)
 demo: migrate
 	$(PY) manage.py seed --preset workshop
 	@echo
-	@echo "  Weave is starting on http://127.0.0.1:8000/"
-	@echo "    lesson catalogue   http://127.0.0.1:8000/"
-	@echo "    registry as JSON   http://127.0.0.1:8000/api/lessons/"
-	@echo "    Silk (staff login) http://127.0.0.1:8000/silk/   user admin, password weave-demo"
+	@echo "  Weave is starting on $(DEMO_URL)/"
+	@echo "    lesson catalogue   $(DEMO_URL)/"
+	@echo "    registry as JSON   $(DEMO_URL)/api/lessons/"
+	@echo "    Silk (staff login) $(DEMO_URL)/silk/   user admin, password weave-demo"
+	@echo "    practice           make exercise LESSON=<slug>, then make check LESSON=<slug>"
 	@echo "  Ctrl-C stops everything."
 	@echo
 	trap "$(PY) -m ops.services down" EXIT; PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile
@@ -119,6 +122,19 @@ silk-clear: migrate
 .PHONY: compose-check
 compose-check: install
 	$(PY) bin/compose-check
+
+# Practice mode (lab/exercises.py, lab/grading.py): write a lesson's naive code to
+# exercises/<slug>.py, which the running demo serves as the variant `yours`; then grade it
+# against the lesson's contract (exit status 1 until it passes).
+#   make exercise LESSON=<slug> [FORCE=1]     make check LESSON=<slug>
+LESSON ?=
+FORCE ?=
+.PHONY: exercise check
+exercise: install
+	$(PY) manage.py exercise $(LESSON) $(if $(FORCE),--force)
+
+check: migrate
+	$(PY) manage.py grade $(LESSON) --rounds $(ROUNDS)
 
 # Regenerate the pinned dependency tree after editing pyproject.toml.
 lock:

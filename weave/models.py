@@ -84,10 +84,11 @@ class Thread(TimeStamped):
 
     def visible_messages(self):
         """The latest live messages: one query per thread, unless a
-        `Prefetch(..., to_attr=PREFETCHED_MESSAGES)` already loaded them."""
+        `Prefetch(..., to_attr=PREFETCHED_MESSAGES)` already loaded them (newest
+        first; an unsliced Prefetch loads them all, and the list is cut here)."""
         prefetched = self.__dict__.get(PREFETCHED_MESSAGES)
         if prefetched is not None:
-            return prefetched
+            return prefetched[: self.MESSAGES_SHOWN]
         return self.messages.alive().order_by("-updated", "-id")[: self.MESSAGES_SHOWN]
 
 
@@ -103,9 +104,9 @@ class MessageManager(models.Manager.from_queryset(SoftDeleteQuerySet)):
 
 
 class Message(TimeStamped):
-    # `created` (and the archive's) is analyzed with a statistics target of 1000, not
-    # 100: the count estimate of a date filter is read from its histogram
-    # (weave/migrations/0009_created_statistics_target.py).
+    # `created` and `updated` (and the archive's) are analyzed with a statistics target
+    # of 1000, not 100: the count estimate of a date filter is read from its histogram
+    # (weave/migrations/0009_created_statistics_target.py, 0011 for updated).
     text = models.TextField()
     sent_by = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="messages")
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
@@ -139,11 +140,6 @@ class Message(TimeStamped):
                 fields=["updated", "id"],
                 name="message_deleted_updated_idx",
                 condition=Q(deleted=True),
-            ),
-            # Live messages by date: the messages list's since/until filters. The
-            # exact count of a narrow range reads only that range (the count lesson).
-            models.Index(
-                fields=["created"], name="message_alive_created_idx", condition=Q(deleted=False)
             ),
             # A thread's latest live messages: the thread page's prefetch (one
             # index range per thread) and a thread-filtered list read it in order.
@@ -187,6 +183,9 @@ class ArchivedMessage(models.Model):
     created = models.DateTimeField()
     updated = models.DateTimeField()
     # Full-text search over the archive, as Message.search_document.
+    # A database migrated afresh fills it with a trigger, not as a generated column:
+    # adding a STORED generated column rewrites the table under ACCESS EXCLUSIVE
+    # (weave/migrations/0008_message_archive_search_document.py). Read the same way.
     search_document = models.GeneratedField(
         expression=SearchVector("text", config="english"),
         output_field=SearchVectorField(),

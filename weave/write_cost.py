@@ -38,7 +38,6 @@ READERS = {
     "message_alive_idx": "the live count from pg_class (count lesson), the deep pages' cursor",
     "message_alive_updated_idx": "the latest messages, the messages list's order (-updated, -id)",
     "message_deleted_updated_idx": "the purge's batches, in (updated, id) order",
-    "message_alive_created_idx": "the count lesson's since/until filters",
     "message_thread_alive_idx": "the indexes lesson, the thread page's prefetch",
     "message_search_gin_idx": "the search lesson's full-text match",
     "weave_message_sent_by_id": "the count lesson's sender filter; a person's cascade delete",

@@ -5,6 +5,22 @@
 1. Every variant of a read lesson returns the same payload on the same data.
 2. The optimized variant of every lesson, read or write, stays within its query
    budget and does not grow when the data doubles; the naive variant does grow.
+   A tier that declares its own budget (`Variant(query_budget=...)`, the
+   `fetch_peers` tiers) is held to it and to a flat count the same way.
+2b. The optimized variant, and every tier beyond it, runs under Django 6.1's
+   `FETCH_RAISE` (tests/fetchmodes.py): a lazy fetch of a foreign key, a one-to-one
+   or a deferred field raises `FieldFetchBlocked` naming the field ("Fetching of
+   Message.sent_by blocked."), on the first fetch, before any query runs.
+
+What catches what. `FETCH_RAISE` catches a single lazy fetch of a foreign key, a
+one-to-one (either side) or a deferred field, in any code the request runs (the
+serializer, the template, a third-party package), and names the field; it does not
+see related managers (`thread.messages.all()`, `article.tags.all()`: fetch modes
+never change a manager's query) nor per-row aggregates. django-zeal
+(tests/nplusone.py, on for every request of the suite) catches a lazy load repeated
+from one line, managers included, and deferred fields reloaded per row, but only
+from its threshold on (one lazy fetch passes). Neither sees a `.count()` or an
+`.aggregate()` per row: the growing query count of test 2 does. The three stay.
 3. Write lessons leave the database in the same final state with every variant.
 4. Unknown lessons and variants, and wrong methods, are 4xx with a JSON error.
 """
@@ -12,14 +28,16 @@
 from __future__ import annotations
 
 import sys
+from contextlib import AbstractContextManager
 
 import pytest
-from django.core.cache import cache
-from django.db import transaction
 from django.utils.html import escape
 
+from lab import contract
+from lab.contract import calls_at_scale, explain_count, request_queries
 from lab.lessons import Lesson, Story, all_lessons
-from lab.probe import Probe, call_variant
+from lab.probe import Probe
+from tests.fetchmodes import fetch_raise
 
 LESSONS = all_lessons()
 READ_LESSONS = [lesson for lesson in LESSONS if lesson.kind == "read"]
@@ -32,23 +50,16 @@ def slug(lesson: Lesson) -> str:
     return lesson.slug
 
 
-def probe_at_scale(lesson: Lesson, variant: str, size: int) -> Probe:
-    """Build data of `size`, call the variant cold, roll the data back."""
-    with transaction.atomic():
-        context = lesson.build_data(size)
-        cache.clear()
-        probe = call_variant(lesson, variant, context=context, keep_sql=True)
-        transaction.set_rollback(True)
+def probe_at_scale(
+    lesson: Lesson, variant: str, size: int, guard: AbstractContextManager | None = None
+) -> Probe:
+    """Build data of `size`, call the variant cold (inside `guard`), roll the data back
+    (lab.contract)."""
+    probe = contract.probe_at_scale(lesson, variant, size, guard=guard)
     assert probe.status < 300, (
         f"{lesson.slug}/{variant} answered {probe.status}: {probe.body[:500]!r}"
     )
     return probe
-
-
-def explain_count(probe: Probe) -> str:
-    return f"{probe.queries.count} queries:\n" + "\n".join(
-        f"  {index}. {sql[:300]}" for index, sql in enumerate(probe.queries.statements, start=1)
-    )
 
 
 def test_registry_is_not_empty():
@@ -57,11 +68,10 @@ def test_registry_is_not_empty():
 
 @pytest.mark.parametrize("lesson", READ_LESSONS, ids=slug)
 def test_every_variant_returns_the_same_payload(lesson: Lesson):
-    context = lesson.build_data(lesson.scales[0])
+    calls = calls_at_scale(lesson, lesson.variant_names, lesson.scales[0])
     payloads, raw = {}, {}
-    for variant in lesson.variant_names:
-        cache.clear()
-        probe = call_variant(lesson, variant, context=context)
+    for variant, call in calls.items():
+        probe = call.probe
         assert probe.status == 200, f"{variant}: {probe.status} {probe.body[:500]!r}"
         raw[variant] = probe.payload()
         payloads[variant] = lesson.comparable(raw[variant])
@@ -76,17 +86,50 @@ def test_every_variant_returns_the_same_payload(lesson: Lesson):
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=slug)
 def test_optimized_stays_within_budget_and_flat(lesson: Lesson):
+    # Under FETCH_RAISE: a lazy fetch fails here, naming the field, before it is counted.
     small, large = lesson.scales
-    at_n = probe_at_scale(lesson, "optimized", small)
-    at_2n = probe_at_scale(lesson, "optimized", large)
+    at_n = probe_at_scale(lesson, "optimized", small, guard=fetch_raise())
+    at_2n = probe_at_scale(lesson, "optimized", large, guard=fetch_raise())
     assert request_queries(at_n) <= lesson.budget_for(at_n.payload), explain_count(at_n)
     assert request_queries(at_2n) == request_queries(at_n), explain_count(at_2n)
 
 
-def request_queries(probe: Probe) -> int:
-    """The request's own statements: a write's atomic block is a SAVEPOINT here only
-    because the test holds an outer transaction (QueryLog.savepoints)."""
-    return probe.queries.count - probe.queries.savepoints
+TIERS_WITH_BUDGETS = [
+    (lesson, variant)
+    for lesson in LESSONS
+    for variant in lesson.variants
+    if variant.query_budget is not None
+]
+
+
+@pytest.mark.parametrize(
+    "lesson, variant",
+    TIERS_WITH_BUDGETS,
+    ids=[f"{lesson.slug}/{variant.name}" for lesson, variant in TIERS_WITH_BUDGETS],
+)
+def test_a_tier_stays_within_its_own_budget_and_flat(lesson: Lesson, variant):
+    small, large = lesson.scales
+    at_n = probe_at_scale(lesson, variant.name, small)
+    at_2n = probe_at_scale(lesson, variant.name, large)
+    assert request_queries(at_n) <= variant.query_budget, explain_count(at_n)
+    assert request_queries(at_2n) == request_queries(at_n), explain_count(at_2n)
+
+
+BEYOND_OPTIMIZED = [
+    (lesson, name)
+    for lesson in LESSONS
+    for name in lesson.variant_names[lesson.variant_names.index("optimized") + 1 :]
+]
+
+
+@pytest.mark.parametrize(
+    "lesson, variant",
+    BEYOND_OPTIMIZED,
+    ids=[f"{lesson.slug}/{name}" for lesson, name in BEYOND_OPTIMIZED],
+)
+def test_a_tier_beyond_optimized_fetches_nothing_lazily(lesson: Lesson, variant: str):
+    probe = probe_at_scale(lesson, variant, lesson.scales[0], guard=fetch_raise())
+    assert probe.status < 300
 
 
 @pytest.mark.parametrize("lesson", [lesson for lesson in LESSONS if lesson.naive_grows], ids=slug)
@@ -141,13 +184,10 @@ def test_the_page_the_api_and_the_schema_tell_the_story(lesson: Lesson, client):
 @pytest.mark.parametrize("lesson", WRITE_LESSONS, ids=slug)
 def test_write_variants_leave_the_same_final_state(lesson: Lesson):
     states = {}
-    for variant in lesson.variant_names:
-        with transaction.atomic():
-            context = lesson.build_data(lesson.scales[0])
-            probe = call_variant(lesson, variant, context=context)
-            assert probe.status < 300, f"{variant}: {probe.status} {probe.body[:500]!r}"
-            states[variant] = lesson.final_state(context)
-            transaction.set_rollback(True)
+    for variant, call in calls_at_scale(lesson, lesson.variant_names, lesson.scales[0]).items():
+        probe = call.probe
+        assert probe.status < 300, f"{variant}: {probe.status} {probe.body[:500]!r}"
+        states[variant] = call.final_state
     naive = states.pop("naive")
     for variant, state in states.items():
         assert state == naive, f"{lesson.slug}: {variant} leaves a different final state"
