@@ -191,7 +191,9 @@ lesson = register(
         notes=(
             "The naive counts are wrong by design: the contract compares only the members "
             "listed; the lesson's tests check each variant's counts against a reference "
-            "(naive's are exactly assigned x created). At the workshop preset org-01's 33 "
+            "(naive's are exactly assigned x created). At the workshop preset member0001 has "
+            "479 tasks assigned and 512 created in org-01; naive shows 245,248 for both. "
+            "org-01's 33 "
             "members join into 6,186,054 rows before GROUP BY (EXPLAIN ANALYZE); the "
             "subqueries read each member's own tasks: the sum of the counts, not their product. "
             "Sign in as member0001 / weave-demo."
