@@ -78,6 +78,13 @@ class ThreadPagination(PageNumberPagination):
         return self.page.start_index() - 1, size
 
 
+class ThreadPageQuery(PageQuery):
+    # 100 threads with 100 messages each is already ~1.9 MB: a bigger page is a 400.
+    page_size = serializers.IntegerField(
+        min_value=1, max_value=ThreadPagination.max_page_size, required=False
+    )
+
+
 # --- the queries ----------------------------------------------------------------------
 
 
@@ -215,7 +222,7 @@ def thread_page_database(*, limit: int, offset: int) -> tuple[str, list[int]]:
 
 # Every variant answers this shape (the database variant builds it in SQL).
 THREAD_PAGE = extend_schema(
-    parameters=[PageQuery], responses=page_of("ThreadPage", ThreadSerializer(many=True))
+    parameters=[ThreadPageQuery], responses=page_of("ThreadPage", ThreadSerializer(many=True))
 )
 
 
@@ -224,7 +231,7 @@ class ThreadPageView(APIView):
 
     @THREAD_PAGE
     def get(self, request):
-        validated_query(request, PageQuery)
+        validated_query(request, ThreadPageQuery)
         pagination = ThreadPagination()
         page = pagination.paginate_queryset(self.threads(), request, view=self)
         return pagination.get_paginated_response(ThreadSerializer(page, many=True).data)
@@ -236,7 +243,7 @@ class ThreadPageOptimizedView(APIView):
 
     @THREAD_PAGE
     def get(self, request):
-        validated_query(request, PageQuery)
+        validated_query(request, ThreadPageQuery)
         pagination = ThreadPagination()
         threads = pagination.paginate_queryset(thread_page_optimized(), request, view=self)
         messages = latest_messages_rows([thread[0] for thread in threads])
@@ -246,7 +253,7 @@ class ThreadPageOptimizedView(APIView):
 class ThreadPageDatabaseView(APIView):
     @THREAD_PAGE
     def get(self, request):
-        validated_query(request, PageQuery)
+        validated_query(request, ThreadPageQuery)
         pagination = ThreadPagination()
         offset, limit = pagination.page_bounds(thread_page_naive(), request)
         with connection.cursor() as cursor:
