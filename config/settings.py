@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # SearchVectorField and GinIndex (message-search): Django 6.1 checks for the app.
+    "django.contrib.postgres",
     "rest_framework",
     "rest_framework.authtoken",  # tasks API: token auth for scripts and Locust
     "drf_spectacular",
