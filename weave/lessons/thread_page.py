@@ -75,7 +75,8 @@ class ThreadPagination(PageNumberPagination):
             self.page = Paginator(queryset, size).page(request.query_params.get("page", 1))
         except InvalidPage as error:
             raise NotFound(f"Invalid page: {error}") from error
-        return self.page.start_index() - 1, size
+        # start_index() is 0 on the empty first page of an empty list: OFFSET 0, not -1.
+        return max(self.page.start_index() - 1, 0), size
 
 
 class ThreadPageQuery(PageQuery):
