@@ -55,6 +55,20 @@ def load_results(path: Path) -> tuple[dict[str, list[dict]], list[str]]:
     return rows, document.get("notes", [])
 
 
+def busy_warning(path: Path) -> str:
+    """The load test's warning when the machine was busier than its cores (report.py)."""
+    if not path.exists():
+        return ""
+    load = json.loads(path.read_text()).get("load") or {}
+    if not load.get("busy"):
+        return ""
+    worst = max(load["before"][0], load["after"][0])
+    return (
+        f"**The machine was busy** during this load test (load average {worst:.1f} over "
+        f"{load['cores']} cores): read the ratios, not the absolute figures."
+    )
+
+
 def load_compare(path: Path | None) -> tuple[dict[str, list[dict]], dict]:
     """Rows by lesson slug, and the document's header, from `make bench`'s results
     (docs/benchmarks.json: its workshop preset) or a `manage.py compare --json` file."""
@@ -165,6 +179,7 @@ def expect_section(
     notes: list[str],
     compared: list[dict] | None = None,
     header: dict | None = None,
+    busy: str = "",
 ) -> list[str]:
     if not rows and not compared:
         return [
@@ -187,6 +202,8 @@ def expect_section(
     ]
     for row in rows:
         speedup = f"{row['rps'] / base['rps']:.1f}x" if base["rps"] else "-"
+        if row.get("runs", 1) > 1 and row.get("ratio_low") is not None and base["rps"]:
+            speedup += f" ({row['ratio_low']:.1f}-{row['ratio_high']:.1f}x, {row['runs']} runs)"
         if not row.get("requests", 1):
             lines.append(f"| {row['variant']} | 0 | no request finished within the run |||||")
             continue
@@ -195,7 +212,7 @@ def expect_section(
             f"{row['p99']:.0f} | {row['failures']} | {row['avg_bytes'] / 1000:.1f} kB "
             f"| {speedup} |"
         )
-    return lines
+    return [*lines, "", busy] if busy else lines
 
 
 def lesson_section(
@@ -204,6 +221,7 @@ def lesson_section(
     notes: list[str],
     compared: list[dict] | None = None,
     header: dict | None = None,
+    busy: str = "",
 ) -> str:
     story = lesson.story
     top = [
@@ -225,7 +243,7 @@ def lesson_section(
         "",
         *run_section(lesson),
         "",
-        *expect_section(lesson, rows, notes, compared, header),
+        *expect_section(lesson, rows, notes, compared, header, busy),
         "",
         f"**Trade-off:** {tradeoff}",
     ]
@@ -235,9 +253,15 @@ def lesson_section(
 def render(results: Path, compare: Path | None = None) -> str:
     rows, notes = load_results(results)
     compared, header = load_compare(compare)
+    busy = busy_warning(results)
     sections = [
         lesson_section(
-            lesson, rows.get(lesson.page_url(), []), notes, compared.get(lesson.slug), header
+            lesson,
+            rows.get(lesson.page_url(), []),
+            notes,
+            compared.get(lesson.slug),
+            header,
+            busy,
         )
         for lesson in all_lessons()
     ]
