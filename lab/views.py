@@ -23,6 +23,7 @@ from lab.api import json_error
 from lab.comparison import compare_lesson
 from lab.lessons import Lesson, all_lessons, get_lesson
 from lab.models import Measurement
+from lab.loadfigures import under_load
 from lab.plans import lesson_plans
 from lab.schema import LessonRegistrySerializer
 from lab.source import lesson_source
@@ -139,6 +140,7 @@ def lesson_page(request: HttpRequest, slug: str) -> HttpResponse:
         "params": params,
         "params_error": params_error,
         "plans": lesson_plans(lesson),
+        "under_load": under_load(lesson),  # published load-test figures, machine load
         "variants_without_plan": [
             name for name in lesson.variant_names if name not in lesson.main_queries
         ]
