@@ -22,8 +22,8 @@ from rest_framework.views import APIView
 from lab.api import json_error
 from lab.comparison import compare_lesson
 from lab.lessons import Lesson, all_lessons, get_lesson
-from lab.models import Measurement
 from lab.loadfigures import under_load
+from lab.models import Measurement
 from lab.plans import lesson_plans
 from lab.schema import LessonRegistrySerializer
 from lab.source import lesson_source

@@ -4,8 +4,8 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.utils.html import escape
 from django.db import connection
+from django.utils.html import escape
 
 from lab.lessons import all_lessons, get_lesson
 from lab.plans import executed_query, is_read_query, lesson_plans, not_run_reason
