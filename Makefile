@@ -172,19 +172,22 @@ LOADTEST_HOST = $(if $(filter demo,$(HOST)),$(DEMO_URL),$(HOST))
 .PHONY: loadtest loadtest-connections loadtest-stampede workshop-guide locust
 
 # QUICK=1: every command of docs/WORKSHOP.md in a short form that only checks that it
-# runs: one compare round, Locust runs of 2 s with 2 users, all load-test variants in one
-# run, `make locust` headless. tests/docs/test_guide_commands.py runs the guide this way.
+# runs: one compare round, Locust runs of 2 s with 2 users, the load-test variants in one
+# run, one lesson of each shape when LESSONS names none, `make locust` headless.
+# tests/docs/test_guide_commands.py runs the guide this way.
 ifneq ($(QUICK),)
 override ROUNDS := 1
 override DURATION := 2s
 override USERS := 2
 override MIX := together
 override REPEAT := 1
+SAMPLE := 1
 endif
 
 loadtest: seed
 	$(PY) -m loadtests.run $(if $(LESSONS),--lessons $(LESSONS)) --users $(USERS) \
 		--duration $(DURATION) --repeat $(REPEAT) --workers $(WORKERS) --mix $(MIX) \
+		$(if $(SAMPLE),--sample) \
 		--gunicorn-workers $(GUNICORN_WORKERS) $(if $(HOST),--host $(LOADTEST_HOST)) \
 		--reports $(REPORTS) \
 		$(if $(WRITES),--writes $(if $(HOST),,--after-write "$(PY) manage.py seed --preset $(PRESET) --reset --yes"))

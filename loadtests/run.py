@@ -102,6 +102,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m loadtests.run", description=__doc__)
     parser.add_argument("--lessons", nargs="*", default=[], help="slugs (default: all)")
     parser.add_argument("--variants", nargs="*", default=[], help="variant names (default: all)")
+    parser.add_argument(
+        "--sample",
+        action="store_true",
+        help="without --lessons: one lesson of each shape (read or write, with or without a "
+        "user) instead of all; a check that the run works (make QUICK=1), not a measurement",
+    )
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--spawn-rate", type=float, default=0, help="default: all users at once")
     parser.add_argument("--duration", default="30s", help="per run, as Locust's --run-time")
@@ -365,6 +371,8 @@ def fetch_lessons(host: str, options, directory: Path) -> tuple[list[LessonSpec]
     lessons_json = directory / "lessons.json"
     lessons_json.write_text(json.dumps(document, indent=2))
     lessons = select(parse_registry(document), options.lessons)
+    if options.sample and not options.lessons:
+        lessons = one_of_each_shape(lessons)
     notes = []
     writes = [lesson.slug for lesson in lessons if lesson.kind == "write"]
     if writes and not options.writes:
@@ -389,6 +397,13 @@ def fetch_lessons(host: str, options, directory: Path) -> tuple[list[LessonSpec]
             f"Auth lessons: every simulated user sends the token of {auth.username_for(0)}."
         )
     return lessons, notes
+
+
+def one_of_each_shape(lessons: list[LessonSpec]) -> list[LessonSpec]:
+    shapes: dict[tuple[str, bool], LessonSpec] = {}
+    for lesson in lessons:
+        shapes.setdefault((lesson.kind, lesson.auth), lesson)
+    return list(shapes.values())
 
 
 def run_variants(options, directory: Path, host: str) -> tuple[list, list[str]]:

@@ -439,3 +439,12 @@ def test_locust_defaults_to_the_address_gunicorn_binds(tmp_path, bind, url):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == url
+
+
+def test_a_sample_keeps_one_lesson_of_each_shape():
+    from loadtests.run import one_of_each_shape
+
+    lessons = parse_registry(FAKE_REGISTRY)
+    doubled = [*lessons, replace(lessons[0], slug="another-read")]
+    assert [lesson.slug for lesson in one_of_each_shape(doubled)] == ["thread-page", "my-tasks"]
+    assert parse_args(["--sample"]).sample and not parse_args([]).sample
