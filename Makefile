@@ -32,7 +32,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 		echo "$(VENV) runs Python $$($(PY) -c 'import platform; print(platform.python_version())'), rebuilding it with Python 3.12+"; \
 		rm -rf $(VENV); \
 	fi
-	@test -n "$(PYTHON)" || { echo "Weave needs Python 3.12 or newer: install python3.13 (apt-get install python3.13, brew install python@3.13, or pyenv install 3.13), or run make PYTHON=/path/to/python3.13"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "Weave needs Python 3.12 or newer: install Python 3.13 (pyenv install 3.13, brew install python@3.13, or your distribution's python3.13 package) or run make PYTHON=/path/to/python3.13"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock

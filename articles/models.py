@@ -34,10 +34,11 @@ class Author(models.Model):
         return self.display_name
 
     @classmethod
-    def from_db(cls, db, field_names, values):
+    def from_db(cls, db, field_names, values, *, fetch_mode=None):
         # Remember what the pages show, so a save can tell whether it changed it
         # (articles/signals.py): a bio edit invalidates nothing.
-        instance = super().from_db(db, field_names, values)
+        # fetch_mode (Django 6.1) passes through: FETCH_PEERS and RAISE work on these rows.
+        instance = super().from_db(db, field_names, values, fetch_mode=fetch_mode)
         instance.loaded_display_name = instance.__dict__.get("display_name")
         return instance
 
@@ -111,10 +112,11 @@ class Article(models.Model):
         return reverse("articles:detail", kwargs={"slug": self.slug})
 
     @classmethod
-    def from_db(cls, db, field_names, values):
+    def from_db(cls, db, field_names, values, *, fetch_mode=None):
         # The status as loaded: a save of a draft that stays a draft changes no
         # public page (articles/signals.py), and telling needs no extra query.
-        instance = super().from_db(db, field_names, values)
+        # fetch_mode (Django 6.1) passes through: FETCH_PEERS and RAISE work on these rows.
+        instance = super().from_db(db, field_names, values, fetch_mode=fetch_mode)
         instance.loaded_status = instance.__dict__.get("status")
         return instance
 

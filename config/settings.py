@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from config import mailers
 from ops import redis_roles, services
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -63,8 +64,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
-    # SearchVectorField and GinIndex (message-search): Django 6.1 checks for the app.
-    "django.contrib.postgres",
+    "django.contrib.postgres",  # GinIndex, SearchVectorField: Django 6.1 checks for the app
     "rest_framework",
     "rest_framework.authtoken",  # tasks API: token auth for scripts and Locust
     "drf_spectacular",
@@ -248,11 +248,15 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Email: notifications (weave/lessons/message_notify.py) -------------
 # Console locally; point EMAIL_BACKEND/EMAIL_HOST/EMAIL_PORT at an SMTP catcher
-# (Mailpit, MailHog) to see real delivery latency.
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
-EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
-EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(services.DATA_DIR / "mail"))
+# (Mailpit, MailHog) to see real delivery latency. Django 6.1 configures mail as
+# MAILERS (the EMAIL_* settings are deprecated); the environment variables keep
+# their names (config/mailers.py). https://docs.djangoproject.com/en/6.1/topics/email/
+EMAIL_FILE_DIR = os.environ.get("EMAIL_FILE_PATH", str(services.DATA_DIR / "mail"))
+MAILERS = {
+    "default": mailers.mailer(
+        os.environ.get("EMAIL_BACKEND", mailers.CONSOLE), file_path=EMAIL_FILE_DIR
+    )
+}
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "weave@weave.test")
 
 # --- Auth, i18n, static -----------------------------------------------------

@@ -26,6 +26,7 @@ from django.db import connection, connections, transaction
 from django.test import Client
 from django.test.utils import override_settings
 
+from config import mailers
 from lab.lessons import Lesson
 from lab.probe import Probe, call_variant
 
@@ -150,10 +151,6 @@ def peak_memory_kb(lesson: Lesson, variant: str, context, *, client: Client, scr
         tracemalloc.stop()
 
 
-CONSOLE_MAIL = "django.core.mail.backends.console.EmailBackend"
-FILE_MAIL = "django.core.mail.backends.filebased.EmailBackend"
-
-
 # Measurements are taken without Django's query log (DEBUG) and without Silk.
 @override_settings(DEBUG=False, SILK_RECORDING=False)
 def compare_lesson(
@@ -161,8 +158,10 @@ def compare_lesson(
 ) -> dict[str, Any]:
     # The console mail backend would print every measured mail into the report;
     # the file backend pays the same kind of write per message, out of sight.
-    mail = FILE_MAIL if settings.EMAIL_BACKEND == CONSOLE_MAIL else settings.EMAIL_BACKEND
-    with override_settings(EMAIL_BACKEND=mail):
+    mailer = settings.MAILERS["default"]
+    if mailer["BACKEND"] == mailers.CONSOLE:
+        mailer = mailers.mailer(mailers.FILE, file_path=settings.EMAIL_FILE_DIR)
+    with override_settings(MAILERS={"default": mailer}):
         return measure_lesson(lesson, rounds=rounds, memory=memory, writes=writes)
 
 
@@ -288,7 +287,7 @@ def check_final_states(lesson, context, client, scratch) -> dict[str, Any]:
     eager = app.conf.CELERY_TASK_ALWAYS_EAGER
     app.conf.CELERY_TASK_ALWAYS_EAGER = True
     try:
-        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+        with override_settings(MAILERS={"default": mailers.mailer(mailers.LOCMEM)}):
             for name in lesson.variant_names:
                 from django.core import mail
 

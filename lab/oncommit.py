@@ -11,7 +11,6 @@ Celery eager in tests, the jobs run in-process).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
 
 import kombu.exceptions
 from django.db import connection, transaction
@@ -28,7 +27,6 @@ def drain_on_commit() -> int:
 
 
 # --- Enqueue after commit, or answer 503 with nothing half-written ------------
-Saved = TypeVar("Saved")
 
 # What a dead or unreachable broker raises from apply_async/delay (kombu wraps most
 # connection errors; a Redis broker can also surface its own or a socket error).
@@ -54,7 +52,7 @@ class QueueUnavailable(APIException):
     default_code = "queue_unavailable"
 
 
-def save_then_enqueue(
+def save_then_enqueue[Saved](
     save: Callable[[], Saved], enqueue: Callable[[Saved], None], undo: Callable[[Saved], None]
 ) -> Saved:
     """Save rows, then enqueue their job once they are committed (a worker can see them).

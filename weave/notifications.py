@@ -1,9 +1,9 @@
 """Email every participant of a thread when a message is posted (Django's email framework).
 
-`EMAIL_BACKEND` decides the transport: console locally, locmem in tests, SMTP
-(a catcher such as Mailpit) through EMAIL_HOST/EMAIL_PORT. Who is notified and what
-they receive; how the emails are sent (per participant in the request, or in chunks
-by a job) is a lesson: weave/lessons/message_notify.py.
+The `default` entry of MAILERS decides the transport (config/mailers.py): console locally,
+locmem in tests, SMTP (a catcher such as Mailpit) through EMAIL_HOST/EMAIL_PORT. Who is
+notified and what they receive; how the emails are sent (per participant in the request, or
+in chunks by a job) is a lesson: weave/lessons/message_notify.py.
 """
 
 from __future__ import annotations
@@ -31,11 +31,10 @@ def participants_queryset(message: Message):
     )
 
 
-def notification_email(message: Message, email: str, connection=None) -> EmailMessage:
+def notification_email(message: Message, email: str) -> EmailMessage:
     return EmailMessage(
         subject=f"New message in thread {message.thread_id}",
         body=message.text,
         to=[email],
         headers={MESSAGE_HEADER: str(message.pk)},
-        connection=connection,
     )

@@ -13,6 +13,7 @@ import dataclasses
 import pytest
 from django.test import Client
 
+from config import mailers
 from lab import comparison
 from lab.comparison import COMMIT, ScratchDatabase, compare_lesson, measure_once, summarize
 from lab.lessons import get_lesson
@@ -141,8 +142,8 @@ def test_payloads_are_compared_on_first_visits_with_links_by_their_query():
 
 @pytest.mark.django_db
 def test_a_rolled_back_write_counts_its_own_queries_and_prints_no_mail(settings, capfd, tmp_path):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
-    settings.EMAIL_FILE_PATH = str(tmp_path)
+    settings.MAILERS = {"default": mailers.mailer(mailers.CONSOLE)}
+    settings.EMAIL_FILE_DIR = str(tmp_path)
     lesson = get_lesson("message-notify")
     result = compare_lesson(with_context(lesson.slug, lesson.build_data(5)), rounds=1)
     optimized = next(row for row in result["variants"] if row["variant"] == "optimized")

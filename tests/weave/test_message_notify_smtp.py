@@ -1,8 +1,8 @@
 """The notification lesson's mail over real SMTP, as compose sends it to Mailpit.
 
-compose sets EMAIL_BACKEND to Django's SMTP backend towards mail:1025 (Mailpit); here
-the SMTP server is aiosmtpd on 127.0.0.1, started by the test, and every message the
-lesson sends is read back from it: envelope, headers and body.
+compose sets EMAIL_BACKEND (MAILERS["default"], config/mailers.py) to Django's SMTP backend
+towards mail:1025 (Mailpit); here the SMTP server is aiosmtpd on 127.0.0.1, started by the
+test, and every message the lesson sends is read back from it: envelope, headers and body.
 """
 
 import email
@@ -12,6 +12,7 @@ from email.message import Message as MimeMessage
 import pytest
 from aiosmtpd.controller import Controller
 
+from config import mailers
 from weave.lessons.message_notify import message_post_optimized
 from weave.models import Message, Person
 from weave.notifications import MESSAGE_HEADER, participants_queryset
@@ -41,9 +42,9 @@ def smtp_server(settings):
     inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = controller.hostname, controller.port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.MAILERS = {
+        "default": mailers.mailer(mailers.SMTP, host=controller.hostname, port=controller.port)
+    }
     try:
         yield inbox
     finally:
@@ -81,7 +82,7 @@ def test_a_stopped_smtp_server_is_an_error_not_silence(smtp_server, settings):
     """The test above can fail: with no server on the port, sending raises."""
     from django.core.mail import send_mail
 
-    settings.EMAIL_PORT = free_port()
+    settings.MAILERS = {"default": mailers.mailer(mailers.SMTP, host="127.0.0.1", port=free_port())}
     with pytest.raises(OSError):
         send_mail("s", "b", settings.DEFAULT_FROM_EMAIL, ["x@weave.test"])
     assert smtp_server.messages == []

@@ -63,15 +63,25 @@ def csv_chunks(rows: Iterable[tuple]) -> Iterator[str]:
         yield buffer.getvalue()
 
 
-def closing_cursor(chunks: Iterator[str], cursor_rows: Iterator[tuple]) -> Iterator[str]:
-    # The server-side cursor is closed when the response is (the server calls
-    # close() after the last byte, or when the client goes away), said here rather
-    # than left to the generators' reference counts. A response nobody closes keeps
-    # its cursor until the garbage collector finalizes it, at any later moment.
-    try:
-        yield from chunks
-    finally:
-        cursor_rows.close()
+class ClosingCursor:
+    """The CSV chunks of a streamed export, closed with the response.
+
+    StreamingHttpResponse calls close() on its content when the server closes the
+    response (after the last byte, or when the client goes away), so the
+    server-side cursor ends then, said here rather than left to the generators'
+    reference counts. A `finally` in a generator would not do: a generator closed
+    before its first chunk never enters its `try`, and the cursor would stay open
+    until the garbage collector finalizes it, at any later moment.
+    """
+
+    def __init__(self, chunks: Iterator[str], cursor_rows: Iterator[tuple]) -> None:
+        self.chunks, self.cursor_rows = chunks, cursor_rows
+
+    def __iter__(self) -> Iterator[str]:
+        return self.chunks
+
+    def close(self) -> None:
+        self.cursor_rows.close()
 
 
 def export_in_memory() -> HttpResponse:
@@ -94,7 +104,7 @@ def export_streamed() -> StreamingHttpResponse:
     first = next(cursor_rows, None)
     rows = itertools.chain([] if first is None else [first], cursor_rows)
     response = StreamingHttpResponse(
-        closing_cursor(csv_chunks(rows), cursor_rows), content_type="text/csv"
+        ClosingCursor(csv_chunks(rows), cursor_rows), content_type="text/csv"
     )
     response["Content-Disposition"] = DISPOSITION
     return response

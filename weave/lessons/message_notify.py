@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core import mail
-from django.core.mail import get_connection
 from django.db import transaction
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers
@@ -44,7 +43,7 @@ def notify_one_by_one(message: Message) -> int:
 def notify_chunk(message: Message, person_ids: list[int]) -> int:
     """Optimized, run by a job (weave/jobs.py): one connection for the whole chunk."""
     emails = Person.objects.filter(pk__in=person_ids).order_by("id").values_list("email", flat=True)
-    with get_connection() as connection:
+    with mail.mailers.default as connection:  # Django 6.1: a new connection of MAILERS["default"]
         return connection.send_messages([notification_email(message, e) for e in emails]) or 0
 
 
@@ -191,7 +190,7 @@ lesson = register(
         final_state=final_state,
         demo_context=demo_context,
         notes=(
-            "Emails go to EMAIL_BACKEND (console by default: the worker's log shows them). "
+            'Emails go to MAILERS["default"] (console by default: the worker\'s log shows them). '
             "What on_commit does not guarantee: a crash between COMMIT and the publish loses "
             "the job (the message stays, nobody is emailed); when the broker refuses the "
             "publish, the message is deleted again after its commit (a reader may have seen "
