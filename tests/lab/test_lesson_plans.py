@@ -178,3 +178,12 @@ def test_the_code_heading_says_what_holds_for_the_lesson(client, lesson):
     same = "same final state" if lesson.kind == "write" else "returns the same"
     assert same in heading, heading
     assert f"the fix: {escape(lesson.technique)}" in heading
+
+
+def test_the_repeats_are_found_with_the_demo_s_allowed_hosts(settings):
+    """The in-process call names a host the demo and production accept (not `testserver`,
+    which they answer with a 400: no repeats found, silently)."""
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    make_messages(threads=make_threads(1), people=make_people(2), per_thread=4)
+    naive = lesson_plans(get_lesson("latest-messages"))[0]
+    assert naive.variant == "naive" and naive.times == 4
