@@ -187,3 +187,16 @@ def test_the_repeats_are_found_with_the_demo_s_allowed_hosts(settings):
     make_messages(threads=make_threads(1), people=make_people(2), per_thread=4)
     naive = lesson_plans(get_lesson("latest-messages"))[0]
     assert naive.variant == "naive" and naive.times == 4
+
+
+def test_counting_stops_at_a_budget_and_the_page_says_at_least(client, monkeypatch):
+    """A page never waits for a whole naive request: past MAX_STATEMENTS it says "at least"."""
+    from lab import plans
+
+    monkeypatch.setattr(plans, "MAX_STATEMENTS", 5)
+    make_messages(threads=make_threads(1), people=make_people(3), per_thread=7)
+    naive = lesson_plans(get_lesson("latest-messages"))[0]
+    assert (naive.stopped, naive.queries, naive.times) == (True, 5, 4)  # list + 4 senders
+    assert naive.repeated is not None and naive.repeated.analyzed
+    page = client.get("/lessons/latest-messages/").text
+    assert "had run <strong>at least 4 times</strong>" in page
