@@ -25,8 +25,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     GUNICORN_BIND=0.0.0.0:8000 \
     GUNICORN_WORKER_TMP_DIR=/dev/shm \
     WEAVE_DATA_DIR=/app/.data
-RUN groupadd --system --gid 10001 weave \
-    && useradd --system --uid 10001 --gid weave --home-dir /app --shell /usr/sbin/nologin weave
+# Absolute paths: the official python images have /usr/sbin on PATH, the stand-ins built
+# where no container registry is reachable (python:3.12/3.13-slim) do not.
+RUN /usr/sbin/groupadd --system --gid 10001 weave \
+    && /usr/sbin/useradd --system --uid 10001 --gid weave --home-dir /app --shell /usr/sbin/nologin weave
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 # The code belongs to root (read-only for the app); only .data (static files,

@@ -218,9 +218,13 @@ def run_rounds(lesson, context, client, rounds, memory, scratch) -> dict[str, An
                 lesson, row["variant"], context, client=client, scratch=scratch
             )
     naive = rows[0]
-    for row in rows:
+    for previous, row in zip([None, *rows], rows, strict=False):
         row["speedup"] = naive["total_ms"] / row["total_ms"] if row["total_ms"] else None
         row["query_ratio"] = naive["queries"] / row["queries"] if row["queries"] else None
+        # A ladder of tiers teaches one change per step: each step's own gain.
+        row["vs_previous"] = (
+            previous["total_ms"] / row["total_ms"] if previous and row["total_ms"] else None
+        )
     result = {"slug": lesson.slug, "title": lesson.title, "app": lesson.app, "variants": rows}
     result["kind"] = lesson.kind
     result["query_budget"] = lesson.budget_for(firsts["optimized"].payload)
@@ -328,6 +332,7 @@ COLUMNS = (  # (title, width, format of the value)
     ("bytes", 10, "{:,.0f}"),
     ("peak KB", 8, "{:.0f}"),
     ("x faster", 8, "{:.1f}x"),
+    ("x prev", 7, "{:.1f}x"),  # against the variant listed before: one tier's gain
 )
 
 
@@ -358,6 +363,7 @@ def format_table(results: list[dict[str, Any]]) -> str:
                         row["bytes"],
                         row.get("peak_kb"),
                         row["speedup"],
+                        row.get("vs_previous"),
                     ]
                 )
             )

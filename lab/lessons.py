@@ -128,6 +128,10 @@ class Variant:
     # lesson module's `<entity>_<action>_<variant>` functions (for example a
     # paginator in lab/pagination.py): functions or classes, shown on the lesson page.
     code: tuple[Callable[..., Any] | type, ...] = ()
+    # A tier's own query budget (per request, at the contract's scales): the contract
+    # tests hold it to it and to a flat count as the data doubles, as they hold
+    # `optimized` to the lesson's `query_budget`. None: not checked (naive).
+    query_budget: int | None = None
 
 
 # Keys of a paginated payload that hold a link to the variant's own URL.

@@ -1,8 +1,12 @@
 """Pagination that stays fast on big tables: estimated counts and keyset cursors.
 
 - `estimated_count`: the exact COUNT(*) when the planner says the filter is
-  small (capped, so never past the cap), else an estimate from `pg_class` or
-  a `TABLESAMPLE SYSTEM` page sample of the *filtered* query.
+  small (capped, so never past the cap), else an estimate from `pg_class`, the
+  planner or a `TABLESAMPLE SYSTEM` page sample of the *filtered* query, each only
+  where it holds: statistics while fresh (pg_stat's rows changed since ANALYZE), a
+  sample while its pages agree (its own standard error). Any other queryset (empty,
+  distinct, grouped, combined, sliced, joined, lookups without statistics) is 0 or
+  the capped count, shown as a floor past the cap.
 - `EstimatedCountPaginator` (Django) / `EstimatedCountPagination` (DRF): pages
   that never depend on the count, so an estimate can be wrong without serving
   empty pages with a `next` link or 404-ing pages whose rows exist.
@@ -21,10 +25,11 @@ from datetime import datetime
 from typing import Any
 
 from django.core import signing
+from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connections
 from django.db.models import Count, F, QuerySet
-from django.db.models.expressions import Col
+from django.db.models.expressions import Col, RawSQL
 from django.db.models.fields.tuple_lookups import Tuple, TupleLessThan
 from django.db.models.sql.datastructures import BaseTable
 from django.db.models.sql.where import WhereNode
@@ -59,15 +64,32 @@ class PageQuery(serializers.Serializer):
 class CountResult:
     value: int
     estimated: bool
-    method: str  # "page", "exact", "reltuples", "planner" or "tablesample"
+    # "page", "exact", "capped" (a floor), "reltuples", "planner", "live_tuples" or "tablesample"
+    method: str
     # The value is only a floor: more than `value - 1` rows were counted (shown "N+").
     lower_bound: bool = False
 
     def at_least(self, rows: int) -> CountResult:
-        """Never fewer than the rows already shown: an estimate below them is visibly wrong."""
+        """Never fewer than the rows already shown: an estimate below them is visibly wrong,
+        and raised to them it is only a floor."""
         if self.value >= rows:
             return self
-        return CountResult(rows, self.estimated, self.method, self.lower_bound)
+        return CountResult(rows, self.estimated, self.method, lower_bound=True)
+
+
+# Statistics are trusted while the rows changed since the last ANALYZE are at most
+# this share of the figure read from them: each changed row can move a count by one,
+# so the error stays within it (autovacuum re-analyzes a table at 10% changed).
+STALE_SHARE = 0.03
+# A page sample whose estimate has a larger relative standard error is not used
+# (the capped count answers instead, as a floor): at 50,000 sampled rows a filter
+# matching 1% of randomly placed rows is within about 4.5%.
+SAMPLE_ERROR_LIMIT = 0.05
+# Lookups whose selectivity the planner reads from ANALYZE's statistics of a column
+# (most common values, histogram, null fraction). `icontains`, `iexact` and regexes
+# compile to expressions (UPPER(col) LIKE ...) with none: the planner answers a
+# default selectivity, whatever the data.
+LOOKUPS_WITH_STATISTICS = frozenset({"exact", "gt", "gte", "lt", "lte", "range", "in", "isnull"})
 
 
 def estimated_count(
@@ -80,40 +102,86 @@ def estimated_count(
 ) -> CountResult:
     """The exact count when the filter is small, else an estimate; never much slower than exact.
 
-    0. No filter, or a partial index's predicate: pg_class already holds the count
-       (one catalog read); used as is when it is over `exact_up_to`.
-    1. The planner's row estimate (EXPLAIN, not executed: well under a millisecond)
+    0. An empty query (`.none()`, `filter(x__in=[])`) is 0. A query that is not a
+       filter of one table's rows with statistics behind each lookup (distinct,
+       grouped, combined, sliced, a filter across a join, `icontains`, raw SQL) is
+       counted up to the cap: exact below it, flagged `lower_bound` at it.
+    1. No filter, or a partial index's predicate: pg_class already holds the count
+       (one catalog read); used as is when it is over `exact_up_to` and the rows
+       changed since the last ANALYZE are a small share of it (`STALE_SHARE`).
+    2. The planner's row estimate (EXPLAIN, not executed: well under a millisecond)
        says whether the filter is small.
-    2. Small: a capped COUNT of at most `exact_up_to` + 1 rows. Exact when it stays
+    3. Small: a capped COUNT of at most `exact_up_to` + 1 rows. Exact when it stays
        under the cap; it stops at the cap otherwise (bounded work, no timeout).
-    3. Large (or the cap was reached): pg_class's row count when it already knows
-       it (no filter, or a filter equal to a partial index's predicate), the
-       planner's estimate for a one-column filter, else a `TABLESAMPLE SYSTEM`
-       sample of the filtered query (`estimate`).
+    4. Large (or the cap was reached): pg_class's row count when it knows it, the
+       planner's estimate for a one-column filter, each only while the statistics
+       are fresh; else a `TABLESAMPLE SYSTEM` sample of the filtered query, scaled
+       by the live rows the cumulative statistics count when pg_class is stale.
     A capped count that overflowed is a floor: the estimate is at least the cap + 1,
     flagged `lower_bound` when only the floor is known. No statement here runs
     under a tightened timeout, so none can be cancelled and none can leave an
     outer transaction aborted. Everything runs on the queryset's own database.
     """
-    counted = None
+    try:
+        result = count_or_estimate(
+            queryset, exact_up_to=exact_up_to, sample_rows=sample_rows, seed=seed
+        )
+    except EmptyResultSet:  # filter(x__in=[]): Django runs no query and counts 0
+        result = CountResult(0, False, "exact")
+    return result.at_least(at_least)
+
+
+def count_or_estimate(
+    queryset: QuerySet, *, exact_up_to: int, sample_rows: int, seed: int
+) -> CountResult:
+    if queryset.query.is_empty():
+        return CountResult(0, False, "exact")
+    if not estimable(queryset):
+        return capped_result(queryset, exact_up_to)
     known = known_rows(queryset)
-    if known is not None and known > exact_up_to:
+    if known is not None and known.rows > exact_up_to and known.fresh(known.rows):
         # No filter, or a partial index's predicate: pg_class holds the count.
-        return CountResult(round(known), True, "reltuples").at_least(at_least)
-    planned = known if known is not None else planned_rows(queryset)
+        return CountResult(round(known.rows), True, "reltuples")
+    planned = known.rows if known is not None else planned_rows(queryset)
+    counted = None
     if planned <= exact_up_to:
         counted = capped_count(queryset, exact_up_to + 1)
         if counted <= exact_up_to:
-            return CountResult(counted, False, "exact").at_least(at_least)
+            return CountResult(counted, False, "exact")
     result = estimate(queryset, planned=planned, sample_rows=sample_rows, seed=seed, known=known)
-    if counted is None and result.value <= exact_up_to:
-        # The planner over-estimated a small filter: count it, still capped.
-        counted = capped_count(queryset, exact_up_to + 1)
-        if counted <= exact_up_to:
-            return CountResult(counted, False, "exact").at_least(at_least)
+    if result is None or (counted is None and result.value <= exact_up_to):
+        # No estimate to trust (a sample too clustered), or the planner over-estimated
+        # a small filter: count it, still capped.
+        if counted is None:
+            counted = capped_count(queryset, exact_up_to + 1)
+        if result is None or counted <= exact_up_to:
+            return counted_result(counted, exact_up_to)
     if counted is not None and result.value < counted:
         result = CountResult(counted, True, result.method, lower_bound=True)
-    return result.at_least(at_least)
+    return result
+
+
+def estimable(queryset: QuerySet) -> bool:
+    """Whether the query's rows are its base table's rows that pass a filter the
+    statistics describe: then pg_class, the planner or a page sample can size it.
+
+    Not DISTINCT, GROUP BY (`values().annotate()`), UNION or a slice, whose rows
+    are not the table's; not a filter across a join or without statistics.
+    """
+    query = queryset.query
+    reshaped = query.combinator or query.distinct or query.is_sliced or query.group_by is not None
+    return not reshaped and not query.extra_tables and filtered_columns(queryset) is not None
+
+
+def capped_result(queryset: QuerySet, exact_up_to: int) -> CountResult:
+    """The capped count alone: exact below the cap, else the cap + 1 as a floor."""
+    return counted_result(capped_count(queryset, exact_up_to + 1), exact_up_to)
+
+
+def counted_result(counted: int, exact_up_to: int) -> CountResult:
+    if counted <= exact_up_to:
+        return CountResult(counted, False, "exact")
+    return CountResult(counted, True, "capped", lower_bound=True)
 
 
 def estimate(
@@ -122,45 +190,92 @@ def estimate(
     planned: float,
     sample_rows: int,
     seed: int,
-    known: float | None,
-) -> CountResult:
-    """The cheapest estimate that is trustworthy for this filter.
+    known: Statistics | None,
+) -> CountResult | None:
+    """The cheapest estimate that is trustworthy for this filter, or None.
 
     pg_class's row count when it knows the filter's rows (no filter, or a partial
     index's predicate); the planner's estimate when the filter is on one column
     (besides a partial index's predicate): ANALYZE's histogram of that column. Its
     precision is the column's statistics target: at the default 100 (a 30,000-row
     sample) a date range over 1,000,000 rows was off by up to 3.7%; at 1000, which
-    the messages' `created` gets, by under 1%. Else a `TABLESAMPLE` of the
-    filtered query when it combines columns (the planner multiplies their
-    selectivities as if independent, which correlated columns are not).
+    `updated` and `created` get, by under 1%. Both only while the statistics are
+    fresh: rows inserted since the last ANALYZE are past the histogram's last bound
+    (the ascending-key problem: "since yesterday" is estimated near zero), and a
+    bulk soft delete leaves the partial index's pg_class count as it was. Else a
+    `TABLESAMPLE` of the filtered query: when it combines columns (the planner
+    multiplies their selectivities as if independent, which correlated columns are
+    not), or when the statistics are stale (the sample reads the rows as they are);
+    None when the sample's own standard error is over SAMPLE_ERROR_LIMIT.
     `known`: known_rows(queryset), read once by the caller (reading it again would
     compile the filter again, a tenth of the estimate's budget).
     """
-    if known is not None:
-        return CountResult(round(known), True, "reltuples")
+    statistics = known if known is not None else table_statistics(queryset)
+    if known is not None and known.fresh(known.rows):
+        return CountResult(round(known.rows), True, "reltuples")
+    if known is not None and known.whole_table and known.live:
+        # No filter and stale pg_class: the live rows every commit keeps counting.
+        return CountResult(statistics.live, True, "live_tuples")
     columns = filtered_columns(queryset)
-    if columns is not None and len(columns) <= 1:
+    if known is None and len(columns) <= 1 and statistics.fresh(planned):
         return CountResult(round(planned), True, "planner")
-    total = table_rows_estimate(queryset) or 0.0
-    value = sampled_count(queryset, total=total, rows=sample_rows, seed=seed)
-    return CountResult(value, True, "tablesample")
+    sampled = sample_estimate(queryset, total=statistics.total(), rows=sample_rows, seed=seed)
+    if sampled.relative_error > SAMPLE_ERROR_LIMIT:
+        return None  # too few pages carry the matches to size them
+    return CountResult(sampled.value, True, "tablesample")
 
 
-def known_rows(queryset: QuerySet) -> float | None:
+@dataclass(frozen=True)
+class Statistics:
+    """What the catalog knows of a relation's rows, and how stale it is.
+
+    `rows`: pg_class's rows of the relation (the table, or a partial index) scaled
+    to its current size; `modified`: the table's rows inserted, updated or deleted
+    since its last ANALYZE; `live`: the table's live rows as the cumulative
+    statistics count them (every committed insert and delete, ANALYZE's figure
+    between): 0 when never reported.
+    """
+
+    rows: float | None
+    modified: int
+    live: int
+    table_rows: float | None
+    whole_table: bool
+
+    def fresh(self, figure: float) -> bool:
+        return self.modified <= STALE_SHARE * max(figure, 1.0)
+
+    def total(self) -> float:
+        """The base table's rows now: pg_class's, or the live count when that is stale."""
+        if self.table_rows is not None and (self.fresh(self.table_rows) or not self.live):
+            return self.table_rows
+        return float(self.live)
+
+
+def known_rows(queryset: QuerySet) -> Statistics | None:
     """pg_class's row count of the query, when it has one: no filter (the table's),
-    or a filter equal to a partial index's predicate (the index's). One query, or none."""
-    if not queryset.query.where:
-        return table_rows_estimate(queryset)
-    return partial_index_rows(queryset)
+    or a filter equal to a partial index's predicate (the index's), once analyzed.
+    One query, or none."""
+    where = compiled_where(queryset.query, queryset.db)
+    if not where[0]:  # no WHERE, or one that keeps every row: exclude(x__in=[])
+        statistics = table_statistics(queryset)
+    else:
+        index = partial_index_name(queryset, where)
+        if index is None:
+            return None
+        table = queryset.model._meta.db_table
+        statistics = relation_statistics(index, table=table, using=queryset.db)
+    return None if statistics.rows is None else statistics  # never analyzed: unknown
 
 
 def filtered_columns(queryset: QuerySet) -> set[tuple[str, str]] | None:
     """The (table, column) pairs the filter tests, besides partial index predicates.
 
-    None when the filter holds anything else than column lookups (raw SQL, subqueries).
+    None when the filter holds anything else than lookups with statistics on the
+    base table's own columns (raw SQL, subqueries, `icontains`, a joined table's column).
     """
-    columns = lookup_columns(queryset.query.where)
+    query = queryset.query
+    columns = lookup_columns(query.where, query.base_table)
     return None if columns is None else columns - predicate_columns(queryset.model)
 
 
@@ -172,7 +287,10 @@ def predicate_columns(model) -> frozenset[tuple[str, str]]:
         column
         for index in model._meta.indexes
         if index.condition is not None
-        for column in lookup_columns(model._base_manager.filter(index.condition).query.where) or ()
+        for column in lookup_columns(
+            model._base_manager.filter(index.condition).query.where, model._meta.db_table
+        )
+        or ()
     )
 
 
@@ -186,12 +304,18 @@ def partial_index_predicates(model, using: str) -> tuple[tuple[str, tuple], ...]
     )
 
 
-def lookup_columns(node) -> set[tuple[str, str]] | None:
+def lookup_columns(node, alias: str) -> set[tuple[str, str]] | None:
+    """The base table's columns `node` tests, if every test is a lookup with statistics."""
     columns: set[tuple[str, str]] = set()
     for child in node.children:
         if isinstance(child, WhereNode):
-            found = lookup_columns(child)
-        elif isinstance(getattr(child, "lhs", None), Col) and child.rhs_is_direct_value():
+            found = lookup_columns(child, alias)
+        elif (
+            isinstance(getattr(child, "lhs", None), Col)
+            and child.lhs.alias == alias
+            and child.lookup_name in LOOKUPS_WITH_STATISTICS
+            and child.rhs_is_direct_value()
+        ):
             found = {(child.lhs.target.model._meta.db_table, child.lhs.target.column)}
         else:
             return None
@@ -216,55 +340,92 @@ def capped_count(queryset: QuerySet, cap: int) -> int:
     """COUNT(*) of at most `cap` rows: SELECT COUNT(*) FROM (... LIMIT cap).
 
     The LIMIT stops the scan at the cap, so the cost is bounded by the cap on an
-    index-served filter and never exceeds the exact count's.
+    index-served filter and never exceeds the exact count's. A plain filter selects
+    the key alone (an index-only scan may answer it); a DISTINCT, grouped or
+    combined query keeps its columns, which define its rows; a slice is cut further.
     """
-    return queryset.order_by().values("pk")[:cap].count()
+    query = queryset.query
+    if query.is_sliced:
+        return queryset[:cap].count()
+    rows = queryset.order_by()
+    if not (query.combinator or query.distinct or query.group_by is not None):
+        rows = rows.values("pk")
+    return rows[:cap].count()
+
+
+def table_statistics(queryset: QuerySet) -> Statistics:
+    """The base table's Statistics (pg_class, pg_stat): one query."""
+    table = queryset.model._meta.db_table
+    return relation_statistics(table, table=table, using=queryset.db)
 
 
 def table_rows_estimate(queryset: QuerySet) -> float | None:
     """Rows in the base table now (pg_class), or None if it was never analyzed."""
-    return relation_rows_estimate(queryset.model._meta.db_table, using=queryset.db)
+    return table_statistics(queryset).rows
 
 
-def relation_rows_estimate(relation: str, *, using: str) -> float | None:
-    """pg_class's rows per page x the relation's current pages.
+def relation_statistics(relation: str, *, table: str, using: str) -> Statistics:
+    """pg_class's rows per page x the relation's current pages, and the table's
+    rows changed since ANALYZE and live rows (the cumulative statistics), in one query.
 
-    The planner does the same, so the estimate follows inserts since the last ANALYZE.
+    The planner scales rows per page the same way, so the estimate follows inserts
+    since the last ANALYZE; not updates or deletes, which `modified` counts.
     """
     connection = connections[using]
+    quote = connection.ops.quote_name
+    scaled = (
+        "(SELECT reltuples / relpages * (pg_relation_size(oid)"
+        " / current_setting('block_size')::int) FROM pg_class"
+        " WHERE oid = {}::regclass AND relpages > 0 AND reltuples >= 0)"
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT reltuples / relpages * (pg_relation_size(oid)"
-            " / current_setting('block_size')::int) FROM pg_class"
-            " WHERE oid = %s::regclass AND relpages > 0 AND reltuples >= 0",
-            [connection.ops.quote_name(relation)],
+            f"SELECT {scaled.format('%s')}, {scaled.format('%s')},"
+            " pg_stat_get_mod_since_analyze(%s::regclass),"
+            " pg_stat_get_live_tuples(%s::regclass)",
+            [quote(relation), quote(table), quote(table), quote(table)],
         )
-        row = cursor.fetchone()
-    return None if row is None else float(row[0])
+        rows, table_rows, modified, live = cursor.fetchone()
+    return Statistics(
+        rows=None if rows is None else float(rows),
+        modified=int(modified or 0),
+        live=int(live or 0),
+        table_rows=None if table_rows is None else float(table_rows),
+        whole_table=relation == table,
+    )
 
 
-def partial_index_rows(queryset: QuerySet) -> float | None:
-    """The query's row count, when a partial index has exactly the query's filter.
+def partial_index_name(queryset: QuerySet, where: tuple[str, tuple]) -> str | None:
+    """The partial index whose predicate is exactly the query's filter, if any.
 
     ANALYZE and VACUUM store each index's row count in pg_class; for a partial
     index that is the number of rows matching its predicate (the soft-delete
     filter `NOT deleted`, say), read in a fraction of a millisecond.
     """
-    predicates = partial_index_predicates(queryset.model, queryset.db)
-    if not predicates:
-        return None
-    where = compiled_where(queryset.query, queryset.db)
-    for index_name, predicate in predicates:
+    for index_name, predicate in partial_index_predicates(queryset.model, queryset.db):
         if predicate == where:
-            return relation_rows_estimate(index_name, using=queryset.db)
+            return index_name
     return None
 
 
+def partial_index_rows(queryset: QuerySet) -> float | None:
+    """The query's row count from a partial index with exactly the query's filter."""
+    index = partial_index_name(queryset, compiled_where(queryset.query, queryset.db))
+    if index is None:
+        return None
+    table = queryset.model._meta.db_table
+    return relation_statistics(index, table=table, using=queryset.db).rows
+
+
 def compiled_where(query, using: str) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause's SQL; raises EmptyResultSet when it can match nothing."""
     if not query.where:
         return "", ()
     compiler = query.get_compiler(using)
-    sql, params = compiler.compile(query.where)
+    try:
+        sql, params = compiler.compile(query.where)
+    except FullResultSet:
+        return "", ()
     return sql, tuple(params)
 
 
@@ -288,12 +449,29 @@ class SampledTable(BaseTable):
         return self.__class__(self.table_name, alias, percent=self.percent, seed=self.seed)
 
 
+@dataclass(frozen=True)
+class SampleEstimate:
+    value: int
+    # The estimate's standard error over its value, from the spread between the
+    # sampled pages: large when the matching rows sit together on few pages.
+    relative_error: float
+
+
 def sampled_count(queryset: QuerySet, *, total: float, rows: int, seed: int) -> int:
+    return sample_estimate(queryset, total=total, rows=rows, seed=seed).value
+
+
+def sample_estimate(queryset: QuerySet, *, total: float, rows: int, seed: int) -> SampleEstimate:
     """Estimate the filtered count: total rows x the share of sampled rows that match.
 
     SYSTEM samples whole pages (BERNOULLI reads every page to sample rows). The
     number of pages drawn varies, so scaling the matches by 100/p is noisy;
     the share matched within the sample is not. `percent` reads about `rows` rows.
+    The pages, not the rows, are the sampled units: where the filter follows the
+    rows' place on disk (a date range of a table inserted in date order) the
+    matches come from the few sampled pages inside the range, and the share swings
+    with how many of them were drawn. The per-page counts measure that swing
+    (the ratio estimator's standard error in cluster sampling), in the same query.
     """
     percent = min(100.0, 100.0 * rows / max(total, 1.0))
     sample = queryset.order_by()
@@ -303,10 +481,34 @@ def sampled_count(queryset: QuerySet, *, total: float, rows: int, seed: int) -> 
     sample.query.alias_map[base] = SampledTable(
         sample.query.alias_map[base].table_name, base, percent=percent, seed=seed
     )
-    counts = sample.aggregate(sampled=Count("pk"), matched=Count("pk", filter=condition))
-    if not counts["sampled"]:
-        return 0
-    return round(total * counts["matched"] / counts["sampled"])
+    connection = connections[queryset.db]
+    page = RawSQL(f"({connection.ops.quote_name(base)}.ctid::text::point)[0]", [])
+    pages = sample.values(page=page).annotate(n=Count("pk"), m=Count("pk", filter=condition))
+    sql, params = pages.values("n", "m").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), sum(n), sum(m), sum(n * n), sum(m * m), sum(n * m)"
+            f" FROM ({sql}) pages",
+            params,
+        )
+        drawn, sampled, matched, nn, mm, nm = (float(value or 0) for value in cursor.fetchone())
+    if not sampled:
+        return SampleEstimate(0, 0.0)
+    share = matched / sampled
+    error = sampling_error(drawn, sampled, share, nn, mm, nm, percent)
+    return SampleEstimate(round(total * share), error)
+
+
+def sampling_error(
+    drawn: float, sampled: float, share: float, nn: float, mm: float, nm: float, percent: float
+) -> float:
+    """Relative standard error of the share matched, the pages being the sampled units."""
+    if drawn < 2 or share == 0:
+        return 0.0 if percent >= 100 else 1.0
+    spread = (mm - 2 * share * nm + share * share * nn) / (drawn - 1)
+    rows_per_page = sampled / drawn
+    variance = (1 - percent / 100) * spread / (drawn * rows_per_page**2)
+    return math.sqrt(max(variance, 0.0)) / share
 
 
 # --- page numbers that do not depend on the count ------------------------------------

@@ -32,6 +32,7 @@ class LessonVariantSerializer(serializers.Serializer):
     url = serializers.CharField()
     method = serializers.CharField()
     params = serializers.DictField(child=serializers.CharField())
+    query_budget = serializers.IntegerField(allow_null=True)
 
 
 class LessonSerializer(serializers.Serializer):

@@ -56,6 +56,10 @@ def lesson_as_json(lesson: Lesson, request: HttpRequest) -> dict[str, Any]:
                 "url": lesson.url(variant.name),
                 "method": lesson.method,
                 "params": params,
+                # optimized: the lesson's budget; a tier: its own, or None (unchecked).
+                "query_budget": lesson.query_budget
+                if variant.name == "optimized"
+                else variant.query_budget,
             }
             for variant in lesson.variants
         ],

@@ -52,11 +52,6 @@ def messages_purge_batched(older_than_days: int = 30) -> int:
 
 
 @shared_task
-def messages_purge_naive(older_than_days: int = 30) -> int:
-    return message_purge.messages_purge_naive(older_than_days=older_than_days)
-
-
-@shared_task
 def threads_activity_rescan() -> int:
     """The periodic alternative to the save event (not scheduled: the event keeps it)."""
     return threads_refresh_activity_scan()

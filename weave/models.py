@@ -1,8 +1,9 @@
 """Messaging: Person, Thread, Message, as in the talk "Django Performance & You".
 
 Every row is soft deleted (`deleted = true`) rather than removed, and lists order
-by `-updated`. The indexes are the ones the lists need: the talk's `deleted`
-index and partial index on `deleted = false`, plus a partial index on
+by `-updated`. The indexes are the ones the lessons read: the talk's partial
+index on `deleted = false` (not its plain `deleted` index, which every insert wrote
+for one exact count: weave/migrations/0010), plus a partial index on
 (`updated`, `id`) so that "latest N messages" reads N index entries instead of
 sorting the whole table (without it, the talk's select_related fix is slower
 than the N+1 at 1,000,000 rows).
@@ -24,7 +25,10 @@ class SoftDeleteQuerySet(models.QuerySet):
 class TimeStamped(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
-    deleted = models.BooleanField(default=False, db_index=True)
+    # No index of its own: the lists read the partial indexes whose predicate it is; a
+    # plain one only made an exact COUNT(*) of live rows cheaper, paid by every insert
+    # (weave/migrations/0010).
+    deleted = models.BooleanField(default=False)
 
     objects = SoftDeleteQuerySet.as_manager()
 
@@ -80,10 +84,11 @@ class Thread(TimeStamped):
 
     def visible_messages(self):
         """The latest live messages: one query per thread, unless a
-        `Prefetch(..., to_attr=PREFETCHED_MESSAGES)` already loaded them."""
+        `Prefetch(..., to_attr=PREFETCHED_MESSAGES)` already loaded them (newest
+        first; an unsliced Prefetch loads them all, and the list is cut here)."""
         prefetched = self.__dict__.get(PREFETCHED_MESSAGES)
         if prefetched is not None:
-            return prefetched
+            return prefetched[: self.MESSAGES_SHOWN]
         return self.messages.alive().order_by("-updated", "-id")[: self.MESSAGES_SHOWN]
 
 
@@ -99,9 +104,9 @@ class MessageManager(models.Manager.from_queryset(SoftDeleteQuerySet)):
 
 
 class Message(TimeStamped):
-    # `created` (and the archive's) is analyzed with a statistics target of 1000, not
-    # 100: the count estimate of a date filter is read from its histogram
-    # (weave/migrations/0009_created_statistics_target.py).
+    # `created` and `updated` (and the archive's) are analyzed with a statistics target
+    # of 1000, not 100: the count estimate of a date filter is read from its histogram
+    # (weave/migrations/0009_created_statistics_target.py, 0011 for updated).
     text = models.TextField()
     sent_by = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="messages")
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
@@ -135,11 +140,6 @@ class Message(TimeStamped):
                 fields=["updated", "id"],
                 name="message_deleted_updated_idx",
                 condition=Q(deleted=True),
-            ),
-            # Live messages by date: the messages list's since/until filters. The
-            # exact count of a narrow range reads only that range (the count lesson).
-            models.Index(
-                fields=["created"], name="message_alive_created_idx", condition=Q(deleted=False)
             ),
             # A thread's latest live messages: the thread page's prefetch (one
             # index range per thread) and a thread-filtered list read it in order.
@@ -183,6 +183,9 @@ class ArchivedMessage(models.Model):
     created = models.DateTimeField()
     updated = models.DateTimeField()
     # Full-text search over the archive, as Message.search_document.
+    # A database migrated afresh fills it with a trigger, not as a generated column:
+    # adding a STORED generated column rewrites the table under ACCESS EXCLUSIVE
+    # (weave/migrations/0008_message_archive_search_document.py). Read the same way.
     search_document = models.GeneratedField(
         expression=SearchVector("text", config="english"),
         output_field=SearchVectorField(),

@@ -236,15 +236,6 @@ ARCHIVE_INSERT = (
     " %(start)s - i * interval '1 minute' + (i %% 3600) * interval '1 second'"
     " FROM generate_series(1::bigint, %(count)s) i"
 )
-# An archive seeded before its text was drawn (weave/migrations/0008): its rows read
-# "Archived message <row number>", and a fresh seed's ids are those row numbers.
-PLACEHOLDER_TEXT = "Archived message %%"
-ARCHIVE_TEXT_REWRITE = (
-    f"UPDATE weave_message_archive SET text = {archive_text('id')}"
-    f" WHERE text LIKE '{PLACEHOLDER_TEXT}'"
-)
-
-
 register_seeder(
     Seeder(
         app="weave",

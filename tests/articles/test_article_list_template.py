@@ -4,6 +4,7 @@ import pytest
 
 from articles.lessons.article_list_template import (
     article_list_annotated,
+    article_list_fetch_peers,
     article_list_naive,
     article_list_optimized,
 )
@@ -36,6 +37,19 @@ def test_optimized_joins_authors_and_prefetches_tags(blog, django_assert_num_que
         optimized = rows(article_list_optimized())
     assert "INNER JOIN" in captured.captured_queries[0]["sql"]
     assert optimized == naive
+
+
+def test_fetch_peers_batches_the_authors_but_not_the_tags(blog, django_assert_num_queries):
+    naive = rows(article_list_naive())
+    with django_assert_num_queries(3) as captured:
+        # 1. SELECT articles WHERE status = 'published' ORDER BY ... (no JOIN)
+        # 2. SELECT tags JOIN article_tags WHERE article_id IN (...): still prefetched,
+        #    fetch modes never change a related manager's query
+        # 3. SELECT authors WHERE id IN (...): the first article.author, for every article
+        peers = rows(article_list_fetch_peers())
+    assert "JOIN" not in captured.captured_queries[0]["sql"]
+    assert 'FROM "articles_author"' in captured.captured_queries[2]["sql"]
+    assert peers == naive
 
 
 def test_optimized_list_never_loads_the_body(blog, django_assert_num_queries):

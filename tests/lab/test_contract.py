@@ -5,6 +5,22 @@
 1. Every variant of a read lesson returns the same payload on the same data.
 2. The optimized variant of every lesson, read or write, stays within its query
    budget and does not grow when the data doubles; the naive variant does grow.
+   A tier that declares its own budget (`Variant(query_budget=...)`, the
+   `fetch_peers` tiers) is held to it and to a flat count the same way.
+2b. The optimized variant, and every tier beyond it, runs under Django 6.1's
+   `FETCH_RAISE` (tests/fetchmodes.py): a lazy fetch of a foreign key, a one-to-one
+   or a deferred field raises `FieldFetchBlocked` naming the field ("Fetching of
+   Message.sent_by blocked."), on the first fetch, before any query runs.
+
+What catches what. `FETCH_RAISE` catches a single lazy fetch of a foreign key, a
+one-to-one (either side) or a deferred field, in any code the request runs (the
+serializer, the template, a third-party package), and names the field; it does not
+see related managers (`thread.messages.all()`, `article.tags.all()`: fetch modes
+never change a manager's query) nor per-row aggregates. django-zeal
+(tests/nplusone.py, on for every request of the suite) catches a lazy load repeated
+from one line, managers included, and deferred fields reloaded per row, but only
+from its threshold on (one lazy fetch passes). Neither sees a `.count()` or an
+`.aggregate()` per row: the growing query count of test 2 does. The three stay.
 3. Write lessons leave the database in the same final state with every variant.
 4. Unknown lessons and variants, and wrong methods, are 4xx with a JSON error.
 """
@@ -12,6 +28,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import AbstractContextManager, nullcontext
 
 import pytest
 from django.core.cache import cache
@@ -20,6 +37,7 @@ from django.utils.html import escape
 
 from lab.lessons import Lesson, Story, all_lessons
 from lab.probe import Probe, call_variant
+from tests.fetchmodes import fetch_raise
 
 LESSONS = all_lessons()
 READ_LESSONS = [lesson for lesson in LESSONS if lesson.kind == "read"]
@@ -32,12 +50,15 @@ def slug(lesson: Lesson) -> str:
     return lesson.slug
 
 
-def probe_at_scale(lesson: Lesson, variant: str, size: int) -> Probe:
-    """Build data of `size`, call the variant cold, roll the data back."""
+def probe_at_scale(
+    lesson: Lesson, variant: str, size: int, guard: AbstractContextManager | None = None
+) -> Probe:
+    """Build data of `size`, call the variant cold (inside `guard`), roll the data back."""
     with transaction.atomic():
         context = lesson.build_data(size)
         cache.clear()
-        probe = call_variant(lesson, variant, context=context, keep_sql=True)
+        with guard or nullcontext():
+            probe = call_variant(lesson, variant, context=context, keep_sql=True)
         transaction.set_rollback(True)
     assert probe.status < 300, (
         f"{lesson.slug}/{variant} answered {probe.status}: {probe.body[:500]!r}"
@@ -76,11 +97,50 @@ def test_every_variant_returns_the_same_payload(lesson: Lesson):
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=slug)
 def test_optimized_stays_within_budget_and_flat(lesson: Lesson):
+    # Under FETCH_RAISE: a lazy fetch fails here, naming the field, before it is counted.
     small, large = lesson.scales
-    at_n = probe_at_scale(lesson, "optimized", small)
-    at_2n = probe_at_scale(lesson, "optimized", large)
+    at_n = probe_at_scale(lesson, "optimized", small, guard=fetch_raise())
+    at_2n = probe_at_scale(lesson, "optimized", large, guard=fetch_raise())
     assert request_queries(at_n) <= lesson.budget_for(at_n.payload), explain_count(at_n)
     assert request_queries(at_2n) == request_queries(at_n), explain_count(at_2n)
+
+
+TIERS_WITH_BUDGETS = [
+    (lesson, variant)
+    for lesson in LESSONS
+    for variant in lesson.variants
+    if variant.query_budget is not None
+]
+
+
+@pytest.mark.parametrize(
+    "lesson, variant",
+    TIERS_WITH_BUDGETS,
+    ids=[f"{lesson.slug}/{variant.name}" for lesson, variant in TIERS_WITH_BUDGETS],
+)
+def test_a_tier_stays_within_its_own_budget_and_flat(lesson: Lesson, variant):
+    small, large = lesson.scales
+    at_n = probe_at_scale(lesson, variant.name, small)
+    at_2n = probe_at_scale(lesson, variant.name, large)
+    assert request_queries(at_n) <= variant.query_budget, explain_count(at_n)
+    assert request_queries(at_2n) == request_queries(at_n), explain_count(at_2n)
+
+
+BEYOND_OPTIMIZED = [
+    (lesson, name)
+    for lesson in LESSONS
+    for name in lesson.variant_names[lesson.variant_names.index("optimized") + 1 :]
+]
+
+
+@pytest.mark.parametrize(
+    "lesson, variant",
+    BEYOND_OPTIMIZED,
+    ids=[f"{lesson.slug}/{name}" for lesson, name in BEYOND_OPTIMIZED],
+)
+def test_a_tier_beyond_optimized_fetches_nothing_lazily(lesson: Lesson, variant: str):
+    probe = probe_at_scale(lesson, variant, lesson.scales[0], guard=fetch_raise())
+    assert probe.status < 300
 
 
 def request_queries(probe: Probe) -> int:

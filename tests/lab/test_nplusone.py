@@ -66,3 +66,15 @@ def test_the_naive_variant_is_exempt_outside_strict():
     context = lesson.build_data(lesson.scales[1])
     # No NPlusOneError: the naive variants keep their N+1 on purpose.
     assert call_variant(lesson, "naive", context=context).status == 200
+
+
+FETCH_PEERS_TIERS = [lesson for lesson in GROWING if "fetch_peers" in lesson.variant_names]
+
+
+@pytest.mark.parametrize("lesson", FETCH_PEERS_TIERS, ids=lambda lesson: lesson.slug)
+def test_a_fetch_peers_tier_is_not_an_n_plus_one_to_zeal(lesson: Lesson):
+    # The naive loop in Django 6.1's FETCH_PEERS: the same lazy reads, each one
+    # batched for every instance of its query, so zeal sees no repeated load.
+    context = lesson.build_data(lesson.scales[1])
+    with strict():
+        assert call_variant(lesson, "fetch_peers", context=context).status == 200

@@ -104,7 +104,7 @@ def test_plans_analyze_reads_but_only_plan_writes(
     messages, temporary_lesson, planner_prefers_indexes
 ):
     read = lesson_plans(LATEST)
-    assert [plan.variant for plan in read] == ["naive", "optimized"]
+    assert [plan.variant for plan in read] == ["naive", "fetch_peers", "optimized"]
     assert all(plan.analyzed and plan.execution_ms is not None for plan in read)
     write = lesson_plans(temporary_lesson(slug="a-write-lesson", kind="write"))
     assert all(not plan.analyzed and plan.execution_ms is None for plan in write)
@@ -117,6 +117,7 @@ def test_source_shows_each_variants_own_function_and_the_diff():
     # The shared view class is not a variant's code: only the query differs.
     assert blocks == {
         "naive": ["latest_messages_naive"],
+        "fetch_peers": ["latest_messages_fetch_peers"],
         "optimized": ["latest_messages_optimized"],
     }
     assert "select_related" in source.diff_html and 'class="gi"' in source.diff_html
@@ -132,9 +133,10 @@ def test_live_comparison_returns_medians_and_records_them(client, messages, demo
     response = client.post(f"/lessons/{LATEST.slug}/compare/", {"rounds": 2})
     assert response.status_code == 200, response.content
     result = response.json()
-    assert [row["variant"] for row in result["variants"]] == ["naive", "optimized"]
-    # 1 query for the messages + 3 for their senders, against 1 JOIN.
-    assert [row["queries"] for row in result["variants"]] == [4, 1]
+    assert [row["variant"] for row in result["variants"]] == ["naive", "fetch_peers", "optimized"]
+    # 1 query for the messages + 3 for their senders; 1 + 1 for all senders (FETCH_PEERS);
+    # 1 JOIN.
+    assert [row["queries"] for row in result["variants"]] == [4, 2, 1]
     measurement = Measurement.objects.get(slug=LATEST.slug)
     assert (measurement.source, measurement.rounds, measurement.query_ratio) == ("page", 2, 4)
 
@@ -174,7 +176,7 @@ def test_silk_links_are_404_when_silk_is_off(client):
 
 
 def test_compare_is_a_reserved_variant_name():
-    naive, optimized = LATEST.variants
+    naive, _fetch_peers, optimized = LATEST.variants
     with pytest.raises(ValueError, match="reserved"):
         dataclasses.replace(
             LATEST, variants=(naive, optimized, dataclasses.replace(optimized, name="compare"))

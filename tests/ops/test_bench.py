@@ -65,8 +65,8 @@ def test_readme_block_between_the_markers_is_rewritten(tmp_path, monkeypatch):
     text = readme.read_text()
     assert "old table" not in text and text.startswith("intro\n") and text.endswith("outro\n")
     assert (
-        "| latest-messages — select_related | naive | 101 | 30.0 | 70.4 | 21.8 kB | - | 1.0x |"
-        in text
+        "| latest-messages — select_related; FETCH_PEERS | naive | 101 | 30.0 | 70.4 | 21.8 kB | - "
+        "| 1.0x |" in text
     )
     # Peak memory where the lesson measures it (Lesson.measures_memory), "-" elsewhere.
     assert "|  | optimized | 1 | 0.9 | 8.6 | 21.8 kB | 2.0 MB | 8.2x |" in text

@@ -4,7 +4,12 @@ import pytest
 from django.db import connection, transaction
 
 from lab.explain import explain
-from tasks.lessons.task_list import newest_task_ids, task_list_naive, task_list_optimized
+from tasks.lessons.task_list import (
+    newest_task_ids,
+    task_list_fetch_peers,
+    task_list_naive,
+    task_list_optimized,
+)
 from tasks.models import Role
 from tasks.sample import make_members, make_organization, make_tasks
 from tasks.serializers import TaskSerializer
@@ -43,6 +48,19 @@ def test_optimized_joins_only_the_columns_shown(member, django_assert_num_querie
     assert rows_sql.count("auth_user") >= 3
     # Three whole auth_user rows per task would carry the password hash, emails...
     assert "password" not in rows_sql and "email" not in rows_sql
+
+
+def test_fetch_peers_runs_one_query_per_relation_not_per_task(member, django_assert_num_queries):
+    naive = TaskSerializer(task_list_naive(user=member, limit=50), many=True).data
+    with django_assert_num_queries(1 + 4) as captured:
+        # 1. SELECT task.* ... JOIN tasks_membership ... ORDER BY created_at DESC, id DESC
+        # 2. SELECT organization WHERE id IN (...)
+        # 3-5. SELECT auth_user WHERE id IN (...), once per relation: assigned_to,
+        #      created_by, updated_by (the same users may come back twice)
+        peers = TaskSerializer(task_list_fetch_peers(user=member, limit=50), many=True).data
+    assert peers == naive
+    # Whole auth_user rows: FETCH_PEERS loads what a lazy fetch would, not only().
+    assert "password" in captured.captured_queries[2]["sql"]
 
 
 def test_a_member_of_two_organizations_gets_one_merged_page(member, django_assert_num_queries):

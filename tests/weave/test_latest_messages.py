@@ -2,7 +2,11 @@
 
 import pytest
 
-from weave.lessons.latest_messages import latest_messages_naive, latest_messages_optimized
+from weave.lessons.latest_messages import (
+    latest_messages_fetch_peers,
+    latest_messages_naive,
+    latest_messages_optimized,
+)
 from weave.models import Message
 from weave.sample import make_messages, make_people, make_threads
 
@@ -34,6 +38,17 @@ def test_optimized_joins_the_senders(messages, django_assert_num_queries):
         optimized = senders(latest_messages_optimized()[:10])
     assert "INNER JOIN" in captured.captured_queries[0]["sql"]
     assert optimized == naive
+
+
+def test_fetch_peers_loads_every_sender_at_the_first_read(messages, django_assert_num_queries):
+    naive = senders(latest_messages_naive()[:10])
+    with django_assert_num_queries(2) as captured:
+        # 1. SELECT ... FROM weave_message WHERE NOT deleted ORDER BY ... LIMIT 10
+        # 2. SELECT ... FROM weave_person WHERE id IN (the 5 senders of the 10 messages):
+        #    the first message.sent_by, fetched for every message of query 1
+        peers = senders(latest_messages_fetch_peers()[:10])
+    assert "IN (" in captured.captured_queries[1]["sql"]
+    assert peers == naive
 
 
 def test_soft_deleted_messages_are_not_listed(messages, api_client):

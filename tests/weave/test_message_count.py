@@ -1,11 +1,15 @@
 """Messages list: exact COUNT(*) on every page (naive) vs exact-if-cheap-else-estimated."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from lab.explain import explain, walk
 from lab.lessons import get_lesson
-from weave.lessons.message_count import without_count
+from weave.lessons.message_count import EXAMPLE_PAGE_SIZE, message_list, without_count
 from weave.models import ArchivedMessage, Message, Person, Thread
 from weave.sample import (
     insert_messages_sql,
@@ -14,6 +18,7 @@ from weave.sample import (
     make_threads,
     seeded_archive,
 )
+from weave.seed import ARCHIVED_BEFORE
 
 pytestmark = pytest.mark.django_db
 VARIANTS = ("naive", "optimized")
@@ -83,9 +88,9 @@ def test_filters_give_the_same_page_and_count(messages, api_client, filters, exp
     assert len(payloads[0]["results"]) == expected
 
 
-def test_date_range_filters_on_created(messages, api_client):
-    first = Message.objects.order_by("created").first()
-    since = first.created.isoformat()
+def test_date_range_filters_on_updated_the_lists_order(messages, api_client):
+    first = Message.objects.order_by("updated").first()
+    since = first.updated.isoformat()
     for variant in VARIANTS:
         body = listing(api_client, variant, since=since, until="2999-01-01T00:00:00Z").json()
         assert body["count"] == 30
@@ -207,7 +212,7 @@ COUNT_PATHS = {
     "exact": lambda threads, since: {"thread": threads[0]},
     # Every live message: pg_class's row count of the NOT deleted partial index.
     "reltuples": lambda threads, since: {},
-    # The newest ~12,000 messages: large, one column: the planner's estimate.
+    # The latest ~12,000 updated messages: large, one column: the planner's estimate.
     "planner": lambda threads, since: {"since": since},
     # The same and one sender (the only one): two columns, a sample.
     "tablesample": lambda threads, since: {"since": since, "sender": Person.objects.get().pk},
@@ -219,7 +224,7 @@ COUNT_PATHS = {
 @pytest.mark.parametrize("path", COUNT_PATHS)
 def test_no_count_path_leaves_an_outer_transaction_broken(api_client, path):
     threads = insert_messages_sql(20_000)
-    since = Message.objects.order_by("-created").values_list("created", flat=True)[12_000]
+    since = Message.objects.order_by("-updated").values_list("updated", flat=True)[12_000]
     params = COUNT_PATHS[path](threads, since.isoformat())
     with (
         transaction.atomic(),
@@ -233,7 +238,8 @@ def test_no_count_path_leaves_an_outer_transaction_broken(api_client, path):
     assert not connection.needs_rollback
     sql = " ".join(query["sql"] for query in captured.captured_queries)
     assert ("LIMIT 10001" in sql) is (path == "exact")
-    assert ("pg_class" in sql) is (path in ("reltuples", "tablesample"))
+    # The statistics' age is read wherever they are trusted or scaled.
+    assert ("pg_class" in sql) is (path in ("reltuples", "planner", "tablesample"))
     assert ("TABLESAMPLE" in sql) is (path == "tablesample")
     assert ("EXPLAIN" in sql) is (path in ("exact", "planner", "tablesample"))
     assert body["count_is_estimated"] is (path in ("reltuples", "planner", "tablesample"))
@@ -264,15 +270,128 @@ def test_bad_inputs_leave_an_outer_transaction_usable(messages, api_client):
                     assert Message.objects.exists(), (variant, name, value)
 
 
+@pytest.mark.parametrize("column", ["updated", "created"])
 @pytest.mark.parametrize("table", ["weave_message", "weave_message_archive"])
-def test_the_date_filters_column_is_analyzed_finely(table):
-    # The planner's estimate of a since/until filter is read from created's histogram:
+def test_the_date_filters_column_is_analyzed_finely(table, column):
+    # The planner's estimate of a since/until filter is read from updated's histogram:
     # 1,000 buckets instead of the default 100 keep it within 1% at 1,000,000 rows
-    # (weave/migrations/0009_created_statistics_target.py).
+    # (weave/migrations/0009_created_statistics_target.py, 0011 for updated).
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT attstattarget FROM pg_attribute"
-            " WHERE attrelid = %s::regclass AND attname = 'created'",
-            [table],
+            "SELECT attstattarget FROM pg_attribute WHERE attrelid = %s::regclass AND attname = %s",
+            [table, column],
         )
         assert cursor.fetchone() == (1000,)
+
+
+# --- every filter the API accepts is served with the page's order by an index ----------
+
+
+@pytest.fixture
+def many_senders():
+    """20,000 live messages from 300 senders in 100 threads, and 10,000 archived ones."""
+    people = [person.id for person in make_people(300)]
+    threads = [thread.id for thread in make_threads(100)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO weave_message (text, sent_by_id, thread_id, created, updated, deleted)"
+            " SELECT 'm' || i, (%s::bigint[])[1 + i %% 300], (%s::bigint[])[1 + i %% 100],"
+            " now() - i * interval '1 minute', now() - i * interval '1 minute', i %% 10 = 0"
+            " FROM generate_series(1, 20000) i",
+            [people, threads],
+        )
+        # The join's side too: pg_class of an unanalyzed weave_person says 1 row.
+        cursor.execute("ANALYZE weave_message, weave_person, weave_thread")
+    with seeded_archive(10_000, people, threads):
+        yield threads[0], people[0]
+
+
+def page_plan(filters):
+    """The page query's plan (its 21 rows, as the example's page size + 1)."""
+    return explain(message_list(filters)[: EXAMPLE_PAGE_SIZE + 1], analyze=False)
+
+
+def message_table(filters) -> str:
+    archived = filters(0, 0, timezone.now()).get("archived")
+    return "weave_message_archive" if archived else "weave_message"
+
+
+def scanned_indexes(plan) -> set[str]:
+    return {node["Index Name"] for node in walk(plan.plan) if "Index Name" in node}
+
+
+DAY = timedelta(days=1)
+SERVED = {
+    # (filters, the index that serves them, whether the page is read in its order)
+    "live, unfiltered": (lambda t, s, now: {}, "message_alive_updated_idx", True),
+    "live, a week": (
+        lambda t, s, now: {"since": now - 10 * DAY, "until": now - 3 * DAY},
+        "message_alive_updated_idx",
+        True,
+    ),
+    "live, until three days ago": (
+        lambda t, s, now: {"until": now - 3 * DAY},
+        "message_alive_updated_idx",
+        True,
+    ),
+    "live, a thread": (lambda t, s, now: {"thread": t}, "message_thread_alive_idx", True),
+    "live, a thread's week": (
+        lambda t, s, now: {"thread": t, "since": now - 10 * DAY, "until": now - 3 * DAY},
+        "message_thread_alive_idx",
+        True,
+    ),
+    # A sender's messages come from the foreign key's index, then a top-N sort of them.
+    "live, a sender": (lambda t, s, now: {"sender": s}, "weave_message_sent_by_id", False),
+    "archive, unfiltered": (
+        lambda t, s, now: {"archived": True},
+        "message_archive_updated_idx",
+        True,
+    ),
+    "archive, a week": (
+        lambda t, s, now: {
+            "archived": True,
+            "since": ARCHIVED_BEFORE - 5 * DAY,
+            "until": ARCHIVED_BEFORE - 2 * DAY,
+        },
+        "message_archive_updated_idx",
+        True,
+    ),
+    "archive, until long ago": (
+        lambda t, s, now: {"archived": True, "until": ARCHIVED_BEFORE - 5 * DAY},
+        "message_archive_updated_idx",
+        True,
+    ),
+}
+
+
+def test_every_accepted_filter_is_served_by_an_index(many_senders):
+    """Before: since/until bounded `created`, which no archive index holds (a Seq Scan
+    of the archive) and which the live list could only read from its created index
+    then sort: a week of 1,000,000 messages is tens of thousands of rows sorted."""
+    for case, (filters, index, in_order) in SERVED.items():
+        plan = page_plan(filters(*many_senders, timezone.now()))
+        scanned = {node.get("Relation Name"): node["Node Type"] for node in walk(plan.plan)}
+        assert scanned.get(message_table(filters)) != "Seq Scan", (case, scanned)
+        indexes = scanned_indexes(plan)
+        assert any(name.startswith(index) for name in indexes), (case, indexes)
+        # The filter is the index's condition, not rows read then discarded (the
+        # foreign key's index is not partial: it leaves NOT deleted to the heap).
+        table_nodes = [
+            n for n in walk(plan.plan) if n.get("Relation Name") == message_table(filters)
+        ]
+        assert all(n.get("Filter") in (None, "(NOT deleted)") for n in table_nodes), case
+        assert ("Sort" in plan.node_types) is not in_order, (case, plan.node_types)
+
+
+@pytest.mark.parametrize("refused", [{"thread": 0}, {"sender": 1}, {"thread": 0, "sender": 1}])
+def test_filters_the_archive_cannot_serve_are_a_400_that_names_them(messages, api_client, refused):
+    thread, sender = messages[0].thread_id, messages[0].sent_by_id
+    query = {
+        "archived": "true",
+        **{name: (thread, sender)[index] for name, index in refused.items()},
+    }
+    for variant in VARIANTS:
+        response = listing(api_client, variant, **query)
+        assert response.status_code == 400, response.content
+        assert set(response.json()["errors"]) == set(refused)
+        assert "no index of the archive" in str(response.json()["errors"])

@@ -1,6 +1,6 @@
 """Conditional GET on the thread page: a repeat visit answered 304 from one cheap query.
 
-Slow: every visit rebuilds and resends the page (3 queries, ~1.9 MB of JSON at the
+Slow: every visit rebuilds and resends the page (2 queries, ~1.9 MB of JSON at the
 workshop preset), although a returning client already holds the same bytes.
 Why: without validators (ETag, Last-Modified) the client cannot ask "has it changed?";
 Django's ConditionalGetMiddleware can add an ETag, but hashes the body it first built.
@@ -95,7 +95,7 @@ lesson = register(
             ),
         ),
         # The full path: the validator query + the thread page's 3 (a 304 costs 1).
-        query_budget=4,
+        query_budget=3,
         build_data=build_data,
         params={"page": "1"},
         naive_grows=False,

@@ -115,7 +115,7 @@ lesson = register(
                 code=(gzip_fast, gzip_without_secrets),
             ),
         ),
-        query_budget=3,
+        query_budget=2,
         build_data=build_data,
         params={"page": "1"},
         headers={"Accept-Encoding": "gzip"},

@@ -55,6 +55,8 @@
       const tr = document.createElement("tr");
       const cells = [row.variant, row.queries.toFixed(0), row.db_ms.toFixed(1), row.total_ms.toFixed(1),
         Math.round(row.bytes).toLocaleString("en"), row.speedup ? row.speedup.toFixed(1) + "×" : "-",
+        // Against the variant before it: what one tier's change bought.
+        row.vs_previous ? row.vs_previous.toFixed(1) + "×" : "-",
         // What Silk added while it recorded (the profiler lesson), never in queries/DB.
         row.silk_queries !== undefined ? `${row.silk_queries.toFixed(0)} queries · ${row.silk_ms.toFixed(1)} ms` : "-"];
       cells.forEach((text) => { const td = document.createElement("td"); td.textContent = text; tr.appendChild(td); });

@@ -2,8 +2,8 @@
 
 For the messages list unfiltered and under filters of several sizes: the median
 time of each (alternating, each timed call after an untimed one, `--rounds`), the
-ratio, the estimate's error, and the path the estimate took (exact, page,
-reltuples or tablesample; "+" when the count is a floor). Selective cases (a
+ratio, the estimate's error, and the path the estimate took (exact, capped,
+reltuples, planner, live_tuples or tablesample; "+" when the count is a floor). Selective cases (a
 one-day range, a few threads) show that the estimate never loses where the exact
 count is cheap.
 """
