@@ -55,6 +55,8 @@ seed: migrate
 
 # The same process list as docker compose (Procfile); Ctrl-C stops the processes
 # and the embedded services.
+# GUNICORN_BIND=127.0.0.1:8001 make demo serves on another port (config/gunicorn.py);
+# DEMO_URL (above) follows it.
 demo: migrate
 	$(PY) manage.py seed --preset workshop
 	@echo
@@ -62,6 +64,7 @@ demo: migrate
 	@echo "    lesson catalogue   $(DEMO_URL)/"
 	@echo "    registry as JSON   $(DEMO_URL)/api/lessons/"
 	@echo "    Silk (staff login) $(DEMO_URL)/silk/   user admin, password weave-demo"
+	@echo "    practice           make exercise LESSON=<slug>, then make check LESSON=<slug>"
 	@echo "  In another terminal, from this directory: docs/WORKSHOP.md's commands (make ...)."
 	@echo "  Ctrl-C stops everything."
 	@echo
@@ -129,6 +132,19 @@ silk-clear: migrate
 .PHONY: compose-check
 compose-check: install
 	$(PY) bin/compose-check
+
+# Practice mode (lab/exercises.py, lab/grading.py): write a lesson's naive code to
+# exercises/<slug>.py, which the running demo serves as the variant `yours`; then grade it
+# against the lesson's contract (exit status 1 until it passes).
+#   make exercise LESSON=<slug> [FORCE=1]     make check LESSON=<slug>
+LESSON ?=
+FORCE ?=
+.PHONY: exercise check
+exercise: install
+	$(PY) manage.py exercise $(LESSON) $(if $(FORCE),--force)
+
+check: migrate
+	$(PY) manage.py grade $(LESSON) --rounds $(ROUNDS)
 
 # Regenerate the pinned dependency tree after editing pyproject.toml.
 lock:

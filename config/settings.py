@@ -56,6 +56,19 @@ INTERNAL_IPS = ["127.0.0.1"]
 PROFILING_TOOLS = DEBUG and not TESTING and env_bool("WEAVE_PROFILING", True)
 SILK_RECORDING = env_bool("WEAVE_SILK_RECORDING", True)
 
+# Practice mode (lab/exercises.py): in demo mode a lesson whose exercises/<slug>.py
+# exists gets the variant `yours` (`make exercise`, `make check`). Never in the
+# production profile (DJANGO_DEBUG=0), nor in the test suite's app unless a test sets
+# it; WEAVE_EXERCISES_DIR="" turns it off, or points it elsewhere.
+WEAVE_EXERCISES_DIR = (
+    os.environ.get("WEAVE_EXERCISES_DIR", "" if TESTING else str(BASE_DIR / "exercises"))
+    if DEBUG
+    else ""
+) or None
+# Each call of an exercise stops after this many seconds (statement_timeout and a
+# wall-clock check on the exercise's own lines): below gunicorn's 120 s timeout.
+WEAVE_EXERCISE_TIME_LIMIT = float(os.environ.get("WEAVE_EXERCISE_TIME_LIMIT", "60"))
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -69,6 +82,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",  # tasks API: token auth for scripts and Locust
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served locally, no CDN
+    "django_tasks_db",  # django.tasks' database backend: the task rows and `db_worker`
     "lab",
     "ops",  # operations tooling: manage.py workshop_guide
     "weave",
@@ -202,12 +216,24 @@ CACHES = {
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_CACHE_ALIAS = "sessions"
 
+# --- Django's tasks framework (Django 6.0+) -----------------------------------
+# https://docs.djangoproject.com/en/6.1/topics/tasks/ Django ships only development
+# backends; django-tasks-db keeps each task as a row in PostgreSQL, and `manage.py
+# db_worker` (the Procfile's `tasks_worker`) polls and runs them. One lesson tier uses it
+# (tasks/lessons/task_report_export.py); unit tests run it in-process (ImmediateBackend,
+# tests/conftest.py), as Celery's eager mode.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["reports"]}}
+
 CELERY_BROKER_URL = REDIS_ROLE_URLS["broker"]
 CELERY_RESULT_BACKEND = REDIS_ROLE_URLS["results"]
-# Queue names: the Procfile's worker consumes `celery` and `reports`; the suite's
-# workers consume `suite-celery` and `suite-reports` (tests/workers.py).
+# Queue names: the Procfile's worker consumes `celery`, `reports` and `compare`; the
+# suite's workers consume `suite-celery`, ... (tests/workers.py).
 WEAVE_QUEUE_PREFIX = "suite-" if SUITE else ""
-WEAVE_QUEUES = {name: f"{WEAVE_QUEUE_PREFIX}{name}" for name in ("celery", "reports")}
+WEAVE_QUEUES = {name: f"{WEAVE_QUEUE_PREFIX}{name}" for name in ("celery", "reports", "compare")}
+# The lesson page's live comparison (lab/jobs.py) has a queue of its own: a long
+# measurement never delays an email. WEAVE_COMPARE_QUEUE names it for one server and
+# its worker (the browser tests'), so no other worker takes its jobs.
+WEAVE_QUEUES["compare"] = os.environ.get("WEAVE_COMPARE_QUEUE") or WEAVE_QUEUES["compare"]
 CELERY_TASK_DEFAULT_QUEUE = WEAVE_QUEUES["celery"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -224,7 +250,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
 }
 # Heavy reports get their own queue so they never delay quick jobs (emails).
-CELERY_TASK_ROUTES = {"tasks.jobs.report_export": {"queue": WEAVE_QUEUES["reports"]}}
+CELERY_TASK_ROUTES = {
+    "tasks.jobs.report_export": {"queue": WEAVE_QUEUES["reports"]},
+    "lab.jobs.live_compare": {"queue": WEAVE_QUEUES["compare"]},
+}
+# A worker process whose resident memory passed this (KB) after a job is replaced by
+# a fresh one: a live comparison allocates its variants' payloads (the heaviest
+# builds 1.9 MB of JSON from 10,000 rows per call) and a long-lived process would
+# keep the high-water mark. https://docs.celeryq.dev/en/stable/userguide/workers.html#max-memory-per-child-setting
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = int(
+    os.environ.get("CELERY_WORKER_MAX_MEMORY_PER_CHILD", "300000")
+)
 # Broker down: fail the enqueue within about a second (the view answers 503)
 # instead of Celery's default of retrying the publish for longer.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
@@ -314,17 +350,47 @@ REST_FRAMEWORK = {
     # only the body type that is accepted.
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "lab.api.exception_handler",
+    # A lesson's JSON variant answers JSON to a browser too, not the browsable page.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "lab.api.LessonVariantNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
 # --- Profiling tools (demo mode only) ---------------------------------------
 DEBUG_TOOLBAR_CONFIG = {
-    # The toolbar renders on HTML pages; JSON lessons use Server-Timing instead.
+    # HTML pages only: never a DRF view, whatever the Accept header (lab.measure);
+    # JSON variants say what they did in Server-Timing.
     "SHOW_TOOLBAR_CALLBACK": "lab.measure.show_toolbar",
+    # A panel opened after the page loaded is fetched by whichever gunicorn worker
+    # answers: the default per-process MemoryStore then answered "Data for this panel
+    # isn't available anymore" about half the time with `make demo`'s two workers.
+    # The toolbar's own table (debug_toolbar_historyentry, RESULTS_CACHE_SIZE rows)
+    # is shared by every worker; its queries are the toolbar's, never the lesson's.
+    # https://django-debug-toolbar.readthedocs.io/en/latest/configuration.html#toolbar-store-class
+    "TOOLBAR_STORE_CLASS": "lab.toolbar.PanelCacheStore",
     # A handle at the edge of the page; the lesson stays readable until it is opened.
     "SHOW_COLLAPSED": True,
 }
+# The default panels, with an SQL panel that lists the application's queries only
+# (lab/toolbar.py: Silk's own queries are left out and counted, as in Server-Timing).
+DEBUG_TOOLBAR_PANELS = [
+    "debug_toolbar.panels.history.HistoryPanel",
+    "debug_toolbar.panels.versions.VersionsPanel",
+    "debug_toolbar.panels.timer.TimerPanel",
+    "debug_toolbar.panels.settings.SettingsPanel",
+    "debug_toolbar.panels.headers.HeadersPanel",
+    "debug_toolbar.panels.request.RequestPanel",
+    "lab.toolbar.SQLPanel",
+    "debug_toolbar.panels.staticfiles.StaticFilesPanel",
+    "debug_toolbar.panels.templates.TemplatesPanel",
+    "debug_toolbar.panels.alerts.AlertsPanel",
+    "debug_toolbar.panels.cache.CachePanel",
+    "debug_toolbar.panels.signals.SignalsPanel",
+    "debug_toolbar.panels.tasks.TasksPanel",
+    "debug_toolbar.panels.community.CommunityPanel",
+    "debug_toolbar.panels.redirects.RedirectsPanel",
+    "debug_toolbar.panels.profiling.ProfilingPanel",
+]
 SILKY_AUTHENTICATION = True
 SILKY_AUTHORISATION = True  # staff only, in demo mode too
 

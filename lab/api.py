@@ -7,6 +7,8 @@ from typing import Any
 import orjson
 from django.http import JsonResponse
 from rest_framework import renderers
+from rest_framework.exceptions import NotAcceptable
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -34,6 +36,28 @@ class ORJSONRenderer(renderers.BaseRenderer):
         if data is None:
             return b""
         return orjson.dumps(data, option=orjson.OPT_UTC_Z)
+
+
+class LessonVariantNegotiation(DefaultContentNegotiation):
+    """A lesson's JSON variant answers JSON whatever the Accept header says.
+
+    A browser's click asks for text/html first, which in demo mode picked DRF's
+    browsable page: the threads page's naive payload pretty-printed into 3.6 MB of HTML,
+    10.7 s, a page the lesson never measures. The variant answers the JSON every tool
+    measures (browsers show it with their JSON viewer); the rest of the API keeps its
+    browsable pages. No variant answers 406: its first renderer is the fallback.
+    """
+
+    def select_renderer(self, request, available, format_suffix=None):
+        match = request.resolver_match
+        if match is None or match.view_name != "lab:variant":
+            return super().select_renderer(request, available, format_suffix)
+        plain = [r for r in available if not isinstance(r, renderers.BrowsableAPIRenderer)]
+        try:
+            return super().select_renderer(request, plain or available, format_suffix)
+        except NotAcceptable:
+            first = (plain or available)[0]
+            return first, first.media_type
 
 
 def json_error(status: int, detail: str, **extra: Any) -> JsonResponse:

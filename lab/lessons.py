@@ -34,6 +34,8 @@ Renders = Literal["json", "html"]
 Scenario = Literal["", "stampede", "connections"]
 
 STORY_LABELS = ("Slow", "Why", "Fix")
+# Practice mode's variant: an attendee's own fix, added in demo mode only (lab/exercises.py).
+PRACTICE_VARIANT = "yours"
 _LABEL = re.compile(r"^(?P<label>Slow|Why|Fix):\s*(?P<text>.*)$")
 
 
@@ -234,8 +236,14 @@ class Lesson:
             raise ValueError(
                 f"{self.slug}: variants must start with 'naive' and include 'optimized'"
             )
-        if "compare" in names:  # /lessons/<slug>/compare/ is the live comparison
-            raise ValueError(f"{self.slug}: 'compare' is reserved and cannot name a variant")
+        # /lessons/<slug>/compare/ is the live comparison; check/ and hint/ practice mode's.
+        for reserved in ("compare", "check", "hint"):
+            if reserved in names:
+                raise ValueError(f"{self.slug}: {reserved!r} is reserved and cannot name a variant")
+        if PRACTICE_VARIANT in names[:-1] or (
+            names[-1] == PRACTICE_VARIANT and not getattr(self.variants[-1].view, "exercise", None)
+        ):
+            raise ValueError(f"{self.slug}: {PRACTICE_VARIANT!r} is practice mode's variant")
         if len(set(names)) != len(names):
             raise ValueError(f"{self.slug}: duplicate variant names {names}")
         unknown = {*self.load.counters, self.load.scenario_variant} - set(names)
@@ -276,11 +284,25 @@ def register(lesson: Lesson) -> Lesson:
 
 
 def all_lessons() -> list[Lesson]:
-    return sorted(_registry.values(), key=lambda lesson: (lesson.app, lesson.slug))
+    lessons = sorted(_registry.values(), key=lambda lesson: (lesson.app, lesson.slug))
+    return [with_practice(lesson) for lesson in lessons]
 
 
 def get_lesson(slug: str) -> Lesson | None:
+    lesson = _registry.get(slug)
+    return with_practice(lesson) if lesson is not None else None
+
+
+def registered_lesson(slug: str) -> Lesson | None:
+    """The lesson as its module declared it, never with practice mode's `yours`."""
     return _registry.get(slug)
+
+
+def with_practice(lesson: Lesson) -> Lesson:
+    """In demo mode, a lesson whose exercise file exists gets the variant `yours`."""
+    from lab.exercises import with_exercise
+
+    return with_exercise(lesson)
 
 
 def import_lesson_modules(package: str) -> None:

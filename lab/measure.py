@@ -18,10 +18,16 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponse
+
+if TYPE_CHECKING:
+    from django.urls import ResolverMatch
+
+    from lab.lessons import Lesson, Variant
 
 # Who runs the current query: None is the application; "silk" or "toolbar" a profiler.
 _query_owner: ContextVar[str | None] = ContextVar("query_owner", default=None)
@@ -222,11 +228,55 @@ def is_measurement(request: HttpRequest) -> bool:
 
 
 def show_toolbar(request: HttpRequest) -> bool:
-    """The debug toolbar on HTML pages in demo mode; never on JSON or measured requests."""
-    accepts_json = request.headers.get("Accept", "").startswith("application/json")
-    return settings.DEBUG and not accepts_json and not is_measurement(request)
+    """The debug toolbar on HTML pages in demo mode; never on a DRF view or a measured request.
+
+    Decided before the view runs, so from the URL, not from the response or the Accept
+    header: a JSON variant asked for with `Accept: */*` (curl, python-requests, a
+    browser's click) still answers JSON, and the toolbar's instrumentation of it (a
+    stack trace per query, its panels stored) took the threads page's naive variant from 4.6 s to
+    9-11 s while showing nothing: it cannot insert itself into JSON. Server-Timing
+    says what a JSON variant did.
+    """
+    if not settings.DEBUG or is_measurement(request):
+        return False
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return False
+    return not request.path.startswith(NO_TOOLBAR_PREFIXES) and is_html_view(request)
 
 
+def is_html_view(request: HttpRequest) -> bool:
+    """A Django view that is not DRF's answers this URL.
+
+    Not a DRF view (a lesson's JSON variant, the task API, the schema); not a URL that
+    resolves to nothing (static files, which WhiteNoise serves further in, and 404s).
+    """
+    from django.urls import Resolver404, resolve
+    from rest_framework.views import APIView
+
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return False
+    found = lesson_variant(match)
+    view = found[1].view if found else match.func
+    view_class = getattr(view, "cls", None)
+    return not (isinstance(view_class, type) and issubclass(view_class, APIView))
+
+
+def lesson_variant(match: ResolverMatch) -> tuple[Lesson, Variant] | None:
+    """(lesson, variant) of a resolved lesson-variant URL, else None."""
+    from lab.lessons import get_lesson
+
+    if match.view_name != "lab:variant":
+        return None
+    lesson = get_lesson(match.kwargs["slug"])
+    variant = lesson.variant(match.kwargs["variant"]) if lesson else None
+    return (lesson, variant) if variant else None
+
+
+# Silk's pages and static files: no toolbar (its own /__debug__/ views check
+# show_toolbar too: they must pass).
+NO_TOOLBAR_PREFIXES = ("/silk/", "/static/", "/favicon")
 SILK_SKIPPED_PREFIXES = ("/silk/", "/static/", "/__debug__/", "/favicon")
 
 
@@ -251,14 +301,8 @@ def variant_silk_policy(request: HttpRequest) -> bool | None:
     """`Variant.silk` of the lesson variant this request is for (None: no policy)."""
     from django.urls import Resolver404, resolve
 
-    from lab.lessons import get_lesson
-
     try:
-        match = resolve(request.path_info)
+        found = lesson_variant(resolve(request.path_info))
     except Resolver404:
         return None
-    if match.view_name != "lab:variant":
-        return None
-    lesson = get_lesson(match.kwargs["slug"])
-    variant = lesson.variant(match.kwargs["variant"]) if lesson else None
-    return variant.silk if variant else None
+    return found[1].silk if found else None

@@ -39,6 +39,15 @@ class Measurement(models.Model):
         )
         return measurement
 
+    @property
+    def ratio_text(self) -> str:
+        """The optimized variant's ratio as published: with its 95% interval, or "no
+        measurable difference" when the interval includes 1.0 (lab.spread)."""
+        from lab.spread import speedup_text
+
+        optimized = next(r for r in self.result["variants"] if r["variant"] == "optimized")
+        return speedup_text(self.speedup, optimized.get("speedup_ci"))
+
     @classmethod
     def latest_by_slug(cls) -> dict[str, Measurement]:
         return {measurement.slug: measurement for measurement in cls.objects.all()}

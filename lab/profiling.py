@@ -87,7 +87,10 @@ def install() -> None:
     django_execute_sql = getattr(SQLCompiler, "_execute_sql", SQLCompiler.execute_sql)
 
     def execute_sql(self, *args, **kwargs):
-        if DataCollector().request is None:  # not recording: Django's own, compiled once
+        # Not recording, or a profiler's own query (Silk's bookkeeping; the debug
+        # toolbar storing its panels after Silk has finished with the request, which
+        # Silk would EXPLAIN and charge to itself): Django's own, compiled once.
+        if DataCollector().request is None or query_owner() is not None:
             return django_execute_sql(self, *args, **kwargs)
         token = _caller.set(query_owner())
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import difflib
 import inspect
 import sys
@@ -13,7 +14,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer, PythonLexer
 
-from lab.lessons import Lesson
+from lab.lessons import PRACTICE_VARIANT, Lesson
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ def variant_blocks(lesson: Lesson, module: ModuleType) -> dict[str, list[Block]]
     shared = shared_view_classes(lesson)
     found: dict[str, list[Block]] = {}
     for variant in lesson.variants:
+        exercise = getattr(variant.view, "exercise", None)  # practice mode's `yours`
+        if exercise is not None:
+            found[variant.name] = exercise_blocks(exercise)
+            continue
         candidates = [
             obj
             for name, obj in vars(module).items()
@@ -70,6 +75,20 @@ def variant_blocks(lesson: Lesson, module: ModuleType) -> dict[str, list[Block]]
         candidates += [obj for obj in built_from(view) if not any(obj is cls for cls in shared)]
         found[variant.name] = blocks(candidates, module) + declared_blocks(variant.code, module)
     return found
+
+
+def exercise_blocks(exercise) -> list[Block]:
+    """The attendee's file as saved (lab/exercises.py), without its docstring."""
+    from lab.exercises import display_path
+
+    try:
+        text = exercise.path.read_text()
+    except OSError:
+        return []
+    body = ast.parse(text).body if not exercise.problem or exercise.problem.kind != "load" else []
+    first = body[1].lineno if len(body) > 1 and isinstance(body[0], ast.Expr) else 1
+    code = "\n".join(text.splitlines()[first - 1 :])
+    return [Block(display_path(exercise.path), first, code)]
 
 
 def built_from(view: object) -> list[object]:
@@ -152,7 +171,15 @@ def lesson_source(lesson: Lesson) -> LessonSource | None:
     if module is None:
         return None
     by_variant = variant_blocks(lesson, module)
-    marked = sorted({line for found in by_variant.values() for b in found for line in b.lines})
+    marked = sorted(
+        {
+            line
+            for name, found in by_variant.items()
+            if name != PRACTICE_VARIANT  # its lines are the exercise file's
+            for b in found
+            for line in b.lines
+        }
+    )
     module_html = highlight(
         inspect.getsource(module),
         PythonLexer(),

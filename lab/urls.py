@@ -3,7 +3,7 @@ from django.urls import path
 from django.utils.functional import lazy
 from django.views.generic import RedirectView
 
-from lab import views
+from lab import practice_views, views
 
 app_name = "lab"
 
@@ -20,6 +20,14 @@ urlpatterns = [
     path("lessons/<slug:slug>/", views.lesson_page, name="lesson"),
     # Before the variant pattern, which would otherwise read "compare" as a variant name.
     path("lessons/<slug:slug>/compare/", views.lesson_compare, name="compare"),
+    path(
+        "lessons/<slug:slug>/compare/<slug:job>/",
+        views.lesson_compare_status,
+        name="compare-status",
+    ),
+    # Practice mode (demo only): grade the exercise, unlock the next hint.
+    path("lessons/<slug:slug>/check/", practice_views.practice_check, name="practice-check"),
+    path("lessons/<slug:slug>/hint/", practice_views.practice_hint, name="practice-hint"),
     path("lessons/<slug:slug>/<slug:variant>/", views.variant_view, name="variant"),
     path("lessons/<slug:slug>/<slug:variant>/silk/", views.variant_silk, name="variant-silk"),
 ]

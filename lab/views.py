@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import logging
+import json
+import uuid
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,16 +20,16 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from lab import jobs
 from lab.api import json_error
-from lab.comparison import compare_lesson
 from lab.lessons import Lesson, all_lessons, get_lesson
 from lab.loadfigures import under_load
 from lab.models import Measurement
 from lab.plans import lesson_plans
+from lab.practice_views import practice_panel
 from lab.schema import LessonRegistrySerializer
 from lab.source import lesson_source
-
-logger = logging.getLogger(__name__)
+from lab.spread import speedup_text
 
 
 def lesson_as_json(lesson: Lesson, request: HttpRequest) -> dict[str, Any]:
@@ -127,7 +128,9 @@ def find_lesson(slug: str) -> Lesson:
 def lesson_page(request: HttpRequest, slug: str) -> HttpResponse:
     lesson = find_lesson(slug)
     params, params_error = page_params(lesson)
-    query = f"?{urlencode(params)}" if params else ""
+    # The example request as the API takes it: a GET's parameters in the query string,
+    # a POST's in its JSON body (the variant's URL alone is then the link).
+    query = f"?{urlencode(params)}" if params and lesson.method == "GET" else ""
     variants = [
         {
             "variant": variant,
@@ -151,7 +154,11 @@ def lesson_page(request: HttpRequest, slug: str) -> HttpResponse:
         if lesson.main_queries
         else [],
         "source": lesson_source(lesson),
+        "practice": practice_panel(lesson),
         "measurement": measurement,
+        "measured_rows": measured_rows(measurement),
+        "body": json.dumps(params) if lesson.method != "GET" else "",
+        "sign_in": member_sign_in(lesson, request) if lesson.auth else None,
         "can_compare": may_compare(request),
         "max_rounds": MAX_ROUNDS,
         "page_config": {
@@ -165,6 +172,50 @@ def lesson_page(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "lab/lesson.html", context)
 
 
+def measured_rows(measurement: Measurement | None) -> list[dict[str, Any]]:
+    """The last comparison's rows with their spread and each ratio as published."""
+    if measurement is None:
+        return []
+    rows = []
+    for row in measurement.result["variants"]:
+        low, high = row.get("total_p25"), row.get("total_p75")
+        iqr = f"{low:.1f}-{high:.1f}" if low is not None else "-"
+        ratio = speedup_text(row.get("speedup"), row.get("speedup_ci"))
+        done = None
+        if row.get("done_ms") is not None:  # an offloading lesson: the worker's share too
+            done_ratio = speedup_text(row.get("done_speedup"), row.get("done_speedup_ci"))
+            done = f"{row['done_ms']:.1f} ms, {done_ratio}"
+        previous = speedup_text(row.get("vs_previous"), row.get("vs_previous_ci"))
+        rows.append({**row, "iqr": iqr, "ratio": ratio, "until_done": done})
+        rows[-1]["vs_previous_text"] = previous
+    return rows
+
+
+def member_sign_in(lesson: Lesson, request: HttpRequest) -> dict[str, Any]:
+    """Who may run this lesson from its page: the seeded member its examples name.
+
+    The example parameters name the member's organization, and tenancy answers 404 to
+    anyone outside it (the demo admin included), 401 to nobody signed in. The page
+    links to the member sign-in (not the admin's, which is for staff only), coming
+    back here; in demo mode it says the seeded password.
+    """
+    from tasks.seed import DEMO_PASSWORD
+
+    here = lesson.page_url()
+    sign_in = f"{reverse('tasks:login')}?{urlencode({'next': here})}"
+    try:
+        member = (lesson.demo_context() if lesson.demo_context else {}).get("user")
+    except Exception:  # no seeded data yet: page_params shows the hint
+        member = None
+    return {
+        "url": sign_in,
+        "switch_next": sign_in,  # sign out first: the sign-in page skips signed-in users
+        "member": member.get_username() if member else "",
+        "password": DEMO_PASSWORD if settings.DEBUG else "",
+        "is_member": bool(member) and request.user.pk == member.pk,
+    }
+
+
 def page_params(lesson: Lesson) -> tuple[dict[str, str], str]:
     """Example parameters from the seeded database; an empty database gets a hint, not a 500."""
     try:
@@ -173,9 +224,9 @@ def page_params(lesson: Lesson) -> tuple[dict[str, str], str]:
         return {}, f"No example parameters ({type(exc).__name__}): seed the database first."
 
 
-# The live comparison runs in the web process: a few rounds, one at a time per lesson.
+# The live comparison runs as a Celery job (lab/jobs.py), one at a time per lesson.
 MAX_ROUNDS = 10
-COMPARE_LOCK_SECONDS = 300
+COMPARE_LOCK_SECONDS = 1800  # released by the job when it ends; this bounds a lost one
 
 
 class CompareForm(forms.Form):
@@ -198,18 +249,28 @@ def lesson_compare(request: HttpRequest, slug: str) -> JsonResponse:
     if not form.is_valid():
         return json_error(400, "Invalid input.", errors=form.errors.get_json_data())
     rounds = form.cleaned_data["rounds"] or 3
-    lock = f"lab:compare:{lesson.slug}"
-    if not cache.add(lock, 1, timeout=COMPARE_LOCK_SECONDS):
+    if not cache.add(jobs.lock_key(lesson.slug), 1, timeout=COMPARE_LOCK_SECONDS):
         return json_error(409, "A comparison of this lesson is already running; try again.")
+    job_id = uuid.uuid4().hex
+    document = jobs.queued(job_id, lesson.slug, rounds)
     try:
-        result = compare_lesson(lesson, rounds=rounds)
-    except Exception as exc:  # the page shows why (a variant failed, no seeded data...)
-        logger.exception("live comparison of %s failed", lesson.slug)
-        return json_error(500, f"The comparison failed: {type(exc).__name__}: {exc}")
-    finally:
-        cache.delete(lock)
-    measurement = Measurement.record(result, source="page", rounds=rounds)
-    return JsonResponse({**result, "rounds": rounds, "measured_at": measurement.measured_at})
+        jobs.live_compare.delay(lesson.slug, rounds, job_id)
+    except Exception:
+        cache.delete(jobs.lock_key(lesson.slug))
+        raise  # the broker is down: lab.errors answers 503
+    status_url = reverse("lab:compare-status", kwargs={"slug": lesson.slug, "job": job_id})
+    # (With eager Celery, the suite's setting, the job has already run: its document.)
+    document = jobs.read_progress(job_id) or document
+    return JsonResponse({**document, "status_url": status_url}, status=202)
+
+
+@require_GET
+def lesson_compare_status(request: HttpRequest, slug: str, job: str) -> JsonResponse:
+    """A live comparison's progress: rounds done, time left, running figures; then all."""
+    document = jobs.read_progress(job)
+    if document is None or document.get("slug") != slug:
+        return json_error(404, f"No comparison {job!r} of {slug!r} (they are kept an hour).")
+    return JsonResponse(document)
 
 
 def latest_silk_url(lesson: Lesson, variant: str) -> str | None:

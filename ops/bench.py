@@ -9,7 +9,10 @@
 2. Runs `manage.py compare` on every lesson at the workshop preset; with BENCH_LARGE=1,
    on the messaging lessons at the large preset (`seed --preset large --only weave`).
 3. Runs a short Locust load test per key lesson (`python -m loadtests.run`).
-4. Writes docs/benchmarks.json, the one results file every published figure comes
+4. Checks the results (`publish_problems`: provenance complete, every ratio with
+   its interval, no "faster" whose interval includes 1.0, payloads equal) and refuses
+   to publish them otherwise (they are kept in reports/bench/refused.json).
+5. Writes docs/benchmarks.json, the one results file every published figure comes
    from, then from it docs/BENCHMARKS.md, the README's lesson table (between its
    `<!-- lessons:start -->` / `<!-- lessons:end -->` markers) and the single-request
    tables of docs/WORKSHOP.md (`manage.py workshop_guide`). tests/ops/test_bench.py
@@ -31,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from lab.provenance import missing_fields
+from lab.spread import speedup_text, verdict
 from ops import services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +73,7 @@ def bench_env() -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": bench_database_url(),
         "WEAVE_CACHE_PREFIX": "weave-bench",  # cached lessons never read the demo's keys
+        "WEAVE_EXERCISES_DIR": "",  # published figures never include an attendee's `yours`
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -133,7 +139,9 @@ def measure_seed(preset: str, only: list[str] | None = None) -> dict:
 
 def compare(preset: str, slugs: list[str] | None = None) -> dict:
     path = WORK / f"compare-{preset}.json"
-    manage("compare", *(slugs or []), "--rounds", str(ROUNDS), "--json", str(path))
+    manage(
+        "compare", *(slugs or []), "--rounds", str(ROUNDS), "--preset", preset, "--json", str(path)
+    )
     return json.loads(path.read_text())
 
 
@@ -245,10 +253,66 @@ def main() -> None:
         "cpu": cpu_model(),
         "memory_limit_gb": cgroup_memory_gb(),
     }
+    problems = publish_problems(results)
+    if problems:
+        refused = WORK / "refused.json"
+        refused.write_text(json.dumps(results, indent=2) + "\n")
+        raise SystemExit(
+            f"bench: not published (kept in {refused.relative_to(ROOT)}):\n- "
+            + "\n- ".join(problems)
+        )
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     publish(results)
     log(f"wrote {RESULTS.relative_to(ROOT)}, then from it {REPORT.relative_to(ROOT)}, ")
     log("the README table and docs/WORKSHOP.md")
+
+
+# A published ratio: "8.2x faster [7.93, 8.61]" (lab.spread.speedup_text).
+PUBLISHED_FASTER = re.compile(r"([\d.,]+)x faster \[([\d.,]+), ([\d.,]+)\]")
+
+
+def publish_problems(results: dict) -> list[str]:
+    """Why these results may not be published (empty: they may). The bench runs it
+    before writing docs/benchmarks.json; tests/ops/test_bench.py runs it on fixtures.
+
+    Refused: a compare document without complete provenance (revision, versions,
+    data set, machine and loads, rule, rounds); a variant's ratio without its 95%
+    interval; a "faster" verdict, in the data or in the rendered documents, whose
+    interval includes 1.0; payloads that differ between variants.
+    """
+    problems = []
+    for preset, document in results.get("compare", {}).items():
+        missing = missing_fields(document.get("provenance"))
+        if missing:
+            problems.append(f"{preset}: provenance lacks {', '.join(missing)}")
+        for lesson in document.get("lessons", []):
+            problems += lesson_problems(preset, lesson)
+    if results.get("compare"):
+        for line in (report(results) + readme_table(results)).splitlines():
+            for _, low, _high in PUBLISHED_FASTER.findall(line):
+                if float(low.replace(",", "")) <= 1.0:
+                    problems.append(f"rendered as faster with an interval from {low}: {line}")
+    return problems
+
+
+def lesson_problems(preset: str, lesson: dict) -> list[str]:
+    problems = []
+    where = f"{preset}/{lesson['slug']}"
+    if (lesson.get("payloads") or {}).get("equal") is False:
+        problems.append(f"{where}: payloads differ ({lesson['payloads'].get('detail')})")
+    for row in lesson["variants"][1:]:  # the first is naive, the reference
+        for key in ("speedup", "done_speedup"):
+            if key not in row:
+                continue
+            interval = row.get(f"{key}_ci")
+            if not interval:
+                problems.append(f"{where}/{row['variant']}: {key} without its 95% interval")
+            elif row.get(f"{key}_verdict") != verdict(interval):
+                problems.append(
+                    f"{where}/{row['variant']}: {key} says {row.get(f'{key}_verdict')!r} "
+                    f"but its interval {interval} says {verdict(interval)!r}"
+                )
+    return problems
 
 
 def publish(results: dict) -> None:
@@ -331,10 +395,13 @@ def report(results: dict) -> str:
         "It runs on its own database, `weave_bench` on the server of `DATABASE_URL` (or the",
         "embedded one), created when missing; `BENCH_DATABASE_URL` overrides it. Steps:",
         "`manage.py seed --preset P --reset --yes` per preset, then",
-        f"`manage.py compare --rounds {results['rounds']} --json reports/bench/compare-P.json`",
-        "(every variant in turn, alternating, in-process, Silk and Django's query log off;",
-        "a read variant that answers in under 100 ms is timed right after an untimed call",
-        "of its own, not after the other variant's wait; medians).",
+        f"`manage.py compare --rounds {results['rounds']} --preset P "
+        "--json reports/bench/compare-P.json`",
+        "(in-process, Silk and Django's query log off).",
+        "",
+        *rule_lines(results),
+        "",
+        *provenance_lines(results),
         "",
         "## Seeding",
         "",
@@ -355,21 +422,31 @@ def report(results: dict) -> str:
             "",
             f"## Lessons at the {preset} preset",
             "",
-            "| lesson | technique | variant | queries | DB ms | total ms | bytes | peak KB "
-            "| x faster |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "Medians of the measured calls, the interquartile range (the middle half of",
+            "them) in brackets, and naive's median over the variant's with its 95% bootstrap",
+            "interval. A lesson that hands its work to a Celery worker has a second line per",
+            "variant: *until done*, the worker's share included (run at the commit).",
+            "",
+            "The last column is each variant's cold first visit, before the rounds (imports,",
+            "the ORM's caches, a connection's first statements): apart, in no median.",
+            "",
+            "| lesson | technique | variant | queries | DB ms | total ms [IQR] | bytes | peak KB "
+            "| naive / variant [95% interval] | cold first visit ms |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         techniques = lesson_techniques()
         for lesson in document["lessons"]:
-            for index, row in enumerate(lesson["variants"]):
+            for index, (label, row, key) in enumerate(variant_lines(lesson)):
                 first = index == 0
+                done = key == "done"
                 lines.append(
                     f"| {lesson['slug'] if first else ''} | "
-                    f"{techniques.get(lesson['slug'], '') if first else ''} | {row['variant']} | "
-                    f"{number(row['queries'], 0)} | {number(row['db_ms'])} | "
-                    f"{number(row['total_ms'])} | {number(row['bytes'], 0)} | "
-                    f"{number(row['peak_kb'], 0) if row.get('peak_kb') else '-'} | "
-                    f"{number(row['speedup'])}x |"
+                    f"{techniques.get(lesson['slug'], '') if first else ''} | {label} | "
+                    f"{'' if done else number(row['queries'], 0)} | "
+                    f"{'' if done else number(row['db_ms'])} | {median_and_iqr(row, key)} | "
+                    f"{'' if done else number(row['bytes'], 0)} | "
+                    f"{number(row['peak_kb'], 0) if row.get('peak_kb') and not done else '-'} | "
+                    f"{ratio_text(row, key)} | {'' if done else cold_ms(lesson, row)} |"
                 )
     lines += ["", "## Load test", ""]
     loadtest = results["loadtest"]
@@ -384,6 +461,125 @@ def report(results: dict) -> str:
         lines.append(f"Not run: {loadtest['reason']} (hook: `ops.bench.run_loadtest`).")
     lines += ["", "## README table", "", readme_table(results)]
     return "\n".join(lines) + "\n"
+
+
+def variant_lines(lesson: dict):
+    """(label, row, "total" or "done") per published line of a lesson: an offloading
+    lesson's variants until their response, then until the work is done."""
+    offloading = any("done_ms" in row for row in lesson["variants"])
+    for row in lesson["variants"]:
+        yield (f"{row['variant']}, response" if offloading else row["variant"]), row, "total"
+    if offloading:
+        for row in lesson["variants"]:
+            yield f"{row['variant']}, until done", row, "done"
+
+
+def cold_ms(lesson: dict, row: dict) -> str:
+    return number((lesson.get("cold_ms") or {}).get(row["variant"]))
+
+
+def median_and_iqr(row: dict, key: str = "total") -> str:
+    median = number(row[f"{key}_ms"])
+    low, high = row.get(f"{key}_p25"), row.get(f"{key}_p75")
+    return median if low is None else f"{median} [{number(low)}-{number(high)}]"
+
+
+def ratio_text(row: dict, key: str = "total") -> str:
+    name = "speedup" if key == "total" else "done_speedup"
+    return speedup_text(row.get(name), row.get(f"{name}_ci"))
+
+
+def rule_lines(results: dict) -> list[str]:
+    """The measurement rule, and what each run measures that justifies it."""
+    rule = next(
+        (
+            doc["provenance"].get("rule")
+            for doc in results["compare"].values()
+            if doc.get("provenance")
+        ),
+        None,
+    )
+    lines = ["## The measurement rule", ""]
+    if rule is None:
+        return [*lines, "Not recorded with these results (measured before the rule existed)."]
+    lines += [
+        f"One rule for every variant of every lesson: {rule}.",
+        "",
+        "Why the first call of a turn is not measured: it follows another variant's turn,",
+        "and pays for what that turn left cold (idle cores waking, CPU caches, the",
+        "backend's state). Each run measures that cost too: the discarded first calls",
+        "against the measured second ones, per read variant at the workshop preset",
+        "(medians; ratio over 1: the first call was slower).",
+        "",
+        "| lesson | variant | first call ms | measured ms | first / measured [95% interval] |",
+        "|---|---|---|---|---|",
+    ]
+    document = results["compare"].get("workshop") or next(iter(results["compare"].values()))
+    kinds = lesson_kinds()
+    for lesson in document["lessons"]:
+        if kinds.get(lesson["slug"], lesson.get("kind")) != "read":
+            continue
+        for row in lesson["variants"]:
+            if "discarded_ms" not in row:
+                continue
+            lines.append(
+                f"| {lesson['slug']} | {row['variant']} | {number(row['discarded_ms'], 2)} | "
+                f"{number(row['total_ms'], 2)} | "
+                f"{speedup_text(row.get('discarded_ratio'), row.get('discarded_ratio_ci'), 2)} |"
+            )
+    return lines
+
+
+def provenance_lines(results: dict) -> list[str]:
+    """Where the figures come from, once per preset measured."""
+    lines = [
+        "## Provenance",
+        "",
+        "| preset | revision | Python | Django | PostgreSQL | Redis | data digest | rows "
+        "| cores | load before → after | rounds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for preset, document in results["compare"].items():
+        record = document.get("provenance")
+        if not record:
+            lines.append(f"| {preset} | not recorded | | | | | | | | | |")
+            continue
+        data, machine = record.get("data_set") or {}, record.get("machine") or {}
+        loads = (
+            f"{loads_text(machine.get('load_before'))} → {loads_text(machine.get('load_after'))}"
+        )
+        lines.append(
+            f"| {data.get('preset') or preset} | `{record.get('revision')}` | "
+            f"{record.get('python')} | {record.get('django')} | {record.get('postgresql')} | "
+            f"{record.get('redis')} | `{data.get('digest')}` | "
+            f"{sum((data.get('rows') or {}).values()):,} | {machine.get('cores')} | "
+            f"{loads} | {record.get('rounds')} |"
+        )
+    for preset, document in results["compare"].items():
+        data = (document.get("provenance") or {}).get("data_set") or {}
+        if data.get("rows"):
+            rows = ", ".join(f"{t} {n:,}" for t, n in data["rows"].items())
+            lines += ["", f"Rows at {preset} (seed: {data.get('seed')}): {rows}."]
+    return lines
+
+
+def loads_text(values: list[float] | None) -> str:
+    return "/".join(f"{value:.2f}" for value in values) if values else "-"
+
+
+def provenance_summary(results: dict) -> str:
+    """One sentence for the README: revision, versions, data digest, loads."""
+    record = (results["compare"].get("workshop") or {}).get("provenance")
+    if not record or missing_fields(record):
+        return "Provenance: not recorded with these results."
+    machine = record["machine"]
+    return (
+        f"Provenance: revision `{record['revision']}`, Python {record['python']}, "
+        f"Django {record['django']}, PostgreSQL {record['postgresql']}, Redis {record['redis']}; "
+        f"workshop data digest `{record['data_set']['digest']}`; {machine['cores']} cores, "
+        f"load {loads_text(machine['load_before'])} before and "
+        f"{loads_text(machine['load_after'])} after; {record['rounds']} rounds."
+    )
 
 
 def load_lines(results: dict) -> list[str]:
@@ -443,39 +639,46 @@ def readme_table(results: dict) -> str:
     large = {doc["slug"]: doc for doc in results["compare"].get("large", {}).get("lessons", [])}
     machine = results["machine"]
     techniques = lesson_techniques()
-    header = "| lesson | variant | queries | DB ms | total ms (workshop) |"
+    header = "| lesson | variant | queries | DB ms | total ms [IQR] (workshop) |"
     rule = "|---|---|---|---|---|"
     if large:
-        header += " total ms (large) |"
+        header += " total ms [IQR] (large) |"
         rule += "---|"
-    header += " payload | peak memory | x faster (workshop) |"
+    header += " payload | peak memory | naive / variant [95% interval] (workshop) |"
     rule += "---|---|---|"
     lines = [
         f"Measured by `make bench` on {results['date'][:10]} ({machine['cores']} cores, "
         f"PostgreSQL {machine['postgresql'].split()[0]}): `manage.py compare --rounds "
-        f"{results['rounds']}` medians, in-process, Silk off, at the `workshop` preset"
+        f"{results['rounds']}` medians with their interquartile range and each ratio's 95% "
+        'bootstrap interval ("no measurable difference" when it includes 1.0), in-process, '
+        "Silk off, at the `workshop` preset"
         + (" and, for the messaging lessons, the `large` preset" if large else "")
         + f"; load average {', '.join(str(v) for v in results.get('load_average', []))}"
         + ("" if results.get("quiet", {}).get("quiet", True) else " (busy machine)")
-        + ". Details and seeding figures: [docs/BENCHMARKS.md](docs/BENCHMARKS.md).",
+        + ". Rule, provenance and seeding figures: [docs/BENCHMARKS.md](docs/BENCHMARKS.md).",
+        "",
+        provenance_summary(results),
         "",
         header,
         rule,
     ]
     for lesson in workshop["lessons"]:
-        for index, row in enumerate(lesson["variants"]):
+        for index, (label, row, key) in enumerate(variant_lines(lesson)):
+            done = key == "done"
             name = f"{lesson['slug']} — {techniques.get(lesson['slug'], '')}".rstrip(" —")
-            cells = [name if index == 0 else "", row["variant"], number(row["queries"], 0)]
-            cells += [number(row["db_ms"]), number(row["total_ms"])]
+            cells = [name if index == 0 else "", label]
+            cells += ["", ""] if done else [number(row["queries"], 0), number(row["db_ms"])]
+            cells.append(median_and_iqr(row, key))
             if large:
                 match = [
                     r
                     for r in large.get(lesson["slug"], {}).get("variants", [])
                     if r["variant"] == row["variant"]
                 ]
-                cells.append(number(match[0]["total_ms"]) if match else "-")
+                cells.append(median_and_iqr(match[0], key) if match else "-")
             peak = f"{number(row['peak_kb'] / 1024)} MB" if row.get("peak_kb") else "-"
-            cells += [size(row["bytes"]), peak, f"{number(row['speedup'])}x"]
+            cells += ["", ""] if done else [size(row["bytes"]), peak]
+            cells.append(ratio_text(row, key))
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

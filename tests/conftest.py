@@ -58,6 +58,14 @@ def api_client():
 
 
 @pytest.fixture(autouse=True)
+def _tasks_immediate(settings):
+    """django.tasks jobs run in-process (ImmediateBackend), as Celery's eager mode; a test
+    with the real `db_worker` sets the database backend back (tests/workers.py)."""
+    immediate = "django.tasks.backends.immediate.ImmediateBackend"
+    settings.TASKS = {"default": {**settings.TASKS["default"], "BACKEND": immediate}}
+
+
+@pytest.fixture(autouse=True)
 def _celery_eager():
     """Celery jobs run in-process, unless a test starts a real worker (tests/workers.py)."""
     from config.celery import app

@@ -97,3 +97,43 @@ def celery_worker(
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # the worker and its pool processes
         process.wait(timeout=10)
+
+
+@contextmanager
+def tasks_db_worker(tmp_path: Path, *, queues: str = "reports") -> Iterator[Worker]:
+    """django-tasks-db's `manage.py db_worker` on the test database, killed at the end.
+
+    It polls the task table every 0.1 s here (the Procfile's worker: its default 1 s).
+    """
+    assert not connection.in_atomic_block, "a real worker needs committed data: transaction=True"
+    log = tmp_path / "db_worker.log"
+    worker_env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "WEAVE_PROFILING": "0",
+        "DJANGO_CONN_MAX_AGE": "0",
+        "WEAVE_SUITE": "1",
+    }
+    command = [sys.executable, "manage.py", "db_worker", "--queue-name", queues, "--no-reload"]
+    command += ["--interval", "0.1", "--no-startup-delay"]
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command,
+            env=worker_env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=settings.BASE_DIR,
+        )
+    worker = Worker(process=process, log=log)
+    try:
+        wait_for(
+            lambda: "Starting worker" in worker.output() or process.poll() is not None,
+            timeout=STARTUP_TIMEOUT,
+            message="db_worker start",
+        )
+        assert process.poll() is None, worker.output()
+        yield worker
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)

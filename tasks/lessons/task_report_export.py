@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import APIException
@@ -227,6 +228,31 @@ def report_request_offloaded(*, organization: Organization, user) -> ReportJob:
     )
 
 
+# --- The same job through Django's tasks framework (django.tasks) -------------
+# Django 6's `@task` + `.enqueue()`, run by django-tasks-db's `db_worker`: the queue is
+# a table in PostgreSQL (no broker), polled by the worker (latency up to its interval).
+FRAMEWORK_REPORT_JOB = "tasks.framework_jobs.report_export"
+
+
+def report_enqueue_tasks_framework(job: ReportJob) -> None:
+    # By name, as report_enqueue: tasks/framework_jobs.py imports this module.
+    import_string(FRAMEWORK_REPORT_JOB).enqueue(job.pk)
+
+
+def report_request_tasks_framework(*, organization: Organization, user) -> ReportJob:
+    """The tasks-framework tier: the same row, and a task row after COMMIT.
+
+    After COMMIT as the Celery tier, though with the database backend an enqueue inside
+    the transaction would commit with the job (an outbox for free): on_commit keeps the
+    code right for any backend (ImmediateBackend would run the job before COMMIT).
+    """
+    return save_then_enqueue(
+        lambda: report_job_create(organization=organization, user=user),
+        report_enqueue_tasks_framework,
+        lambda job: job.delete(),
+    )
+
+
 class ReportExportView(TenantAPIView):
     def organization(self, request):
         body = validated_body(request, OrganizationBody)
@@ -244,6 +270,16 @@ class ReportOffloadedView(ReportExportView):
     @extend_schema(request=OrganizationBody, responses={202: ReportJobSerializer})
     def post(self, request):
         job = report_request_offloaded(organization=self.organization(request), user=request.user)
+        url = reverse("tasks:report", kwargs={"pk": job.pk})
+        return Response(ReportJobSerializer(job).data, status=202, headers={"Location": url})
+
+
+class ReportTasksFrameworkView(ReportExportView):
+    @extend_schema(request=OrganizationBody, responses={202: ReportJobSerializer})
+    def post(self, request):
+        job = report_request_tasks_framework(
+            organization=self.organization(request), user=request.user
+        )
         url = reverse("tasks:report", kwargs={"pk": job.pk})
         return Response(ReportJobSerializer(job).data, status=202, headers={"Location": url})
 
@@ -277,8 +313,28 @@ def report_query():
     return report_rows_queryset(demo_organization().pk)
 
 
-MAIN_QUERIES = {"naive": report_query, "optimized": report_query}
+MAIN_QUERIES = {
+    "naive": report_query,
+    "optimized": report_query,
+    "tasks_framework": report_query,
+}
 
+
+NOTES = (
+    "GET the job URL for status and progress; its 'download' link appears when done. "
+    # The tasks_framework tier: what Django's own tasks framework gives and costs.
+    "tasks_framework runs the same job through Django's tasks framework (@task, .enqueue() "
+    "after COMMIT) and django-tasks-db's db_worker. It gives: no broker (the task is a row "
+    "in PostgreSQL, backed up and inspected with the data), Django's own API, whose "
+    "backend a setting swaps. It costs: the worker polls (every 1 s by default), so a job "
+    "waits up to that long to start; no retries, time limits or routing beyond a queue "
+    "name; no redelivery (a worker killed mid-job leaves its task RUNNING and the report "
+    "unfinished, where Celery's acks_late runs it again); one worker process more beside "
+    "Celery's. Measured once on a busy 2-core machine (load 13), `manage.py offload_latency "
+    "--rounds 5`, 557 rows, medians: enqueue 34.5 ms (Celery) vs 29.1 ms (tasks framework); "
+    "until done 288 ms vs 817 ms, the difference being the poll. In the request the task "
+    "row is one query more (4 vs 3: its INSERT, committed on its own after the job's)."
+)
 
 lesson = register(
     Lesson(
@@ -295,6 +351,11 @@ lesson = register(
                 ReportOffloadedView.as_view(),
                 "202 + job URL; Celery builds the file (queue 'reports', acks_late)",
             ),
+            Variant(
+                "tasks_framework",
+                ReportTasksFrameworkView.as_view(),
+                "202 + job URL; django.tasks row in PostgreSQL, db_worker builds the file",
+            ),
         ),
         query_budget=5,
         # The lesson is where the report is built (a worker), not its query count.
@@ -307,6 +368,6 @@ lesson = register(
         auth=True,
         demo_context=demo_context,
         final_state=final_state,
-        notes="GET the job URL for status and progress; its 'download' link appears when done.",
+        notes=NOTES,
     )
 )

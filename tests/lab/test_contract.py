@@ -28,15 +28,15 @@ from its threshold on (one lazy fetch passes). Neither sees a `.count()` or an
 from __future__ import annotations
 
 import sys
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 
 import pytest
-from django.core.cache import cache
-from django.db import transaction
 from django.utils.html import escape
 
+from lab import contract
+from lab.contract import calls_at_scale, explain_count, request_queries
 from lab.lessons import Lesson, Story, all_lessons
-from lab.probe import Probe, call_variant
+from lab.probe import Probe
 from tests.fetchmodes import fetch_raise
 
 LESSONS = all_lessons()
@@ -53,23 +53,13 @@ def slug(lesson: Lesson) -> str:
 def probe_at_scale(
     lesson: Lesson, variant: str, size: int, guard: AbstractContextManager | None = None
 ) -> Probe:
-    """Build data of `size`, call the variant cold (inside `guard`), roll the data back."""
-    with transaction.atomic():
-        context = lesson.build_data(size)
-        cache.clear()
-        with guard or nullcontext():
-            probe = call_variant(lesson, variant, context=context, keep_sql=True)
-        transaction.set_rollback(True)
+    """Build data of `size`, call the variant cold (inside `guard`), roll the data back
+    (lab.contract)."""
+    probe = contract.probe_at_scale(lesson, variant, size, guard=guard)
     assert probe.status < 300, (
         f"{lesson.slug}/{variant} answered {probe.status}: {probe.body[:500]!r}"
     )
     return probe
-
-
-def explain_count(probe: Probe) -> str:
-    return f"{probe.queries.count} queries:\n" + "\n".join(
-        f"  {index}. {sql[:300]}" for index, sql in enumerate(probe.queries.statements, start=1)
-    )
 
 
 def test_registry_is_not_empty():
@@ -78,11 +68,10 @@ def test_registry_is_not_empty():
 
 @pytest.mark.parametrize("lesson", READ_LESSONS, ids=slug)
 def test_every_variant_returns_the_same_payload(lesson: Lesson):
-    context = lesson.build_data(lesson.scales[0])
+    calls = calls_at_scale(lesson, lesson.variant_names, lesson.scales[0])
     payloads, raw = {}, {}
-    for variant in lesson.variant_names:
-        cache.clear()
-        probe = call_variant(lesson, variant, context=context)
+    for variant, call in calls.items():
+        probe = call.probe
         assert probe.status == 200, f"{variant}: {probe.status} {probe.body[:500]!r}"
         raw[variant] = probe.payload()
         payloads[variant] = lesson.comparable(raw[variant])
@@ -143,12 +132,6 @@ def test_a_tier_beyond_optimized_fetches_nothing_lazily(lesson: Lesson, variant:
     assert probe.status < 300
 
 
-def request_queries(probe: Probe) -> int:
-    """The request's own statements: a write's atomic block is a SAVEPOINT here only
-    because the test holds an outer transaction (QueryLog.savepoints)."""
-    return probe.queries.count - probe.queries.savepoints
-
-
 @pytest.mark.parametrize("lesson", [lesson for lesson in LESSONS if lesson.naive_grows], ids=slug)
 def test_naive_query_count_grows_with_the_data(lesson: Lesson):
     small, large = lesson.scales
@@ -201,13 +184,10 @@ def test_the_page_the_api_and_the_schema_tell_the_story(lesson: Lesson, client):
 @pytest.mark.parametrize("lesson", WRITE_LESSONS, ids=slug)
 def test_write_variants_leave_the_same_final_state(lesson: Lesson):
     states = {}
-    for variant in lesson.variant_names:
-        with transaction.atomic():
-            context = lesson.build_data(lesson.scales[0])
-            probe = call_variant(lesson, variant, context=context)
-            assert probe.status < 300, f"{variant}: {probe.status} {probe.body[:500]!r}"
-            states[variant] = lesson.final_state(context)
-            transaction.set_rollback(True)
+    for variant, call in calls_at_scale(lesson, lesson.variant_names, lesson.scales[0]).items():
+        probe = call.probe
+        assert probe.status < 300, f"{variant}: {probe.status} {probe.body[:500]!r}"
+        states[variant] = call.final_state
     naive = states.pop("naive")
     for variant, state in states.items():
         assert state == naive, f"{lesson.slug}: {variant} leaves a different final state"

@@ -51,19 +51,23 @@ def temporary_lesson():
         registry._registry.pop(slug)
 
 
+def record_ratio(speedup: float, interval: list[float] | None) -> None:
+    optimized = {"variant": "optimized", "speedup": speedup, "query_ratio": 101}
+    result = {"slug": LATEST.slug, "variants": [{**optimized, "speedup_ci": interval}]}
+    Measurement.record(result, source="command", rounds=5)
+
+
 def test_catalogue_lists_lessons_with_their_last_ratio(client, messages):
-    Measurement.record(
-        {
-            "slug": LATEST.slug,
-            "variants": [{"variant": "optimized", "speedup": 9.5, "query_ratio": 101}],
-        },
-        source="command",
-        rounds=5,
-    )
+    record_ratio(9.5, [8.9, 10.2])
     response = client.get("/")
     assert response.status_code == 200
     assert f'data-slug="{LATEST.slug}"' in response.text
-    assert "<strong>9.5\N{MULTIPLICATION SIGN}</strong> faster" in response.text
+    assert "<strong>9.5x faster [8.90, 10.2]</strong>" in response.text
+    # A ratio whose interval includes 1.0 is no difference, whatever its median says.
+    record_ratio(1.2, [0.9, 1.4])
+    text = client.get("/").text
+    assert "<strong>no measurable difference [0.90, 1.40]</strong>" in text
+    assert "1.2x faster" not in text
 
 
 def test_catalogue_filters_by_query_string_without_javascript(client, temporary_lesson):
@@ -129,11 +133,26 @@ def demo_mode(settings):
     settings.DEBUG = True
 
 
+def live_comparison(client, slug: str, rounds) -> tuple:
+    """POST starts the job (202 + its status URL); the status URL gives its document."""
+    started = client.post(f"/lessons/{slug}/compare/", {"rounds": rounds})
+    if started.status_code != 202:
+        return started, None
+    return started, client.get(started.json()["status_url"])
+
+
 def test_live_comparison_returns_medians_and_records_them(client, messages, demo_mode):
-    response = client.post(f"/lessons/{LATEST.slug}/compare/", {"rounds": 2})
-    assert response.status_code == 200, response.content
-    result = response.json()
+    started, status = live_comparison(client, LATEST.slug, 2)
+    assert started.status_code == 202, started.content
+    assert status.status_code == 200
+    result = status.json()
+    # The job ran (eagerly here; a worker in demo mode) every round, then recorded.
+    assert (result["state"], result["rounds_done"], result["rounds"]) == ("done", 2, 2)
     assert [row["variant"] for row in result["variants"]] == ["naive", "fetch_peers", "optimized"]
+    # Each variant's spread and the ratio's interval, as `manage.py compare` gives them.
+    optimized = result["variants"][2]
+    assert optimized["total_p25"] <= optimized["total_ms"] <= optimized["total_p75"]
+    assert len(optimized["speedup_ci"]) == 2 and optimized["rounds"] == 2
     # 1 query for the messages + 3 for their senders; 1 + 1 for all senders (FETCH_PEERS);
     # 1 JOIN.
     assert [row["queries"] for row in result["variants"]] == [4, 2, 1]
@@ -152,16 +171,54 @@ def test_live_comparison_errors_are_json(admin_client, temporary_lesson):
     assert admin_client.get(f"/lessons/{LATEST.slug}/compare/").status_code == 405
     assert admin_client.post("/lessons/no-such-lesson/compare/").json()["status"] == 404
     broken = temporary_lesson(slug="broken-lesson", demo_context=lambda: 1 / 0)
-    failed = admin_client.post(f"/lessons/{broken.slug}/compare/")
-    assert failed.status_code == 500
+    started, failed = live_comparison(admin_client, broken.slug, 1)
+    assert started.status_code == 202
+    assert failed.json()["state"] == "failed"
     assert "ZeroDivisionError" in failed.json()["detail"]
+    # An unknown job is a JSON 404.
+    unknown = admin_client.get(f"/lessons/{LATEST.slug}/compare/{'0' * 32}/")
+    assert unknown.status_code == 404 and unknown.json()["detail"]
+
+
+def test_the_lesson_page_shows_an_offloading_lessons_time_until_done(client):
+    naive = {"variant": "naive", "queries": 6, "db_ms": 50.0, "total_ms": 2300.0, "bytes": 27}
+    naive |= {"query_ratio": 1.0}
+    optimized = {**naive, "variant": "optimized", "total_ms": 42.0, "speedup": 54.8}
+    optimized |= {"speedup_ci": [21.8, 65.8], "done_ms": 2500.0, "done_speedup": 0.92}
+    optimized |= {"done_speedup_ci": [0.37, 2.68]}
+    result = {"slug": "message-notify", "variants": [naive | {"speedup": 1.0}, optimized]}
+    Measurement.record(result, source="command", rounds=3)
+    text = client.get("/lessons/message-notify/").text
+    assert "54.8x faster [21.8, 65.8]" in text  # until the response
+    assert "until the work is done (worker's share included): 2500.0 ms, " in text
+    assert "no measurable difference [0.37, 2.68]" in text
+
+
+def test_the_progress_reports_rounds_time_left_and_running_figures(
+    client, messages, demo_mode, monkeypatch
+):
+    from lab import jobs
+
+    seen = []
+    real = jobs.write_progress
+    monkeypatch.setattr(
+        jobs, "write_progress", lambda job, doc: (seen.append(dict(doc)), real(job, doc))
+    )
+    live_comparison(client, LATEST.slug, 3)
+    running = [doc for doc in seen if doc["state"] == "running" and doc["rounds_done"]]
+    # After each round: rounds done of total, the time left, each variant's running
+    # median and spread so far.
+    assert [doc["rounds_done"] for doc in running] == [1, 2, 3]
+    assert running[0]["eta_s"] >= 0 and running[-1]["eta_s"] == 0
+    assert [row["rounds"] for row in running[0]["variants"]] == [1, 1, 1]
+    assert all("total_p25" in row for doc in running for row in doc["variants"])
 
 
 def test_outside_demo_mode_only_staff_may_compare(client, admin_client, messages):
     # DEBUG is off here, as in production: anonymous users are refused, staff measure.
     refused = client.post(f"/lessons/{LATEST.slug}/compare/", {"rounds": 1})
     assert refused.status_code == 403 and refused.json()["detail"]
-    assert admin_client.post(f"/lessons/{LATEST.slug}/compare/", {"rounds": 1}).status_code == 200
+    assert admin_client.post(f"/lessons/{LATEST.slug}/compare/", {"rounds": 1}).status_code == 202
 
 
 def test_compare_command_records_the_last_measurement(messages):

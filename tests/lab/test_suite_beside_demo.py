@@ -63,7 +63,7 @@ def demo_rows() -> tuple | None:
 def test_the_suite_and_the_demo_never_share_a_redis_database_or_a_queue():
     demo = role_urls(settings.REDIS_URL)
     assert set(demo.values()).isdisjoint(settings.REDIS_ROLE_URLS.values())
-    assert set(demo_queues()) == {"celery", "reports"}
+    assert set(demo_queues()) == {"celery", "reports", "compare"}
     assert set(demo_queues()).isdisjoint(settings.WEAVE_QUEUES.values())
     assert settings.DATABASES["default"]["NAME"].startswith("test_")
 

@@ -103,7 +103,8 @@ def test_write_and_auth_lessons_say_how_to_run_them(tmp_path):
     for lesson in all_lessons():
         if lesson.kind == "write":
             assert f"make loadtest LESSONS={lesson.slug} WRITES=1" in guide
-    assert "`/tasks/login/` as `member0001`" in guide
+    # The member signs in from the lesson page (its link), with the seeded password.
+    assert "*sign in as member0001* link (password `weave-demo`" in guide
     # The scenarios come from the lessons that declare them (Lesson.load.scenario).
     for lesson in all_lessons():
         if lesson.load.scenario:

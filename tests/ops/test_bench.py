@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -9,6 +10,28 @@ import pytest
 from lab.lessons import all_lessons, get_lesson
 from ops import bench
 from ops.management.commands.workshop_guide import compare_section, load_compare
+
+PROVENANCE = {
+    "revision": "0123456789ab",
+    "python": "3.13.0",
+    "django": "6.1.3",
+    "postgresql": "18.6",
+    "redis": "7.0.15",
+    "data_set": {
+        "preset": "workshop",
+        "seed": "random.Random('weave:<app>:<preset>') per app (lab/seeding.py)",
+        "rows": {"weave_message": 100_000, "weave_person": 1_000},
+        "digest": "3c0360c14ef55a4d",
+    },
+    "machine": {
+        "cores": 2,
+        "platform": "Linux",
+        "load_before": [0.5, 0.4, 0.3],
+        "load_after": [0.6, 0.4, 0.3],
+    },
+    "rule": "each round, every variant 2 calls back to back, the first unmeasured",
+    "rounds": 7,
+}
 
 RESULTS = {
     "date": "2026-01-02T03:04:05+00:00",
@@ -27,30 +50,48 @@ RESULTS = {
     ],
     "compare": {
         "workshop": {
+            "provenance": PROVENANCE,
             "lessons": [
                 {
                     "slug": "latest-messages",
+                    "kind": "read",
+                    "cold_ms": {"naive": 140.2, "optimized": 31.5},
+                    "payloads": {"equal": True, "detail": "2 variants equal"},
                     "variants": [
                         {
                             "variant": "naive",
                             "queries": 101,
                             "db_ms": 30.0,
                             "total_ms": 70.4,
+                            "total_p25": 69.0,
+                            "total_p75": 72.5,
                             "bytes": 21824,
                             "speedup": 1.0,
+                            "speedup_ci": None,
+                            "speedup_verdict": None,
+                            "discarded_ms": 71.0,
+                            "discarded_ratio": 1.01,
+                            "discarded_ratio_ci": [0.97, 1.05],
                         },
                         {
                             "variant": "optimized",
                             "queries": 1,
                             "db_ms": 0.9,
                             "total_ms": 8.6,
+                            "total_p25": 8.4,
+                            "total_p75": 8.9,
                             "bytes": 21824,
                             "speedup": 8.2,
+                            "speedup_ci": [7.93, 8.61],
+                            "speedup_verdict": "faster",
                             "peak_kb": 2048.0,
+                            "discarded_ms": 12.9,
+                            "discarded_ratio": 1.5,
+                            "discarded_ratio_ci": [1.31, 1.72],
                         },
                     ],
                 }
-            ]
+            ],
         }
     },
     "loadtest": {"ran": False, "reason": "not on this branch"},
@@ -65,11 +106,17 @@ def test_readme_block_between_the_markers_is_rewritten(tmp_path, monkeypatch):
     text = readme.read_text()
     assert "old table" not in text and text.startswith("intro\n") and text.endswith("outro\n")
     assert (
-        "| latest-messages — select_related; FETCH_PEERS | naive | 101 | 30.0 | 70.4 | 21.8 kB | - "
-        "| 1.0x |" in text
+        "| latest-messages — select_related; FETCH_PEERS | naive | 101 | 30.0 | 70.4 [69.0-72.5] "
+        "| 21.8 kB | - | 1.0x |" in text
     )
-    # Peak memory where the lesson measures it (Lesson.measures_memory), "-" elsewhere.
-    assert "|  | optimized | 1 | 0.9 | 8.6 | 21.8 kB | 2.0 MB | 8.2x |" in text
+    # Peak memory where the lesson measures it (Lesson.measures_memory), "-" elsewhere;
+    # every ratio with its 95% interval.
+    assert (
+        "|  | optimized | 1 | 0.9 | 8.6 [8.4-8.9] | 21.8 kB | 2.0 MB | 8.2x faster [7.93, 8.61] |"
+        in text
+    )
+    # The provenance once, above the table.
+    assert "revision `0123456789ab`" in text and "digest `3c0360c14ef55a4d`" in text
 
 
 def test_readme_without_markers_is_refused(tmp_path, monkeypatch):
@@ -85,8 +132,82 @@ def test_report_names_machine_commands_seeding_and_ratios():
     assert "| 2 | - | 8.0 GB | 3.11.7 | 5.2.19 | 15.20 (Debian) | Linux |" in text
     assert "make bench" in text and "--rounds 7" in text
     assert "| small | 10 | 2.5 | 1.1 | 83 | t 10 |" in text
-    assert "| optimized | 1 | 0.9 | 8.6 | 21,824 | 2,048 | 8.2x |" in text
+    assert (
+        "| optimized | 1 | 0.9 | 8.6 [8.4-8.9] | 21,824 | 2,048 | 8.2x faster [7.93, 8.61] "
+        "| 31.5 |" in text  # the cold first visit apart, labelled, in no median
+    )
     assert "Not run: not on this branch" in text
+    # The rule, and the evidence each run measures for it: the discarded first calls.
+    assert "## The measurement rule" in text and "2 calls back to back" in text
+    assert "| latest-messages | optimized | 12.90 | 8.60 | 1.50x faster [1.31, 1.72] |" in text
+    # Provenance: revision, versions, data digest and rows, cores, loads, rounds.
+    assert (
+        "| workshop | `0123456789ab` | 3.13.0 | 6.1.3 | 18.6 | 7.0.15 | `3c0360c14ef55a4d` "
+        "| 101,000 | 2 | 0.50/0.40/0.30 → 0.60/0.40/0.30 | 7 |" in text
+    )
+
+
+def with_optimized(**changes) -> dict:
+    results = copy.deepcopy(RESULTS)
+    results["compare"]["workshop"]["lessons"][0]["variants"][1].update(changes)
+    return results
+
+
+def test_complete_results_may_be_published():
+    assert bench.publish_problems(RESULTS) == []
+
+
+def test_results_without_provenance_are_refused():
+    results = copy.deepcopy(RESULTS)
+    del results["compare"]["workshop"]["provenance"]
+    assert bench.publish_problems(results) == ["workshop: provenance lacks provenance"]
+    results["compare"]["workshop"]["provenance"] = {**PROVENANCE, "redis": None}
+    results["compare"]["workshop"]["provenance"]["machine"] = {"cores": 2}
+    assert bench.publish_problems(results) == [
+        "workshop: provenance lacks redis, machine.load_before, machine.load_after"
+    ]
+
+
+def test_a_faster_ratio_whose_interval_includes_one_is_refused():
+    # Stored as "faster" although its interval holds 1.0: refused.
+    results = with_optimized(speedup=1.1, speedup_ci=[0.96, 1.27], speedup_verdict="faster")
+    [problem] = bench.publish_problems(results)
+    assert "says 'faster' but its interval [0.96, 1.27] says 'no measurable difference'" in problem
+    # Consistent, it is published as no measurable difference, never as "x faster".
+    results = with_optimized(
+        speedup=1.1, speedup_ci=[0.96, 1.27], speedup_verdict="no measurable difference"
+    )
+    assert bench.publish_problems(results) == []
+    table = bench.readme_table(results)
+    assert "no measurable difference [0.96, 1.27]" in table and "x faster" not in table
+    # A ratio without its interval is refused too.
+    assert bench.publish_problems(with_optimized(speedup_ci=None)) == [
+        "workshop/latest-messages/optimized: speedup without its 95% interval"
+    ]
+
+
+def test_a_rendered_faster_with_an_interval_from_one_is_refused(monkeypatch):
+    # The documents are checked as rendered, not only the data they come from.
+    monkeypatch.setattr(bench, "ratio_text", lambda row, key="total": "1.1x faster [0.96, 1.27]")
+    assert any("rendered as faster" in p for p in bench.publish_problems(RESULTS))
+
+
+def test_an_offloading_lesson_is_published_until_response_and_until_done():
+    results = with_optimized(
+        done_ms=120.0,
+        done_p25=110.0,
+        done_p75=130.0,
+        done_speedup=0.8,
+        done_speedup_ci=[0.7, 0.9],
+        done_speedup_verdict="slower",
+    )
+    naive = results["compare"]["workshop"]["lessons"][0]["variants"][0]
+    naive.update(done_ms=96.0, done_p25=90.0, done_p75=99.0, done_speedup=1.0)
+    assert bench.publish_problems(results) == []
+    table = bench.readme_table(results)
+    assert "| optimized, response | 1 |" in table
+    assert "|  | optimized, until done |  |  | 120.0 [110.0-130.0] |" in table
+    assert "0.8x slower [0.70, 0.90] |" in table
 
 
 def test_bench_uses_its_own_database(monkeypatch):
@@ -140,7 +261,10 @@ def test_the_guide_shows_peak_memory_only_for_lessons_that_measure_it():
     rows = RESULTS["compare"]["workshop"]["lessons"][0]["variants"]
     lesson = get_lesson("latest-messages")
     with_memory = "\n".join(compare_section(lesson, rows, {"rounds": 7}))
-    assert "| optimized | 1 | 0.9 | 8.6 | 21,824 | 2,048 KB | 8.2x |" in with_memory
+    assert (
+        "| optimized | 1 | 0.9 | 8.6 | 21,824 | 2,048 KB | 8.2x faster [7.93, 8.61] |"
+        in with_memory
+    )
     assert "| naive | 101 | 30.0 | 70.4 | 21,824 | - | 1.0x |" in with_memory
     without = [{k: v for k, v in row.items() if k != "peak_kb"} for row in rows]
     assert "peak memory" not in "\n".join(compare_section(lesson, without, {"rounds": 7}))

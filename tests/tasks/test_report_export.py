@@ -1,4 +1,4 @@
-"""Report export: built in the request vs a Celery job (eager here; real worker below)."""
+"""Report export: in the request, a Celery job, a django.tasks job (eager; real workers below)."""
 
 import csv
 import io
@@ -8,6 +8,7 @@ import signal
 import pytest
 from celery.result import AsyncResult
 from django.db import transaction
+from django_tasks_db.models import DBTaskResult
 
 from config.celery import app
 from tasks.jobs import report_export
@@ -19,9 +20,11 @@ from tasks.lessons.task_report_export import (
 )
 from tasks.models import ReportJob
 from tasks.sample import make_members, make_organization, make_tasks
-from tests.workers import celery_worker, wait_for
+from tests.workers import celery_worker, tasks_db_worker, wait_for
 
 URL = "/lessons/task-report-export/{}/"
+DATABASE_BACKEND = "django_tasks_db.DatabaseBackend"
+FRAMEWORK_JOB = "tasks.framework_jobs.report_export"
 
 
 @pytest.fixture
@@ -235,3 +238,56 @@ def test_transient_error_retries_with_backoff(tmp_path):
     job.refresh_from_db()
     assert job.retries >= 1
     assert job.attempts == 1  # the failed claims never started the job
+
+
+# --- The tasks_framework tier: django.tasks + django-tasks-db --------------------
+
+
+def test_tasks_framework_answers_202_then_the_job_is_done(
+    member, api_client, django_capture_on_commit_callbacks
+):
+    # ImmediateBackend here (tests/conftest.py): the job runs in-process at the enqueue.
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = post_report(api_client, member, "tasks_framework")
+        assert ReportJob.objects.get().status == "pending"  # nothing runs before COMMIT
+    assert response.status_code == 202
+    assert len(callbacks) == 1
+    callbacks[0]()  # the COMMIT: enqueue, and the immediate backend runs the job
+    job = api_client.get(response["Location"]).json()
+    assert (job["status"], job["progress"], job["rows"]) == ("done", 100, 30)
+    download = api_client.get(job["download"])
+    naive = post_report(api_client, member, "naive").content.decode()
+    assert csv_rows(download.content.decode())[1:] == csv_rows(naive)[1:]
+
+
+def test_tasks_framework_failed_job_says_why(
+    member, api_client, settings, django_capture_on_commit_callbacks
+):
+    settings.TASKS_REPORT_MAX_ROWS = 10
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_report(api_client, member, "tasks_framework")
+    job = api_client.get(response["Location"]).json()
+    assert (job["status"], job["error"]) == ("failed", "The report has 30 rows; the limit is 10.")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_real_db_worker_builds_the_report_from_a_task_row(api_client, settings, tmp_path):
+    settings.TASKS = {"default": {"BACKEND": DATABASE_BACKEND, "QUEUES": ["reports"]}}
+    member = big_organization_member(50)
+    # No Celery worker runs: only the db_worker can build it, from the row in PostgreSQL.
+    with tasks_db_worker(tmp_path) as worker:
+        response = post_report(api_client, member, "tasks_framework")
+        assert response.status_code == 202
+        pk = response.json()["id"]
+        task_row = DBTaskResult.objects.get()  # enqueued once, after COMMIT
+        assert (task_row.task_path, task_row.args_kwargs["args"]) == (FRAMEWORK_JOB, [pk])
+        wait_for(lambda: job_status(pk) == "done", timeout=20, message=worker.output())
+        wait_for(
+            lambda: DBTaskResult.objects.get().status == "SUCCESSFUL",
+            timeout=10,
+            message=worker.output(),
+        )
+    assert DBTaskResult.objects.get().return_value == "done"
+    download = api_client.get(f"/tasks/api/reports/{pk}/download/")
+    assert len(csv_rows(download.content.decode())) == 1 + 50

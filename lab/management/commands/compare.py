@@ -1,15 +1,19 @@
 """`manage.py compare [slug ...] [--rounds N] [--json FILE] [--memory]`.
 
-Runs every variant of each lesson in turn, alternating (naive, optimized, naive,
-...) so that drift in the machine's load hits every variant alike, in-process with
-Silk, the toolbar and Django's query log off, and prints medians and the ratio to
-the naive variant. A cheap read is timed right after an untimed call of its own,
-not after the other variant's wait (lab.comparison.WARM_UP_UNDER_MS). Write
+Measures every variant of each lesson under one rule (lab.comparison.RULE): a cold
+first visit each, reported apart; then rounds in which every variant makes two calls
+back to back, the first unmeasured, the order reversed every other round; in-process
+with Silk, the toolbar and Django's query log off. It prints each variant's median
+and interquartile range, and each ratio to the naive variant with its 95% bootstrap
+interval ("no measurable difference" when the interval includes 1.0). Write
 variants commit for real on a copy of the seeded database restored before every
-call (lab.comparison.ScratchDatabase): their COMMIT and their on_commit publish are
-in the figures. Then one line per lesson: are the variants' payloads (a write
-lesson's final state) equal on the seeded data, and is the optimized variant within
-its query budget.
+turn (lab.comparison.ScratchDatabase), their mail goes over SMTP to a local server
+that counts it (lab.smtp_sink), and a lesson that hands work to a worker is measured
+twice: until its response, and until the work is done. Then one line per lesson:
+are the variants' payloads (a write lesson's final state) equal on the seeded data,
+is the optimized variant within its query budget, the mails received, the cold
+first visits. `--json` adds the provenance (lab.provenance): revision, versions,
+data set, machine load before and after.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from django.core.management.base import BaseCommand, CommandError
 from lab.comparison import (
     COMMIT,
     ROLLBACK,
+    RULE,
     ScratchUnavailable,
     compare_lesson,
     format_checks,
@@ -30,6 +35,7 @@ from lab.comparison import (
 )
 from lab.lessons import all_lessons, get_lesson
 from lab.models import Measurement
+from lab.provenance import load_average, provenance
 
 
 class Command(BaseCommand):
@@ -50,6 +56,10 @@ class Command(BaseCommand):
             help="Measure write variants in a rolled-back transaction (no COMMIT, no publish).",
         )
         parser.add_argument(
+            "--preset",
+            help="The seed preset of this database, recorded in the provenance (make bench).",
+        )
+        parser.add_argument(
             "--no-record",
             dest="record",
             action="store_false",
@@ -57,11 +67,21 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *, slugs, rounds, json_path, memory, record=True, rollback_writes=False, **options
+        self,
+        *,
+        slugs,
+        rounds,
+        json_path,
+        memory,
+        record=True,
+        rollback_writes=False,
+        preset=None,
+        **options,
     ) -> None:
         if rounds < 1:
             raise CommandError("--rounds must be at least 1.")
         lessons = [self.lesson(slug) for slug in slugs] if slugs else all_lessons()
+        load_before = load_average()
         results = []
         for lesson in lessons:
             self.stderr.write(f"measuring {lesson.slug} ({', '.join(lesson.variant_names)})...")
@@ -75,7 +95,14 @@ class Command(BaseCommand):
         self.stdout.write(format_table(results))
         self.stdout.write(format_checks(results))
         if json_path:
-            document = {"machine": machine_info(), "rounds": rounds, "lessons": results}
+            document = {
+                "provenance": provenance(
+                    preset=preset, rule=RULE, rounds=rounds, load_before=load_before
+                ),
+                "machine": machine_info(),
+                "rounds": rounds,
+                "lessons": results,
+            }
             Path(json_path).write_text(json.dumps(document, indent=2) + "\n")
             self.stderr.write(f"wrote {json_path}")
 

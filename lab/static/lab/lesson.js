@@ -49,14 +49,28 @@
     holder.replaceChildren(chart);
   }
 
+  // As lab.spread.speedup_text publishes a ratio: with its 95% interval, and "no
+  // measurable difference" when the interval includes 1.0.
+  function bound(value) { return value < 10 ? value.toFixed(2) : value.toFixed(1); }
+  function ratioText(speedup, interval) {
+    if (speedup === null || speedup === undefined) return "-";
+    if (!interval) return speedup.toFixed(1) + "x";
+    const bounds = `[${bound(interval[0])}, ${bound(interval[1])}]`;
+    if (interval[0] > 1) return `${speedup.toFixed(1)}x faster ${bounds}`;
+    if (interval[1] < 1) return `${speedup.toFixed(1)}x slower ${bounds}`;
+    return `no measurable difference ${bounds}`;
+  }
+
   function fillTable(result) {
     const body = document.querySelector("#compare-table tbody");
     body.replaceChildren(...result.variants.map((row) => {
       const tr = document.createElement("tr");
-      const cells = [row.variant, row.queries.toFixed(0), row.db_ms.toFixed(1), row.total_ms.toFixed(1),
-        Math.round(row.bytes).toLocaleString("en"), row.speedup ? row.speedup.toFixed(1) + "×" : "-",
+      tr.dataset.variant = row.variant;
+      const iqr = row.total_p25 !== undefined ? `${row.total_p25.toFixed(1)}-${row.total_p75.toFixed(1)}` : "-";
+      const cells = [row.variant, row.queries.toFixed(0), row.db_ms.toFixed(1), row.total_ms.toFixed(1), iqr,
+        Math.round(row.bytes).toLocaleString("en"), ratioText(row.speedup, row.speedup_ci),
         // Against the variant before it: what one tier's change bought.
-        row.vs_previous ? row.vs_previous.toFixed(1) + "×" : "-",
+        ratioText(row.vs_previous, row.vs_previous_ci),
         // What Silk added while it recorded (the profiler lesson), never in queries/DB.
         row.silk_queries !== undefined ? `${row.silk_queries.toFixed(0)} queries · ${row.silk_ms.toFixed(1)} ms` : "-"];
       cells.forEach((text) => { const td = document.createElement("td"); td.textContent = text; tr.appendChild(td); });
@@ -83,6 +97,59 @@
   }
 
   // --- live comparison ------------------------------------------------------
+  // The POST starts a Celery job (lab/jobs.py) and answers 202 with its status URL;
+  // the page polls it: rounds done of total, the time left, the running figures.
+  const POLL_MS = 1000;
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  function showProgress(data) {
+    const box = document.getElementById("compare-progress");
+    const bar = document.getElementById("compare-progress-bar");
+    const text = document.getElementById("compare-progress-text");
+    box.hidden = false;
+    bar.max = data.rounds;
+    bar.value = data.rounds_done;
+    let line = `Round ${data.rounds_done} of ${data.rounds}`;
+    if (data.state === "queued") line = `Waiting for a worker (0 of ${data.rounds} rounds)`;
+    else if (data.rounds_done === 0) line += " (first visits and round 1 running)";
+    if (data.eta_s !== null && data.eta_s !== undefined && data.state === "running") {
+      line += ` · about ${Math.ceil(data.eta_s)} s left`;
+    }
+    line += ` · ${data.elapsed_s.toFixed(0)} s elapsed`;
+    text.textContent = line;
+    if (data.variants && data.variants.length) {
+      drawChart(data);
+      fillTable(data);
+      document.getElementById("compare-when").textContent =
+        `Running: ${data.rounds_done} of ${data.rounds} rounds so far; medians, IQR, 95% intervals.`;
+      document.getElementById("compare-result").hidden = false;
+    }
+  }
+
+  async function follow(statusUrl, status, errorBox) {
+    for (;;) {
+      await sleep(POLL_MS);
+      const response = await fetch(statusUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      const data = await readJson(response);
+      if (!response.ok) { showError(errorBox, data, response.status); status.textContent = "The comparison failed."; return; }
+      if (data.state === "failed") { showError(errorBox, data, 500); status.textContent = "The comparison failed."; return; }
+      showProgress(data);
+      if (data.state === "done") return finish(data, status);
+      status.textContent = "Measuring every variant on a worker…";
+    }
+  }
+
+  function finish(data, status) {
+    drawChart(data);
+    fillTable(data);
+    document.getElementById("compare-when").textContent =
+      `Measured just now: ${data.rounds} round${data.rounds === 1 ? "" : "s"} in ${data.elapsed_s.toFixed(0)} s; medians, IQR, 95% intervals.`;
+    document.getElementById("compare-result").hidden = false;
+    const optimized = data.variants.find((row) => row.variant === "optimized");
+    status.textContent = optimized && optimized.speedup
+      ? `optimized against naive: ${ratioText(optimized.speedup, optimized.speedup_ci)}.` : "Done.";
+  }
+
   const form = document.getElementById("compare-form");
   if (form) {
     form.addEventListener("submit", async (event) => {
@@ -92,7 +159,7 @@
       const errorBox = document.getElementById("compare-error");
       errorBox.hidden = true;
       button.disabled = true;
-      status.textContent = "Measuring every variant on the server…";
+      status.textContent = "Starting the comparison…";
       try {
         const response = await fetch(config.compareUrl, {
           method: "POST",
@@ -106,14 +173,8 @@
           status.textContent = "The comparison failed.";
           return;
         }
-        drawChart(data);
-        fillTable(data);
-        document.getElementById("compare-when").textContent =
-          `Measured just now: ${data.rounds} round${data.rounds === 1 ? "" : "s"}, medians.`;
-        document.getElementById("compare-result").hidden = false;
-        const optimized = data.variants.find((row) => row.variant === "optimized");
-        status.textContent = optimized && optimized.speedup
-          ? `optimized is ${optimized.speedup.toFixed(1)}× faster than naive.` : "Done.";
+        showProgress(data);
+        await follow(data.status_url, status, errorBox);
       } catch (error) {
         showError(errorBox, { detail: String(error) }, "network");
         status.textContent = "The comparison failed.";
@@ -134,8 +195,16 @@
     return params;
   }
 
+  // The example request as the API takes it: a GET's parameters in the query
+  // string, a POST's in its JSON body (the link is then the bare URL).
   function updateLinks() {
-    const query = currentParams().toString();
+    const params = currentParams();
+    if (config.method !== "GET") {
+      const body = JSON.stringify(Object.fromEntries(params));
+      document.querySelectorAll(".variant-body code").forEach((code) => { code.textContent = body; });
+      return;
+    }
+    const query = params.toString();
     document.querySelectorAll("a.variant-url").forEach((link) => {
       link.href = link.dataset.base + (query ? "?" + query : "");
       link.textContent = link.dataset.base + (query ? "?" + query : "");

@@ -1,11 +1,13 @@
 """`manage.py bench_count`: exact COUNT(*) vs `lab.pagination.estimated_count`, side by side.
 
 For the messages list unfiltered and under filters of several sizes: the median
-time of each (alternating, each timed call after an untimed one, `--rounds`), the
-ratio, the estimate's error, and the path the estimate took (exact, capped,
-reltuples, planner, live_tuples or tablesample; "+" when the count is a floor). Selective cases (a
-one-day range, a few threads) show that the estimate never loses where the exact
-count is cheap.
+time of each, measured under `manage.py compare`'s rule (lab.comparison.RULE: per
+round each count makes two calls back to back, the first unmeasured, and the order
+is reversed every other round; `--rounds`), the ratio with its 95% bootstrap
+interval ("no measurable difference" when it includes 1.0), the estimate's error,
+and the path the estimate took (exact, capped, reltuples, planner, live_tuples or
+tablesample; "+" when the count is a floor). Selective cases (a one-day range, a few
+threads) show that the estimate never loses where the exact count is cheap.
 """
 
 from __future__ import annotations
@@ -17,19 +19,33 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand
 from django.db.models import QuerySet
 
+from lab.comparison import CALLS_PER_TURN, RULE, round_order
 from lab.pagination import estimated_count
+from lab.spread import bootstrap_ratio, speedup_text
 from weave.lessons.message_count import message_list
 from weave.models import Person, Thread
 
 
 def timed(function):
-    # An unmeasured call first: timed right after the other count's wait, a call
-    # pays for waking idle CPUs (lab.comparison.WARM_UP_UNDER_MS), and that fell on
-    # the fast estimate only.
-    function()
+    # The rule of lab.comparison for both counts alike: calls back to back, the
+    # first unmeasured, the last timed.
+    for _ in range(CALLS_PER_TURN - 1):
+        function()
     started = time.perf_counter()
     value = function()
     return (time.perf_counter() - started) * 1000, value
+
+
+def measure_pair(queryset: QuerySet, rounds: int):
+    """Exact and estimated count, `rounds` turns each, order reversed every other round."""
+    calls = {"exact": queryset.count, "estimate": lambda: estimated_count(queryset)}
+    times = {"exact": [], "estimate": []}
+    values = {}
+    for index in range(rounds):
+        for name in round_order(list(calls), index):
+            ms, values[name] = timed(calls[name])
+            times[name].append(ms)
+    return times, values
 
 
 def lists_to_measure() -> dict[str, QuerySet]:
@@ -66,22 +82,20 @@ class Command(BaseCommand):
     def handle(self, *, rounds: int, **options) -> None:
         self.stdout.write(
             f"{'list':<18} {'exact':>9} {'estimate':>9} {'error':>7} {'path':>11}"
-            f" {'exact ms':>9} {'est. ms':>8} {'x faster':>8} {'est-exact':>9}"
+            f" {'exact ms':>9} {'est. ms':>8} {'est-exact':>9}  exact / estimate, 95% interval"
         )
         for label, queryset in lists_to_measure().items():
-            exact_ms, estimate_ms = [], []
-            for _ in range(rounds):
-                ms, exact = timed(queryset.count)
-                exact_ms.append(ms)
-                ms, result = timed(lambda queryset=queryset: estimated_count(queryset))
-                estimate_ms.append(ms)
-            exact_median = statistics.median(exact_ms)
-            estimate_median = statistics.median(estimate_ms)
+            times, values = measure_pair(queryset, rounds)
+            exact, result = values["exact"], values["estimate"]
+            exact_median = statistics.median(times["exact"])
+            estimate_median = statistics.median(times["estimate"])
             ratio = exact_median / estimate_median
+            interval = bootstrap_ratio(times["exact"], times["estimate"], seed=label)
             error = (result.value - exact) / exact * 100 if exact else 0.0
             path = result.method + ("+" if result.lower_bound else "")
             self.stdout.write(
                 f"{label:<18} {exact:>9,} {result.value:>9,} {error:>+6.2f}% {path:>11}"
-                f" {exact_median:>9.1f} {estimate_median:>8.1f} {ratio:>7.1f}x"
-                f" {estimate_median - exact_median:>+8.1f}"
+                f" {exact_median:>9.1f} {estimate_median:>8.1f}"
+                f" {estimate_median - exact_median:>+8.1f}  {speedup_text(ratio, interval)}"
             )
+        self.stdout.write(f"\n{rounds} rounds; rule: {RULE}")
