@@ -7,11 +7,15 @@ Three caches, every key carrying a *generation* number:
   stampede);
 - whole public pages (`cache_page`), one entry per normalized URL.
 
-Invalidation never deletes: it bumps a generation (an atomic INCR), and every key of
-the old one becomes unreachable at once (Redis evicts it later). Deleting a known key
+Invalidation never deletes: it bumps a generation (an atomic INCR). Pages and the
+sidebar carry it in their key, so every key of the old one becomes unreachable at
+once (Redis evicts it later); the statistics keep one key and record in the entry
+the generations they were computed under, so after a bump the old entry is stale,
+not gone: it is served while one request recomputes (stale-while-revalidate). Deleting a known key
 had a race: a render that read the database before a publish committed could write
 its stale entry back after the delete. Under generations that late write lands under
-the old number, which nobody reads. The generation is read *before* the data.
+(or is marked with) the old number, which nobody takes as fresh. The generation is
+read *before* the data.
 
 Two generations, so that a change invalidates only what it can change:
 - `public`: published articles, tags, an author's display name -> pages, sidebar,
@@ -24,7 +28,7 @@ Bulk `QuerySet.update()` sends no signals: call `content_changed()` after one.
 
 Pages are served with validators, not `max-age`: `Cache-Control: no-cache` plus an
 ETag made of the generation, so a browser revalidates every time (a 304 costs the
-generation's Redis round trips and no query) and sees a publish at once.
+generation's one Redis round trip and no query) and sees a publish at once.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ TAG_STATS_SECONDS = int(os.environ.get("WEAVE_TAG_STATS_SECONDS", "300"))
 GENERATION_KEY = "articles:generation"  # the public generation
 DRAFTS_GENERATION_KEY = "articles:generation:drafts"
 RECOMPUTATIONS_KEY = "articles:recomputations:{name}"
+# What the statistics depend on: published content and drafts.
+TAG_STATS_GENERATIONS = (GENERATION_KEY, DRAFTS_GENERATION_KEY)
 
 
 def top_tags_fragment_key(generation: int | None = None) -> str:
@@ -68,9 +74,10 @@ def top_tags_fragment_key(generation: int | None = None) -> str:
     return make_template_fragment_key(TOP_TAGS_FRAGMENT, [generation or page_generation()])
 
 
-def tag_stats_key(base: str = TAG_STATS_KEY) -> str:
-    # Read before the statistics are computed: see the module docstring.
-    return f"{base}:{page_generation()}:{generation(DRAFTS_GENERATION_KEY)}"
+def tag_stats_key(base: str = TAG_STATS_PLAIN_KEY) -> str:
+    # The get_or_set tier's key, read before the statistics are computed (see the
+    # module docstring); the optimized tier keeps one key and marks its entry.
+    return f"{base}:{':'.join(map(str, generations(TAG_STATS_GENERATIONS)))}"
 
 
 # --- invalidation --------------------------------------------------------------------
@@ -102,10 +109,23 @@ def page_generation() -> int:
 
 
 def generation(key: str) -> int:
-    # Starts at the clock, not at 1: if Redis evicts the counter, a restart at 1
-    # would make entries of an old generation 1 reachable again.
-    cache.add(key, time.time_ns(), timeout=None)
-    return cache.get(key) or time.time_ns()
+    # One round trip while the counter exists (every request but the first).
+    return generations((key,))[0]
+
+
+def generations(keys: Iterable[str], found: dict[str, Any] | None = None) -> tuple[int, ...]:
+    """The current value of each generation counter, in one MGET (or from `found`).
+
+    A counter Redis does not have (never set, evicted) starts at the clock, not at 1:
+    a restart at 1 would make entries of an old generation 1 reachable again.
+    """
+    keys = tuple(keys)
+    values = cache.get_many(keys) if found is None else found
+    for key in keys:
+        if values.get(key) is None:  # rare: the first request, or after an eviction
+            cache.add(key, time.time_ns(), timeout=None)
+            values[key] = cache.get(key) or time.time_ns()
+    return tuple(values[key] for key in keys)
 
 
 def bump_generation(key: str = GENERATION_KEY) -> None:
@@ -218,6 +238,9 @@ def with_validators(response, etag: str):
 class Entry:
     value: Any
     fresh_until: float  # time.time(); after it the value is stale but still served
+    # The content generations read before the value was computed: an entry of an
+    # older generation is stale (served while one request recomputes), never fresh.
+    generation: tuple[int, ...] = ()
 
 
 def count_recomputation(name: str) -> None:
@@ -249,33 +272,53 @@ def get_or_recompute(
     *,
     name: str,
     seconds: int,
-    grace: int = 60,
+    generation_keys: Iterable[str] = (),
+    grace: int = 3600,
     jitter: float = 0.1,
     lock_seconds: int = 30,
-    wait_seconds: float = 5.0,
+    wait_seconds: float = 2.0,
 ) -> tuple[Any, str]:
     """Cache `compute()` under `key`; one recomputation per expiry, however many readers.
 
-    - A Redis lock (`cache.add` is SET NX) elects one recomputer. Its value is a
+    - One round trip per hit: the entry and the generation counters it depends on
+      (`generation_keys`) are read together in one MGET. The key itself is stable:
+      the entry records the generations it was computed under, so an invalidation
+      makes it stale, not unreachable.
+    - Stale-while-revalidate: an expired or invalidated entry stays in Redis for
+      `grace` seconds and is served to everybody else while one request recomputes
+      (across a publish too: readers see the last good value, none waits).
+    - A Redis lock (`cache.add` is SET NX) elects that one recomputer. Its value is a
       random token, and only the holder of that token deletes it (compare-and-delete
       in one Lua script): a recomputation that outlived `lock_seconds` must not
       delete the lock a second recomputer has taken since.
-    - Stale-while-revalidate: a value past its freshness stays in Redis for `grace`
-      seconds and is served to everybody else while the winner recomputes.
     - Jitter: the freshness is shortened by up to `jitter`, so keys filled together
       do not all expire in the same second.
-    - Cold cache: losers poll for the winner's value, up to `wait_seconds`; then
-      they compute themselves rather than hang (the winner may have died).
+    - Cold cache only (no entry at all: the first fill, or evicted): the others wait
+      for the winner's value, up to `wait_seconds`, then compute themselves rather
+      than hang (the winner may have died).
     Returns (value, how): how is "hit", "stale", "miss", "waited" or "unavailable"
     (Redis is down: computed without the cache).
     """
-    entry = cache.get(key)
-    if entry is not None and entry.fresh_until > time.time():
+    generation_keys = tuple(generation_keys)
+    found = cache.get_many([*generation_keys, key])
+    current = generations(generation_keys, found)
+    entry = found.get(key)
+    if not isinstance(entry, Entry):  # absent, or unreadable (a miss: lab/cache.py)
+        entry = None
+    if entry is not None and entry.generation == current and entry.fresh_until > time.time():
         return entry.value, "hit"
     lock, token = f"{key}:lock", secrets.randbits(62)
     if cache.add(lock, token, timeout=lock_seconds):
         try:
-            value = _recompute(key, compute, name=name, seconds=seconds, grace=grace, jitter=jitter)
+            value = _recompute(
+                key,
+                compute,
+                name=name,
+                seconds=seconds,
+                grace=grace,
+                jitter=jitter,
+                generation=current,
+            )
         finally:
             release_lock(cache, lock, token)
         return value, "miss"
@@ -288,20 +331,28 @@ def get_or_recompute(
     return _wait_for(key, compute, name=name, wait_seconds=wait_seconds)
 
 
-def _recompute(key, compute, *, name: str, seconds: int, grace: int, jitter: float) -> Any:
+def _recompute(
+    key, compute, *, name: str, seconds: int, grace: int, jitter: float, generation=()
+) -> Any:
+    # `generation` was read before compute() runs: a change committed meanwhile
+    # leaves this entry marked with the older generation, so the next reader
+    # recomputes instead of taking it as fresh.
     count_recomputation(name)
     value = compute()
     fresh_for = seconds * (1 - random.random() * jitter)
-    cache.set(key, Entry(value, time.time() + fresh_for), timeout=seconds + grace)
+    entry = Entry(value, time.time() + fresh_for, tuple(generation))
+    cache.set(key, entry, timeout=seconds + grace)
     return value
 
 
 def _wait_for(key, compute, *, name: str, wait_seconds: float) -> tuple[Any, str]:
-    deadline = time.monotonic() + wait_seconds
+    # Only on a cold cache. Backs off from 20 ms to 200 ms between looks.
+    deadline, pause = time.monotonic() + wait_seconds, 0.02
     while time.monotonic() < deadline:
-        time.sleep(0.02)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
         entry = cache.get(key)
-        if entry is not None:
+        if isinstance(entry, Entry):
             return entry.value, "waited"
     count_recomputation(name)
     return compute(), "miss"

@@ -274,6 +274,29 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # (20 retries, 1 s apart) before the view can answer its 503.
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": CELERY_TASK_PUBLISH_RETRY_POLICY}
 CELERY_RESULT_EXPIRES = 24 * 3600
+# No job's result is read from Celery (a report's is its row, a notification's is
+# the email): without this, every enqueue also SUBSCRIBEs to the job's result
+# channel on the result backend and every finished job writes a result nobody
+# reads (celery#5320, #6963). A job that must return a value says ignore_result=False.
+# https://docs.celeryq.dev/en/stable/userguide/tasks.html#ignore-results-you-don-t-want
+CELERY_TASK_IGNORE_RESULT = True
+
+# --- The report export's bounds (tasks/jobs.py) ---------------------------------
+# Soft limit: SoftTimeLimitExceeded inside the job, which marks its row failed.
+# Hard limit: the worker kills the process (a job stuck in C code or a lost socket).
+# https://docs.celeryq.dev/en/stable/userguide/workers.html#time-limits
+# The limits travel in each message (the producer's values); a worker applies its
+# own only to a message without them. An empty value means no limit.
+TASKS_REPORT_SOFT_TIME_LIMIT = (
+    float(os.environ.get("TASKS_REPORT_SOFT_TIME_LIMIT", "300") or 0) or None
+)
+TASKS_REPORT_TIME_LIMIT = float(os.environ.get("TASKS_REPORT_TIME_LIMIT", "330") or 0) or None
+# Claims that may start one job: a job whose every run is killed (memory) is
+# dead-lettered after this many instead of being redelivered forever.
+TASKS_REPORT_MAX_ATTEMPTS = int(os.environ.get("TASKS_REPORT_MAX_ATTEMPTS", "3"))
+# A running job's lease, renewed every CHUNK rows; a killed job is taken over after it.
+TASKS_REPORT_LEASE_SECONDS = float(os.environ.get("TASKS_REPORT_LEASE_SECONDS", "10"))
+TASKS_REPORT_CLAIM_WAIT_SECONDS = float(os.environ.get("TASKS_REPORT_CLAIM_WAIT_SECONDS", "1"))
 CELERY_BEAT_SCHEDULE = {
     "purge-deleted-messages": {
         "task": "weave.jobs.messages_purge_batched",
@@ -319,6 +342,12 @@ warnings.filterwarnings("ignore", message="No directory at")
 # https://whitenoise.readthedocs.io/en/stable/django.html#add-compression-and-caching-support
 STATIC_MANIFEST = env_bool("DJANGO_STATIC_MANIFEST", not DEBUG and not TESTING)
 STATIC_FAR_FUTURE = 365 * 24 * 60 * 60  # one year, the longest RFC 9111 caches are asked for
+# Uploaded and generated files (the task reports): web and worker must share it
+# (compose mounts the weave-data volume at .data in both). The suite has its own.
+MEDIA_ROOT = os.environ.get(
+    "WEAVE_MEDIA_ROOT", str(services.DATA_DIR / ("media-suite" if SUITE else "media"))
+)
+MEDIA_URL = "/media/"  # not served: reports are downloaded through their permission check
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -7,8 +7,12 @@ error, so one dead Redis would take down every cached page and, through
 errors and timeouts into misses (get -> default, set -> no-op), logs the outage
 once, says `cache;desc="unavailable"` in Server-Timing, and stops calling Redis
 for `RETRY_AFTER` seconds so that a hung server costs one socket timeout per
-window, not one per cache call. Data errors (a bad pickle, a wrong type) still
-raise: only "Redis is not there" is tolerated.
+window, not one per cache call.
+
+An entry that cannot be read back is a miss too (logged): a pickle of a class that
+was renamed or moved since it was stored, or written by another version of the code
+sharing the Redis during a deploy. The caller recomputes and overwrites it, instead
+of answering 500 until the entry expires.
 
 A delete or an incr is an invalidation: a silent no-op would leave a stale entry
 (or an old generation) in place once Redis answers again. The client remembers
@@ -22,10 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import pickle
 import time
 from functools import wraps
 
-from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient, RedisSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -67,9 +72,44 @@ def _not_found(*args):
     raise ValueError("Key not found: the cache is unavailable.")
 
 
+# What unpickling a stale entry raises: a class renamed or moved (AttributeError,
+# ImportError), a truncated or foreign value (UnpicklingError, EOFError, ...).
+UNREADABLE_ERRORS = (
+    pickle.UnpicklingError,
+    AttributeError,
+    ImportError,
+    EOFError,
+    IndexError,
+    TypeError,
+    ValueError,
+)
+UNREADABLE = object()  # stands for an entry that could not be unpickled
+
+
+class TolerantSerializer(RedisSerializer):
+    def loads(self, data):
+        try:
+            return super().loads(data)
+        except UNREADABLE_ERRORS as error:
+            logger.warning("unreadable cache entry, treated as a miss: %r", error)
+            return UNREADABLE
+
+
+def _readable_get(self, key, default):
+    value = RedisCacheClient.get(self, key, default)
+    return default if value is UNREADABLE else value
+
+
+def _readable_get_many(self, keys):
+    values = RedisCacheClient.get_many(self, keys)
+    return {key: value for key, value in values.items() if value is not UNREADABLE}
+
+
 class TolerantRedisCacheClient(RedisCacheClient):
     def __init__(self, servers, *, retry_after: float = 1.0, **options) -> None:
         super().__init__(servers, **options)
+        if type(self._serializer) is RedisSerializer:  # Django's pickle serializer
+            self._serializer = TolerantSerializer(self._serializer.protocol)
         self.retry_after = retry_after
         self._skip_until = 0.0
         # True from a failed call until a call succeeds: callers that coordinate
@@ -100,11 +140,11 @@ class TolerantRedisCacheClient(RedisCacheClient):
         logger.warning("Redis cache unavailable, serving misses: %s", error)
 
     add = _tolerant(lambda key, value, timeout: False)(RedisCacheClient.add)
-    get = _tolerant(lambda key, default: default)(RedisCacheClient.get)
+    get = _tolerant(lambda key, default: default)(_readable_get)
     set = _tolerant(lambda key, value, timeout: None)(RedisCacheClient.set)
     touch = _tolerant(lambda key, timeout: False)(RedisCacheClient.touch)
     delete = _tolerant(lambda key: False, remember=True)(RedisCacheClient.delete)
-    get_many = _tolerant(lambda keys: {})(RedisCacheClient.get_many)
+    get_many = _tolerant(lambda keys: {})(_readable_get_many)
     has_key = _tolerant(lambda key: False)(RedisCacheClient.has_key)
     incr = _tolerant(lambda key, delta: _not_found(), remember=True)(RedisCacheClient.incr)
     set_many = _tolerant(lambda data, timeout: None)(RedisCacheClient.set_many)

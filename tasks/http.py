@@ -5,7 +5,6 @@ A lesson module imports these from here, never from another lesson.
 
 from __future__ import annotations
 
-from django.http import HttpResponse
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.permissions import IsAuthenticated
@@ -22,10 +21,3 @@ class OrganizationBody(serializers.Serializer):
     """`{"organization": "<slug>"}`: the body of the organization-wide write lessons."""
 
     organization = serializers.SlugField()
-
-
-def csv_response(content, filename: str) -> HttpResponse:
-    """A CSV attachment; `content` is a string or an iterable of chunks."""
-    response = HttpResponse(content, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response

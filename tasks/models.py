@@ -143,13 +143,15 @@ class JobStatus(models.TextChoices):
     RUNNING = "running", "Running"
     DONE = "done", "Done"
     FAILED = "failed", "Failed"
+    # Dead letter: every attempt lost its worker; kept for a person, never rerun.
+    DEAD = "dead", "Dead letter"
 
 
 class ReportJob(models.Model):
     """A CSV export of one organization's tasks, built by a Celery job (or in the request).
 
-    The file is stored in the row: web and worker share the database, not a
-    disk. For big files production would use object storage and keep a key here.
+    The file is in storage (`file`): web and worker share MEDIA_ROOT (compose: the
+    weave-data volume); production would use object storage and keep the key here.
     `attempts` numbers the claims: it is the fencing token of the current owner.
     """
 
@@ -160,7 +162,9 @@ class ReportJob(models.Model):
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
     progress = models.PositiveSmallIntegerField(default=0)  # percent
     rows = models.PositiveIntegerField(default=0)
-    content = models.TextField(blank=True, default="")
+    # The CSV, streamed to storage by the job (MEDIA_ROOT here, object storage in
+    # production): a file, not a TEXT column read whole into memory.
+    file = models.FileField(upload_to="reports/", blank=True, default="")
     error = models.TextField(blank=True, default="")
     celery_id = models.CharField(max_length=64, blank=True, default="")
     attempts = models.PositiveSmallIntegerField(default=0)  # deliveries that started the job

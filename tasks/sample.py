@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
+from django.core.files.base import ContentFile
 from django.db import connection
 from django.utils import timezone
 
@@ -108,9 +109,11 @@ def make_foreign_tenant(*, tasks: int = 3) -> Foreign:
         status=JobStatus.DONE,
         progress=100,
         rows=tasks,
-        content=f"id,title\n{made[0].pk},{FOREIGN_MARKER} task 0\n",
         finished_at=timezone.now(),
     )
+    # Its file in storage, with the marker: a download that leaks would show it.
+    csv_text = f"id,title\n{made[0].pk},{FOREIGN_MARKER} task 0\n"
+    job.file.save(f"tasks-{job.pk}.csv", ContentFile(csv_text.encode()))
     return Foreign(
         ids={
             "organization": [organization.slug],

@@ -19,8 +19,9 @@ from rest_framework.response import Response
 
 from lab.api import reject_unknown_fields, validated_query
 from lab.pagination import KeysetPagination
-from tasks.http import TenantAPIView, csv_response
+from tasks.http import TenantAPIView
 from tasks.lessons.task_list import NEWEST_FIRST, organization_ids_of, task_page
+from tasks.lessons.task_report_export import report_file_response
 from tasks.models import Membership, Priority, ReportJob, Status
 from tasks.serializers import (
     MembershipSerializer,
@@ -138,7 +139,6 @@ def report_for(user, pk: int) -> ReportJob:
     job = (
         ReportJob.objects.filter(pk=pk, organization__memberships__user=user)
         .select_related("organization")
-        .defer("content")
         .first()
     )
     if job is None:
@@ -167,8 +167,7 @@ class ReportDownloadView(TenantAPIView):
                 {"detail": f"The report is {job.status}.", "status": 409, "error": job.error},
                 status=409,
             )
-        content = ReportJob.objects.values_list("content", flat=True).get(pk=pk)
-        return csv_response(content, f"{job.organization.slug}-tasks-{job.pk}.csv")
+        return report_file_response(job)
 
 
 class LoginView(auth_views.LoginView):

@@ -15,6 +15,19 @@ os.environ.setdefault("WEAVE_TESTING", "1")
 os.environ["WEAVE_SUITE"] = "1"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _empty_media_root():
+    """The suite's own MEDIA_ROOT (the stored reports), emptied once per run: a new test
+    database numbers its jobs from 1 again, and their files must not meet old ones."""
+    import shutil
+    from pathlib import Path
+
+    from django.conf import settings
+
+    if Path(settings.MEDIA_ROOT).name == "media-suite":  # never a WEAVE_MEDIA_ROOT given
+        shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache(settings):
     """Every test starts with an empty cache: cached lessons are measured cold first."""

@@ -1,4 +1,8 @@
-"""Celery jobs of the messaging app (Celery discovers `jobs.py`, see config/celery.py)."""
+"""Celery jobs of the messaging app (Celery discovers `jobs.py`, see config/celery.py).
+
+No job here keeps a result (CELERY_TASK_IGNORE_RESULT): what they did is in the
+database or the outbox, and an enqueue costs no result-backend subscription.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from weave.notifications import participant_ids
 logger = logging.getLogger(__name__)
 
 
-@shared_task(ignore_result=False)
+@shared_task
 def notifications_fanout(message_id: int) -> str:
     """Split the participants into chunks, one job each (small jobs retry cheaply)."""
     message = Message.objects.filter(pk=message_id).first()
@@ -37,7 +41,6 @@ def notifications_fanout(message_id: int) -> str:
     retry_backoff_max=300,
     retry_jitter=True,
     max_retries=5,
-    ignore_result=True,
 )
 def notifications_send_chunk(message_id: int, person_ids: list[int]) -> int:
     # Acknowledged early (the default): a crash may lose a chunk rather than

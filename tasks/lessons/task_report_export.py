@@ -5,29 +5,37 @@ Why: the request does the report's work: read, join and format every task of the
 Fix: save a job row, enqueue it after COMMIT, answer 202 + job URL; a worker that owns the job
 (FOR UPDATE SKIP LOCKED claim + lease) builds the file.
 
-Both variants build the file with `report_csv`; only where it runs differs. The job
+Both variants build the file with `report_file`; only where it runs differs. The job
 claims its row exclusively (a redelivered or duplicated message never builds the same
 report twice, and a killed worker's lease expires so a redelivery finishes it),
-reports progress every chunk, and records why it failed. Not done here: the CSV is
-read through a server-side cursor but assembled in memory (StringIO) and stored in
-a TEXT column; a production export would stream it to object storage and keep a key.
+reports progress every batch, and records why it failed. The rows are read in keyset
+batches (no WITH HOLD cursor for PostgreSQL to materialize), written to a temporary
+file on disk and saved to storage (`ReportJob.file`, MEDIA_ROOT; object storage in
+production): memory holds one batch, never the file. The bounds of the job (attempts,
+time limits, retries) are in tasks/jobs.py.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
 from celery import current_app
 from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import DurationField, ExpressionWrapper, F
+from django.db.models.fields.tuple_lookups import Tuple, TupleLessThan
+from django.db.models.functions import Now
+from django.http import FileResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.module_loading import import_string
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -37,7 +45,7 @@ from rest_framework.response import Response
 from lab.api import validated_body
 from lab.lessons import Lesson, LoadTest, Variant, register
 from lab.oncommit import drain_on_commit, save_then_enqueue
-from tasks.http import OrganizationBody, TenantAPIView, csv_response
+from tasks.http import OrganizationBody, TenantAPIView
 from tasks.models import JobStatus, Organization, ReportJob, Task
 from tasks.sample import make_foreign_tenant, make_members, make_organization, make_tasks
 from tasks.seed import DEMO_ORGANIZATION, demo_context, demo_organization
@@ -57,7 +65,9 @@ COLUMNS = (
     "updated_at",
     "due_date",
 )
-CHUNK = 2_000  # rows per progress update (and per server-side cursor fetch)
+CHUNK = 2_000  # rows per keyset batch and progress update
+# A job in one of these is over: a redelivered message leaves it alone.
+FINAL_STATUSES = (JobStatus.DONE, JobStatus.FAILED, JobStatus.DEAD)
 
 
 class ReportTooLarge(APIException):
@@ -75,16 +85,12 @@ def max_rows() -> int:
     return getattr(settings, "TASKS_REPORT_MAX_ROWS", 250_000)
 
 
-def report_rows(organization_id: int):
-    # One query streamed through a server-side cursor: bounded memory.
-    return report_rows_queryset(organization_id).iterator(chunk_size=CHUNK)
-
-
 def report_rows_queryset(organization_id: int):
-    # values_list with the three usernames joined in: no model instances.
+    # values_list with the three usernames joined in: no model instances. Newest
+    # first, the order of task_org_created_idx: each batch is one index range.
     return (
         Task.objects.filter(organization_id=organization_id)
-        .order_by("id")
+        .order_by("-created_at", "-id")
         .values_list(
             "id",
             "title",
@@ -100,40 +106,81 @@ def report_rows_queryset(organization_id: int):
     )
 
 
-def report_csv(
+def report_batches(organization_id: int) -> Iterator[list[tuple]]:
+    """The rows in keyset batches of CHUNK: WHERE (created_at, id) < (last row's).
+
+    Not iterator(): outside a transaction its cursor is declared WITH HOLD, and
+    PostgreSQL runs the whole query and stores its result before the first FETCH.
+    Each batch here is a short query that reads one index range and ends: no
+    cursor, no snapshot held between batches (a progress update runs in between).
+    """
+    rows = report_rows_queryset(organization_id)
+    key = Tuple(F("created_at"), F("id"))
+    batch = list(rows[:CHUNK])
+    while batch:
+        yield batch
+        if len(batch) < CHUNK:
+            return  # the last one: no query for an empty batch
+        last = batch[-1]
+        batch = list(rows.filter(TupleLessThan(key, (last[7], last[0])))[:CHUNK])
+
+
+def report_file(
     organization_id: int,
     *,
     on_progress: Callable[[int, int], None] | None = None,
     throttle_seconds: float = 0.0,
-) -> tuple[str, int]:
+) -> tuple[File, int]:
+    """The CSV in a temporary file on disk, batch by batch: memory holds one batch.
+
+    The caller saves it to storage (`report_save`) and closes it (deleted then).
+    """
     total = Task.objects.filter(organization_id=organization_id).count()
     if total > max_rows():
         raise ReportTooLarge(f"The report has {total:,} rows; the limit is {max_rows():,}.")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    spool = tempfile.TemporaryFile("w+b")  # noqa: SIM115 - returned open, closed by the caller
+    try:
+        written = write_report(spool, organization_id, total, on_progress, throttle_seconds)
+    except BaseException:
+        spool.close()  # a failed or stopped job leaves no file behind
+        raise
+    spool.seek(0)
+    return File(spool), written
+
+
+def write_report(spool, organization_id: int, total: int, on_progress, throttle_seconds) -> int:
+    text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+    writer = csv.writer(text)
     writer.writerow(COLUMNS)
     written = 0
-    for written, row in enumerate(report_rows(organization_id), start=1):
-        writer.writerow(row)
-        if written % CHUNK == 0 and on_progress:
+    for batch in report_batches(organization_id):
+        writer.writerows(batch)
+        written += len(batch)
+        if on_progress and written < total:
             on_progress(written, total)
             time.sleep(throttle_seconds)  # demo knob: watch the progress, kill a worker
-    return buffer.getvalue(), written
+    text.flush()
+    text.detach()  # the bytes stay in `spool`
+    return written
+
+
+def report_name(job: ReportJob) -> str:
+    return f"reports/{job.organization_id}/tasks-{job.pk}-{job.attempts}.csv"
 
 
 def report_build_in_request(*, organization: Organization, user) -> ReportJob:
     """The naive variant: the whole file is built while the user waits."""
-    content, rows = report_csv(organization.pk)
-    return ReportJob.objects.create(
+    file, rows = report_file(organization.pk)
+    job = ReportJob.objects.create(
         organization=organization,
         requested_by=user,
-        status=JobStatus.DONE,
-        progress=100,
-        rows=rows,
-        content=content,
+        status=JobStatus.RUNNING,
         attempts=1,
-        finished_at=timezone.now(),
     )
+    with file:
+        report_finish(job, file, rows)
+    job.refresh_from_db()
+    return job
 
 
 def report_job_create(*, organization: Organization, user) -> ReportJob:
@@ -150,10 +197,25 @@ class ReportBusy(Exception):
         self.retry_in = retry_in
 
 
-def lease_seconds() -> int:
+def lease_seconds() -> float:
     # Renewed at every progress update (every CHUNK rows): a live builder never
     # loses it; a killed one's expires and the redelivered message takes over.
-    return getattr(settings, "TASKS_REPORT_LEASE_SECONDS", 10)
+    return settings.TASKS_REPORT_LEASE_SECONDS
+
+
+def max_attempts() -> int:
+    # Claims that may start the job. A job whose worker is killed mid-run (the
+    # kernel's OOM killer, a deploy) is redelivered by acks_late +
+    # reject_on_worker_lost; without a cap a job that kills every worker that
+    # runs it (the poison message) is redelivered forever.
+    return settings.TASKS_REPORT_MAX_ATTEMPTS
+
+
+def lease_from_now():
+    # The database's clock, not the worker's: every worker compares leases with
+    # the same clock, so a worker whose clock runs behind cannot write a lease
+    # that is already over (and let a second worker take a live job).
+    return Now() + timedelta(seconds=lease_seconds())
 
 
 def report_claim(job_id: int, *, retries: int) -> ReportJob | None:
@@ -163,23 +225,51 @@ def report_claim(job_id: int, *, retries: int) -> ReportJob | None:
     is skipped, not waited for. Running under a live lease (another worker is
     building it) is ReportBusy too: two workers never build the same report.
     `attempts` is the claim's fencing token: only its owner can progress or finish.
+    A running job whose lease expired lost its worker; after `max_attempts()`
+    such claims it is dead-lettered (status "dead", the row says why), not rerun.
     """
     with transaction.atomic():
-        job = ReportJob.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
+        job = (
+            ReportJob.objects.select_for_update(skip_locked=True)
+            .annotate(lease_left=ExpressionWrapper(F("lease_until") - Now(), DurationField()))
+            .filter(pk=job_id)
+            .first()
+        )
         if job is None:
             if ReportJob.objects.filter(pk=job_id).exists():
-                raise ReportBusy(retry_in=1)  # locked by a claim in progress
+                raise ReportBusy(retry_in=claim_wait_seconds())  # a claim in progress
             return None
-        if job.status in (JobStatus.DONE, JobStatus.FAILED):
+        if job.status in FINAL_STATUSES:
             return None
-        now = timezone.now()
-        if job.status == JobStatus.RUNNING and job.lease_until and job.lease_until > now:
-            raise ReportBusy(retry_in=(job.lease_until - now).total_seconds() + 1)
+        if job.status == JobStatus.RUNNING:
+            if job.lease_left is not None and job.lease_left > timedelta(0):
+                raise ReportBusy(retry_in=job.lease_left.total_seconds() + 1)
+            if job.attempts >= max_attempts():
+                report_dead_letter(job)
+                return None
         job.status, job.progress, job.retries = JobStatus.RUNNING, 0, retries
         job.attempts += 1
-        job.lease_until = now + timedelta(seconds=lease_seconds())
+        job.lease_until = lease_from_now()
         job.save(update_fields=["status", "progress", "retries", "attempts", "lease_until"])
     return job
+
+
+def claim_wait_seconds() -> float:
+    # Another delivery holds the row for the instant of its claim: look again soon.
+    return settings.TASKS_REPORT_CLAIM_WAIT_SECONDS
+
+
+def report_dead_letter(job: ReportJob) -> None:
+    # The dead-letter state: kept, visible on the job's page, never redelivered.
+    ReportJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.DEAD,
+        lease_until=None,
+        finished_at=Now(),
+        error=(
+            f"Gave up after {job.attempts} attempts: each one lost its worker "
+            "(killed, for example for memory) before finishing."
+        ),
+    )
 
 
 def owned(job: ReportJob):
@@ -189,27 +279,32 @@ def owned(job: ReportJob):
 
 def report_progress(job: ReportJob, written: int, total: int) -> None:
     percent = min(99, written * 100 // max(total, 1))
-    lease_until = timezone.now() + timedelta(seconds=lease_seconds())
-    owned(job).update(progress=percent, lease_until=lease_until)
+    owned(job).update(progress=percent, lease_until=lease_from_now())
 
 
-def report_finish(job: ReportJob, content: str, rows: int) -> bool:
-    # Guarded: only the owner of the current claim moves the job to done, once.
-    return bool(
-        owned(job).update(
-            status=JobStatus.DONE,
-            progress=100,
-            rows=rows,
-            content=content,
-            lease_until=None,
-            finished_at=timezone.now(),
-        )
+def report_finish(job: ReportJob, file: File, rows: int) -> bool:
+    """Store the file (streamed to storage, not kept in the row), then finish the job.
+
+    Guarded: only the owner of the current claim moves the job to done, once; a
+    fenced-off writer's file is deleted again.
+    """
+    name = default_storage.save(report_name(job), file)
+    finished = owned(job).update(
+        status=JobStatus.DONE,
+        progress=100,
+        rows=rows,
+        file=name,
+        lease_until=None,
+        finished_at=Now(),
     )
+    if not finished:
+        default_storage.delete(name)
+    return bool(finished)
 
 
 def report_fail(job_id: int, reason: str) -> None:
-    ReportJob.objects.filter(pk=job_id).exclude(status=JobStatus.DONE).update(
-        status=JobStatus.FAILED, error=reason, finished_at=timezone.now()
+    ReportJob.objects.filter(pk=job_id).exclude(status__in=FINAL_STATUSES).update(
+        status=JobStatus.FAILED, error=reason, lease_until=None, finished_at=Now()
     )
 
 
@@ -263,7 +358,7 @@ class ReportInRequestView(ReportExportView):
     @extend_schema(request=OrganizationBody, responses={(200, "text/csv"): OpenApiTypes.STR})
     def post(self, request):
         job = report_build_in_request(organization=self.organization(request), user=request.user)
-        return csv_response(job.content, f"{job.organization.slug}-tasks-{job.pk}.csv")
+        return report_file_response(job)
 
 
 class ReportOffloadedView(ReportExportView):
@@ -295,7 +390,24 @@ def final_state(context: Mapping[str, Any]) -> list[tuple]:
     # The state once the commit has happened and the worker has run.
     drain_on_commit()
     jobs = ReportJob.objects.filter(organization=context["organization"]).order_by("id")
-    return [(job.status, job.rows, comparable_rows(job.content)) for job in jobs]
+    return [(job.status, job.rows, comparable_rows(report_text(job))) for job in jobs]
+
+
+def report_text(job: ReportJob) -> str:
+    if not job.file:
+        return ""
+    with job.file.open("rb") as file:
+        return file.read().decode()
+
+
+def report_file_response(job: ReportJob) -> FileResponse:
+    # Streamed from storage in blocks (FileResponse), never read whole.
+    return FileResponse(
+        job.file.open("rb"),
+        as_attachment=True,
+        filename=f"{job.organization.slug}-tasks-{job.pk}.csv",
+        content_type="text/csv; charset=utf-8",
+    )
 
 
 def comparable_rows(content: str) -> list[list[str]]:

@@ -8,8 +8,18 @@ import time
 import pytest
 from django.core.cache import cache
 
-from articles.cache import Entry, get_or_recompute, get_or_set_counted, recomputations
-from articles.lessons.tag_stats_cache import tag_stats_aggregated, tag_stats_naive
+from articles.cache import (
+    Entry,
+    bump_generation,
+    get_or_recompute,
+    get_or_set_counted,
+    recomputations,
+)
+from articles.lessons.tag_stats_cache import (
+    tag_stats_aggregated,
+    tag_stats_naive,
+    tag_stats_optimized,
+)
 from articles.models import Article
 from lab.measure import parse_server_timing
 
@@ -115,3 +125,87 @@ def test_jitter_shortens_freshness_by_at_most_ten_percent():
     get_or_recompute("test:jitter", lambda: 1, name="jitter", seconds=100)
     fresh_for = cache.get("test:jitter").fresh_until - before
     assert 89 < fresh_for <= 101
+
+
+# --- round trips, invalidation, unreadable entries ------------------------------------
+
+
+@pytest.fixture
+def redis_round_trips(monkeypatch):
+    """Counts the requests sent to Redis (a pipeline or an MGET is one round trip)."""
+    import redis.connection
+
+    sent = []
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(self, command, check_health=True):
+        sent.append(command)
+        return send(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    return sent
+
+
+def commands(sent) -> list[str]:
+    # The command names of what was sent (a packed command is a list of byte chunks).
+    return [bytes(b"".join(packed)).split(b"\r\n")[2].decode().upper() for packed in sent]
+
+
+def test_a_hit_is_one_redis_round_trip(blog, redis_round_trips):
+    from articles.cache import TAG_STATS_KEY
+
+    tag_stats_optimized()  # the very first request also creates the generation counters
+    cache.delete(TAG_STATS_KEY)
+    redis_round_trips.clear()
+    tag_stats_optimized()
+    # Cold: MGET (entry + generations); SET NX the lock; SET NX, EXISTS + INCRBY
+    # (Django's incr) the recomputation counter; SET the entry; EVAL the unlock.
+    expected = ["MGET", "SET", "SET", "EXISTS", "INCRBY", "SET", "EVAL"]
+    assert commands(redis_round_trips) == expected
+    redis_round_trips.clear()
+    warm = tag_stats_optimized()
+    # Warm: 1. MGET of the entry and the two content generations
+    assert commands(redis_round_trips) == ["MGET"]
+    assert warm == tag_stats_aggregated()
+
+
+def test_an_invalidation_serves_the_last_good_value_while_one_request_recomputes(blog, monkeypatch):
+    from articles.lessons import tag_stats_cache
+
+    monkeypatch.setattr(tag_stats_cache, "tag_stats_aggregated", lambda: ["before"])
+    assert tag_stats_optimized() == ["before"]
+    bump_generation()  # a publish: the entry is now stale, not gone
+    monkeypatch.setattr(tag_stats_cache, "tag_stats_aggregated", overlapping_compute())
+    waited = []
+
+    def read():
+        started = time.monotonic()
+        value = tag_stats_optimized()
+        waited.append(time.monotonic() - started)
+        return value
+
+    results = run_concurrently(read)
+    # One request recomputes (its overlap barrier times out: nobody else computes);
+    # the five others get the last good value at once instead of polling for the new one.
+    assert sorted(results) == [["before"]] * 5 + [["stats"]]
+    assert recomputations("tag-stats") == 2  # the first fill, then one after the publish
+    assert sorted(waited)[4] < 0.4  # the five readers did not wait for the recomputation
+    assert tag_stats_optimized() == ["stats"]  # fresh again
+
+
+class Renamed:
+    """Stands for a class pickled into the cache, then renamed by a deploy."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def test_an_unreadable_entry_is_a_miss_not_a_500(client, blog, monkeypatch):
+    from articles.cache import TAG_STATS_KEY
+
+    cache.set(TAG_STATS_KEY, Renamed(["old"]), timeout=60)
+    monkeypatch.delattr(__import__(__name__, fromlist=["Renamed"]), "Renamed")
+    response = client.get(URL)
+    assert response.status_code == 200
+    assert parse_server_timing(response["Server-Timing"])["cache"]["desc"] == "miss"
+    assert cache.get(TAG_STATS_KEY).value == tag_stats_aggregated()  # overwritten

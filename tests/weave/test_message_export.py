@@ -1,5 +1,6 @@
-"""Message export: a CSV built in memory vs streamed over a server-side cursor."""
+"""Message export: a CSV built in memory, streamed over a server-side cursor, or by COPY."""
 
+import contextlib
 import csv
 import io
 
@@ -7,11 +8,17 @@ import pytest
 from django.core.signals import request_finished
 from django.db import close_old_connections, connection, transaction
 from django.http import StreamingHttpResponse
-from django.test import Client
+from django.test import Client, RequestFactory
+from django.test.utils import CaptureQueriesContext
 
 from lab.comparison import peak_memory_kb
 from lab.lessons import get_lesson
-from weave.lessons.message_export import CHUNK_SIZE, export_in_memory, export_streamed
+from weave.lessons.message_export import (
+    CHUNK_SIZE,
+    export_copy,
+    export_in_memory,
+    export_streamed,
+)
 from weave.models import Message
 from weave.sample import make_messages, make_people, make_threads
 
@@ -33,18 +40,23 @@ def read(response) -> str:
 
 def test_both_exports_run_one_query(messages, django_assert_num_queries):
     with django_assert_num_queries(1):
-        # 1. SELECT id, thread_id, sent_by_id, updated, text FROM weave_message
-        #    WHERE NOT deleted ORDER BY updated DESC, id DESC (every row, cached)
+        # 1. SELECT id, thread_id, sent_by_id, to_char(updated), NULLIF(text, '')
+        #    FROM weave_message WHERE NOT deleted ORDER BY id (every row, cached)
         in_memory = read(export_in_memory())
     with django_assert_num_queries(1):
         # 1. The same SELECT through a named cursor: DECLARE, then FETCH FORWARD
         #    2,000 rows at a time while the response is read (FETCHes are not queries)
         streamed = read(export_streamed())
+    with django_assert_num_queries(1):
+        # 1. COPY (the same SELECT) TO STDOUT WITH (FORMAT csv): PostgreSQL writes
+        #    the CSV, read as it comes (the timestamps are formatted in SQL by all three)
+        copied = read(export_copy())
     assert streamed == in_memory
+    assert copied == in_memory  # byte for byte
 
 
 def test_the_csv_has_every_live_message(messages):
-    rows = list(csv.reader(io.StringIO(read(export_streamed()))))
+    rows = list(csv.reader(io.StringIO(read(export_copy()))))
     assert rows[0] == ["id", "thread", "sent_by", "updated", "text"]
     assert len(rows) == 1 + 2_999  # the header, every live message
     assert str(messages[0].pk) not in {row[0] for row in rows[1:]}
@@ -124,3 +136,49 @@ def test_an_unknown_parameter_is_a_json_400(api_client):
     response = api_client.get("/lessons/message-export/optimized/", {"limit": "5"})
     assert response.status_code == 400
     assert "limit" in response.json()["errors"]
+
+
+def test_the_files_agree_on_awkward_text(db):
+    # Quotes, commas, line breaks, an empty text, non-ASCII: the csv module and
+    # COPY's CSV write the same bytes for each (an empty text is NULL in both).
+    texts = ['say "hi"', "a,b", "two\nlines", "cr\r\nlf", "", "naïve ✓", " padded "]
+    thread, person = make_threads(1)[0], make_people(1)[0]
+    Message.objects.bulk_create(Message(thread=thread, sent_by=person, text=t) for t in texts)
+    assert read(export_copy()) == read(export_in_memory())
+    rows = list(csv.reader(io.StringIO(read(export_copy()))))[1:]
+    assert sorted(row[4] for row in rows) == sorted(texts)
+
+
+def test_the_optimized_export_is_a_copy_and_declares_no_cursor(messages):
+    # A server-side cursor outside a transaction is declared WITH HOLD, and PostgreSQL
+    # runs its query to the end and stores the result before the first FETCH: the
+    # optimized export must not use one.
+    with CaptureQueriesContext(connection) as captured:
+        response = (
+            get_lesson("message-export")
+            .variant("optimized")
+            .view(RequestFactory().get("/lessons/message-export/optimized/"))
+        )
+        read(response)
+        response.close()
+    (query,) = [entry["sql"] for entry in captured.captured_queries]
+    assert query.startswith("COPY (SELECT")
+    assert query.endswith("TO STDOUT WITH (FORMAT csv)")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("in_transaction", [False, True])
+def test_closing_an_unread_copy_leaves_the_connection_usable(in_transaction):
+    make_messages(threads=make_threads(2), people=make_people(3), per_thread=1_500)
+    with transaction.atomic() if in_transaction else contextlib.nullcontext():
+        response = export_copy()  # the COPY has started: its first row is ready
+        # The client went away before the first piece (as Django's test client does,
+        # no connection clean-up here: the connection must be usable as it is).
+        request_finished.disconnect(close_old_connections)
+        try:
+            response.close()  # outside a transaction: cancelled; inside: read to its end
+        finally:
+            request_finished.connect(close_old_connections)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM weave_message")
+            assert cursor.fetchone() == (3_000,)

@@ -190,12 +190,13 @@ lesson = register(
         final_state=final_state,
         demo_context=demo_context,
         notes=(
-            'Emails go to MAILERS["default"] (console by default: the worker\'s log shows them). '
-            "What on_commit does not guarantee: a crash between COMMIT and the publish loses "
-            "the job (the message stays, nobody is emailed); when the broker refuses the "
-            "publish, the message is deleted again after its commit (a reader may have seen "
-            "it); a chunk's retry resends all of its emails. An outbox row written in the "
-            "same transaction, published by a relay, is the production answer."
+            "NOT AT-LEAST-ONCE: on_commit publishes after COMMIT, so a crash between the two "
+            "loses the job (the message stays, nobody is emailed). The production answer is "
+            "an outbox row written in the same transaction and published by a relay (not "
+            "built here). Also: when the broker refuses the publish, the message is deleted "
+            "again after its commit (a reader may have seen it); a chunk's retry resends all "
+            'of its emails. Emails go to MAILERS["default"] (console by default: the '
+            "worker's log shows them)."
         ),
     )
 )
