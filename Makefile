@@ -13,6 +13,15 @@ LESSONS ?=
 ROUNDS ?= 5
 PYTEST_ARGS ?=
 SHELL := /bin/bash
+# The demo's address (config/gunicorn.py reads the same variable): the banner, Locust's
+# host and the guide's commands follow it. 0.0.0.0 listens everywhere; reach it on loopback.
+GUNICORN_BIND ?= 127.0.0.1:8000
+export GUNICORN_BIND
+DEMO_URL = http://$(subst 0.0.0.0,127.0.0.1,$(GUNICORN_BIND))
+# Extra arguments of `manage.py compare` (make compare COMPARE_ARGS=--rollback-writes
+# measures write lessons beside a running demo, which holds connections to the database).
+COMPARE_ARGS ?=
+REPORTS ?= reports
 
 .PHONY: install services-up services-down services-status migrate seed demo test lint format compare lock clean browser-deps bench readme-lessons
 
@@ -46,16 +55,17 @@ seed: migrate
 
 # The same process list as docker compose (Procfile); Ctrl-C stops the processes
 # and the embedded services.
-# GUNICORN_BIND=127.0.0.1:8001 make demo serves on another port (config/gunicorn.py).
-DEMO_URL = http://$(or $(GUNICORN_BIND),127.0.0.1:8000)
+# GUNICORN_BIND=127.0.0.1:8001 make demo serves on another port (config/gunicorn.py);
+# DEMO_URL (above) follows it.
 demo: migrate
 	$(PY) manage.py seed --preset workshop
 	@echo
-	@echo "  Weave is starting on $(DEMO_URL)/"
+	@echo "  Weave is starting on $(DEMO_URL)/ (GUNICORN_BIND=$(GUNICORN_BIND))"
 	@echo "    lesson catalogue   $(DEMO_URL)/"
 	@echo "    registry as JSON   $(DEMO_URL)/api/lessons/"
 	@echo "    Silk (staff login) $(DEMO_URL)/silk/   user admin, password weave-demo"
 	@echo "    practice           make exercise LESSON=<slug>, then make check LESSON=<slug>"
+	@echo "  In another terminal, from this directory: docs/WORKSHOP.md's commands (make ...)."
 	@echo "  Ctrl-C stops everything."
 	@echo
 	trap "$(PY) -m ops.services down" EXIT; PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile
@@ -88,7 +98,7 @@ format: install
 	$(BIN)/ruff format .
 
 compare: migrate
-	$(PY) manage.py compare $(LESSONS) --rounds $(ROUNDS)
+	$(PY) manage.py compare $(LESSONS) --rounds $(ROUNDS) $(COMPARE_ARGS)
 
 # Seeding cost per preset, `compare` on every lesson and the load test, on a database
 # of its own (weave_bench): writes docs/BENCHMARKS.md and the README's lesson table.
@@ -148,7 +158,7 @@ clean: services-down
 # ---------------------------------------------------------------------------
 # Load tests (loadtests/, docs/WORKSHOP.md). Headless Locust against our own
 # production-like gunicorn on 127.0.0.1 (DJANGO_DEBUG=0), or against HOST=.
-#   make loadtest [LESSONS="a b"] [USERS=10] [DURATION=30s] [WORKERS=1] [HOST=url] [WRITES=1]
+#   make loadtest [LESSONS="a b"] [USERS=10] [DURATION=10s] [REPEAT=3] [WORKERS=1] [HOST=url|demo] [WRITES=1]
 #   make loadtest-connections   CONN_MAX_AGE=0 vs persistent vs psycopg pool
 #   make loadtest-stampede      a cache key expired under load: recomputations
 # The scenarios run the lesson that declares them (Lesson.load in its module).
@@ -158,7 +168,12 @@ clean: services-down
 # The comparison adds each run's top statements from pg_stat_statements (reset per
 # run in DATABASE_URL's database), or one line when the server does not preload it.
 USERS ?= 10
-DURATION ?= 30s
+# Each variant runs REPEAT times for DURATION, alternating: the table's ratios come with
+# their spread over the runs (one 30 s run's ratio swung from 0.8x to 4.2x on a busy machine).
+DURATION ?= 10s
+REPEAT ?= 3
+# The two scenarios measure one longer run per setting (their own DURATION= still wins).
+SCENARIO_DURATION = $(if $(filter default file,$(origin DURATION)),30s,$(DURATION))
 WORKERS ?= 1
 HOST ?=
 MIX ?= per-variant
@@ -167,26 +182,51 @@ CONN_LESSON ?=
 CONN_PARAMS ?=
 
 WRITES ?=
+# HOST=demo: the server `make demo` runs (GUNICORN_BIND's address).
+LOADTEST_HOST = $(if $(filter demo,$(HOST)),$(DEMO_URL),$(HOST))
 
-.PHONY: loadtest loadtest-connections loadtest-stampede workshop-guide
+.PHONY: loadtest loadtest-connections loadtest-stampede workshop-guide locust
+
+# QUICK=1: every command of docs/WORKSHOP.md in a short form that only checks that it
+# runs: one compare round, Locust runs of 2 s with 2 users, the load-test variants in one
+# run, one lesson of each shape when LESSONS names none, `make locust` headless.
+# tests/docs/test_guide_commands.py runs the guide this way.
+ifneq ($(QUICK),)
+override ROUNDS := 1
+override DURATION := 2s
+override USERS := 2
+override MIX := together
+override REPEAT := 1
+SAMPLE := 1
+endif
 
 loadtest: seed
 	$(PY) -m loadtests.run $(if $(LESSONS),--lessons $(LESSONS)) --users $(USERS) \
-		--duration $(DURATION) --workers $(WORKERS) --mix $(MIX) \
-		--gunicorn-workers $(GUNICORN_WORKERS) $(if $(HOST),--host $(HOST)) \
+		--duration $(DURATION) --repeat $(REPEAT) --workers $(WORKERS) --mix $(MIX) \
+		$(if $(SAMPLE),--sample) \
+		--gunicorn-workers $(GUNICORN_WORKERS) $(if $(HOST),--host $(LOADTEST_HOST)) \
+		--reports $(REPORTS) \
 		$(if $(WRITES),--writes $(if $(HOST),,--after-write "$(PY) manage.py seed --preset $(PRESET) --reset --yes"))
 
 loadtest-connections: seed
 	$(PY) -m loadtests.run --connections $(if $(CONN_LESSON),--conn-lesson $(CONN_LESSON)) \
 		$(if $(CONN_PARAMS),--conn-params $(CONN_PARAMS)) --users $(USERS) \
-		--duration $(DURATION) --workers $(WORKERS) --gunicorn-workers $(GUNICORN_WORKERS)
+		--duration $(SCENARIO_DURATION) --workers $(WORKERS) --gunicorn-workers $(GUNICORN_WORKERS) \
+		--reports $(REPORTS)
 
 # The stampede lesson's entry expires every TTL seconds under load: get_or_set recomputes
 # once per waiting request, the lock once per expiry (gunicorn with 8 threads per worker).
 TTL ?= 2
 loadtest-stampede: seed
-	$(PY) -m loadtests.run --stampede --ttl $(TTL) --users $(USERS) --duration $(DURATION) \
-		--workers $(WORKERS) --gunicorn-workers $(GUNICORN_WORKERS)
+	$(PY) -m loadtests.run --stampede --ttl $(TTL) --users $(USERS) --duration $(SCENARIO_DURATION) \
+		--workers $(WORKERS) --gunicorn-workers $(GUNICORN_WORKERS) --reports $(REPORTS)
+
+# Locust's web UI (http://127.0.0.1:8089/) against the running demo ($(DEMO_URL)), only
+# the lessons in LESSONS: `.venv/bin/locust -f loadtests/locustfile.py --tags <slug>`.
+locust: install
+	$(BIN)/locust -f loadtests/locustfile.py --host $(DEMO_URL) --web-host 127.0.0.1 \
+		$(if $(LESSONS),--tags $(LESSONS)) \
+		$(if $(QUICK),--headless --users 1 --spawn-rate 1 --run-time $(DURATION) --only-summary)
 
 # Regenerate the per-lesson part of docs/WORKSHOP.md from the registry.
 workshop-guide: install

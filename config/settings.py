@@ -93,6 +93,7 @@ MIDDLEWARE = [
     "lab.measure.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "lab.errors.ServiceErrorMiddleware",  # a dead service or a timeout: 503/504, not 500
+    "lab.errors.JsonNotFoundMiddleware",  # DEBUG's HTML 404 page -> JSON for API clients
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

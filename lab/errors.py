@@ -5,7 +5,9 @@
 - A statement ran past `statement_timeout` (`DJANGO_STATEMENT_TIMEOUT_MS`): 504,
   so a runaway query ends as an answer instead of holding a worker for minutes.
 - Redis or the Celery broker is unreachable where it cannot be a cache miss: 503.
-- 400/403/404/500 pages: JSON for API requests, Django's HTML pages otherwise.
+- 400/403/404/500 pages: JSON for API requests, Django's HTML pages otherwise; in
+  demo mode (DEBUG) too, where Django answers an unknown URL with its technical HTML
+  page whatever handler404 says (`JsonNotFoundMiddleware`).
 """
 
 from __future__ import annotations
@@ -96,6 +98,24 @@ class ServiceErrorMiddleware:
         )
 
 
+class JsonNotFoundMiddleware:
+    """A 404 that is not JSON becomes the JSON error for a request that wants JSON.
+
+    With DEBUG on (demo mode) Django renders its technical 404 page for a URL that
+    resolves to nothing and never calls handler404, so `/api/lessons/nope/` answered
+    an API client with HTML; this gives it the same JSON error production gives."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        is_json = response.get("Content-Type", "").startswith("application/json")
+        if response.status_code == 404 and not is_json and wants_json(request):
+            return error_response(request, 404, f"Not found: {request.path}")
+        return response
+
+
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if wants_json(request):
         return error_response(request, 400, "Bad request.")
@@ -110,7 +130,7 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if wants_json(request):
-        return error_response(request, 404, "Not found.")
+        return error_response(request, 404, f"Not found: {request.path}")
     return defaults.page_not_found(request, exception)
 
 

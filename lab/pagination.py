@@ -41,13 +41,20 @@ from rest_framework.response import Response
 
 # Page numbers beyond this are a 400: OFFSET 10**12 * size would overflow bigint.
 MAX_PAGE = 1_000_000
+# The largest page a list serves. A larger `page_size` is a 400 that names it, like every
+# `limit` of the lessons: capped silently, the answer is not what was asked and the
+# `next` link repeats the oversized value.
+MAX_PAGE_SIZE = 500
 
 
 class PageQuery(serializers.Serializer):
-    """`page` and `page_size` for `lab.api.validated_query`; sizes are capped, not refused."""
+    """`page` and `page_size` for `lab.api.validated_query`; a size over the maximum is a 400.
+
+    A list with a smaller maximum redeclares `page_size` with its pagination's
+    `max_page_size`, so the schema documents the maximum the 400 names."""
 
     page = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, required=False)
-    page_size = serializers.IntegerField(min_value=1, required=False)
+    page_size = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, required=False)
 
 
 # --- counting ----------------------------------------------------------------------
@@ -584,7 +591,7 @@ class EstimatedCountPagination(PageNumberPagination):
     django_paginator_class = EstimatedCountPaginator
     page_size = 100
     page_size_query_param = "page_size"
-    max_page_size = 500
+    max_page_size = MAX_PAGE_SIZE  # PageQuery refuses more
     last_page_strings = ()  # "last" would need the exact count
 
     def get_paginated_response(self, data) -> Response:

@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from lab import jobs
 from lab.api import json_error
 from lab.lessons import Lesson, all_lessons, get_lesson
+from lab.loadfigures import under_load
 from lab.models import Measurement
 from lab.plans import lesson_plans
 from lab.practice_views import practice_panel
@@ -146,6 +147,7 @@ def lesson_page(request: HttpRequest, slug: str) -> HttpResponse:
         "params": params,
         "params_error": params_error,
         "plans": lesson_plans(lesson),
+        "under_load": under_load(lesson),  # published load-test figures, machine load
         "variants_without_plan": [
             name for name in lesson.variant_names if name not in lesson.main_queries
         ]

@@ -17,6 +17,11 @@ Environment (all optional; `loadtests.run` sets them):
 - WEAVE_LESSONS_JSON: read the registry from this file instead (master and
   workers then see the same lessons).
 - WEAVE_LESSONS: comma-separated slugs; only these lessons get a user class.
+- `--tags` / `--exclude-tags` (or LOCUST_TAGS / LOCUST_EXCLUDE_TAGS) also pick the
+  classes: a lesson with no task left after Locust's filtering gets no user class,
+  so `--tags <slug>` spawns only that lesson's users (Locust would otherwise warn
+  about every other lesson and spawn users with nothing to do, which then die).
+- The host defaults to GUNICORN_BIND's address (`make demo`'s server).
 - WEAVE_REQUEST_LABEL: replaces the variant in request names (the connection
   lesson labels rows with the server setting: `conn_max_age=0:/lessons/...`).
 - WEAVE_REQUEST_TIMEOUT: seconds before a request counts as failed (default 60).
@@ -61,7 +66,16 @@ logger = logging.getLogger("weave.loadtests")
 _user_numbers = itertools.count()
 
 
-def host_from_command_line(default: str = "http://127.0.0.1:8000") -> str:
+def demo_address() -> str:
+    """The server `make demo` starts: GUNICORN_BIND (config/gunicorn.py), as a URL."""
+    bind = os.environ.get("GUNICORN_BIND") or "127.0.0.1:8000"
+    host, _, port = bind.rpartition(":")
+    if host in {"", "0.0.0.0", "[::]"}:  # listening everywhere: reach it on loopback
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
+def host_from_command_line() -> str:
     """The host is needed before Locust parses its options: LOCUST_HOST, --host or -H."""
     args = sys.argv[1:]
     for index, arg in enumerate(args):
@@ -69,7 +83,39 @@ def host_from_command_line(default: str = "http://127.0.0.1:8000") -> str:
             return arg.split("=", 1)[1]
         if arg in {"--host", "-H"} and index + 1 < len(args):
             return args[index + 1]
-    return os.environ.get("LOCUST_HOST") or default
+    return os.environ.get("LOCUST_HOST") or demo_address()
+
+
+def option_values(names: set[str], environment: str) -> set[str]:
+    """The values of a list option (`--tags a b`, `--tags=a`, `-T a`) or its LOCUST_* variable."""
+    args, found, collecting = sys.argv[1:], set(), False
+    for arg in args:
+        name, equals, value = arg.partition("=")
+        if name in names:
+            collecting = not equals
+            found.update([value] if equals else [])
+        elif arg.startswith("-"):
+            collecting = False
+        elif collecting:
+            found.add(arg)
+    if not found and os.environ.get(environment):
+        found = set(os.environ[environment].strip("[]").replace(",", " ").split())
+    return found
+
+
+def tag_filter() -> tuple[set[str], set[str]]:
+    """(--tags, --exclude-tags) as Locust will apply them to the tasks."""
+    included = option_values({"--tags", "-T"}, "LOCUST_TAGS")
+    excluded = option_values({"--exclude-tags", "-E"}, "LOCUST_EXCLUDE_TAGS")
+    return included, excluded
+
+
+def keeps_a_task(user_class: type[LessonUser], included: set[str], excluded: set[str]) -> bool:
+    """Whether any task of the class survives Locust's tag filter."""
+    return any(
+        (not included or task.locust_tag_set & included) and not task.locust_tag_set & excluded
+        for task in user_class.tasks
+    )
 
 
 def load_document(host: str) -> dict:
@@ -183,8 +229,13 @@ def build_user_classes() -> dict[str, type[LessonUser]]:
     host = host_from_command_line()
     document = load_document(host)
     wanted = os.environ.get("WEAVE_LESSONS", "").replace(" ", ",").split(",")
-    lessons = select(parse_registry(document), wanted)
     auth = AuthConfig.resolve(document)
+    included, excluded = tag_filter()
+    lessons = [
+        lesson
+        for lesson in select(parse_registry(document), wanted)
+        if keeps_a_task(user_class(lesson, auth), included, excluded)
+    ]
     skipped = preflight_auth(host, lessons, auth)
     if skipped:
         logger.warning(skipped)

@@ -3,15 +3,20 @@
 Rows are grouped by lesson (the part after `:` in the request name) and compared
 with the lesson's first row, which is `naive` for variants (or the first server
 setting for the connection lesson): requests/s as a multiple, p95 as a ratio.
+Repeated short runs of the same variants (`--repeat`) become one row each, with
+medians and the spread of the ratio across the repetitions: one run's ratio alone
+swings by 2x or more on a shared machine.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from loadtests.machine import MachineLoad
 from loadtests.pgstats import QueryStat
 
 
@@ -27,13 +32,18 @@ class Row:
     p99: float
     avg_bytes: float
     run: str = ""  # the run (CSV prefix) the row comes from
+    repetition: int = 0  # which of the repeated runs (--repeat)
+    runs: int = 1  # repetitions combined into this row (combine_repeats)
+    # The lowest and highest req/s ratio to the lesson's base across the repetitions.
+    ratio_low: float | None = None
+    ratio_high: float | None = None
 
     @property
     def failure_share(self) -> float:
         return self.failures / self.requests if self.requests else 0.0
 
 
-def read_stats(path: Path, *, run: str = "") -> list[Row]:
+def read_stats(path: Path, *, run: str = "", repetition: int = 0) -> list[Row]:
     """The per-request-name rows of Locust's `<prefix>_stats.csv` (not the Aggregated row)."""
     rows = []
     with path.open(newline="") as handle:
@@ -53,6 +63,7 @@ def read_stats(path: Path, *, run: str = "") -> list[Row]:
                     p99=float(record["99%"] or 0),
                     avg_bytes=float(record["Average Content Size"] or 0),
                     run=run,
+                    repetition=repetition,
                 )
             )
     return rows
@@ -69,6 +80,59 @@ def baseline_of(rows: list[Row]) -> dict[str, Row]:
 
 def ratio(value: float, base: float) -> str:
     return f"{value / base:.2f}x" if base else "-"
+
+
+def combine_repeats(rows: list[Row]) -> list[Row]:
+    """One row per lesson and variant: summed counts, medians of the rates and latencies,
+    and the spread of the req/s ratio to the base, each repetition against its own base."""
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.lesson, row.variant), []).append(row)
+    if all(len(group) == 1 for group in groups.values()):
+        return rows
+    bases: dict[tuple[str, int], float] = {}
+    for repetition in {row.repetition for row in rows}:
+        same = [row for row in rows if row.repetition == repetition]
+        for lesson, base in baseline_of(same).items():
+            bases[(lesson, repetition)] = base.rps
+    return [combined(group, bases) for group in groups.values()]
+
+
+def combined(group: list[Row], bases: dict[tuple[str, int], float]) -> Row:
+    first = group[0]
+    ratios = [
+        row.rps / bases[(row.lesson, row.repetition)]
+        for row in group
+        if bases.get((row.lesson, row.repetition))
+    ]
+    measured = [row for row in group if row.requests] or group
+
+    def median(name: str) -> float:
+        return statistics.median(getattr(row, name) for row in measured)
+
+    return Row(
+        lesson=first.lesson,
+        variant=first.variant,
+        requests=sum(row.requests for row in group),
+        failures=sum(row.failures for row in group),
+        rps=statistics.median(row.rps for row in group),
+        p50=median("p50"),
+        p95=median("p95"),
+        p99=median("p99"),
+        avg_bytes=median("avg_bytes"),
+        run=first.run,
+        runs=len(group),
+        ratio_low=min(ratios) if ratios else None,
+        ratio_high=max(ratios) if ratios else None,
+    )
+
+
+def ratio_with_spread(row: Row, base: Row) -> str:
+    """`4.17x (3.90-4.50x over 3 runs)`: the median ratio and its range across runs."""
+    text = ratio(row.rps, base.rps)
+    if row.runs > 1 and row.ratio_low is not None and text != "-":
+        text += f" ({row.ratio_low:.2f}-{row.ratio_high:.2f}x over {row.runs} runs)"
+    return text
 
 
 HEADERS = (
@@ -95,6 +159,7 @@ def human_bytes(size: float) -> str:
 
 
 def table_rows(rows: list[Row]) -> list[tuple[str, ...]]:
+    rows = combine_repeats(rows)
     bases = baseline_of(rows)
     result = []
     for row in rows:
@@ -108,7 +173,7 @@ def table_rows(rows: list[Row]) -> list[tuple[str, ...]]:
                 f"{row.rps:.1f}",
                 *(f"{value:.0f}" if row.requests else "-" for value in (row.p50, row.p95, row.p99)),
                 human_bytes(row.avg_bytes) if row.requests else "-",
-                ratio(row.rps, base.rps),
+                ratio_with_spread(row, base),
                 ratio(row.p95, base.p95) if row.requests else "-",
             )
         )
@@ -197,16 +262,20 @@ def write_outputs(
     queries: dict[str, list[QueryStat]] | None = None,
     query_totals: dict[str, tuple[int, float]] | None = None,
     queries_note: str = "",
+    load: MachineLoad | None = None,
 ) -> None:
     section = query_section(rows, queries or {}, query_totals or {}, note=queries_note)
-    markdown = [f"# {title}", "", *notes, "", as_markdown(rows), ""]
+    load_lines = [*load.lines(), ""] if load else []
+    markdown = [f"# {title}", "", *load_lines, *notes, "", as_markdown(rows), ""]
     if section:
         markdown += [*section, ""]
     (directory / "comparison.md").write_text("\n".join(markdown))
     document = {
         "title": title,
         "notes": notes,
-        "rows": [asdict(row) for row in rows],
+        "load": load.as_dict() if load else None,
+        "rows": [asdict(row) for row in combine_repeats(rows)],
+        "runs": [asdict(row) for row in rows],  # each repetition's own figures
         "pg_stat_statements": {
             "note": queries_note,
             "runs": {

@@ -16,6 +16,12 @@ before each run the server is drained (requests a slow variant left queued are
 finished) and every URL is called once to warm it up. `--mix together` instead runs
 all selected variants at once in a single run (the smoke test does, to stay short).
 
+`--repeat N` runs the whole sequence N times, alternating the variants (naive,
+optimized, naive, optimized...), so drift on a shared machine touches both; the table
+gives medians and each ratio with its spread over the repetitions. The report prints
+the load average before and after, and warns when it was over the core count
+(loadtests/machine.py).
+
 Write lessons (kind `write`: they insert, update or delete rows) are skipped unless
 `--writes` is given, so a load test leaves the demo data as seeded; `make loadtest
 WRITES=1` includes them and re-seeds afterwards. Under load they send bounded
@@ -50,6 +56,7 @@ from datetime import datetime
 from pathlib import Path
 
 from loadtests import pgstats, report, server
+from loadtests.machine import MachineLoad, cores, load_average
 from loadtests.registry import (
     MEASURE_HEADERS,
     REGISTRY_PATH,
@@ -88,15 +95,28 @@ class Run:
     lessons: list[LessonSpec]
     tags: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    repetition: int = 0
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m loadtests.run", description=__doc__)
     parser.add_argument("--lessons", nargs="*", default=[], help="slugs (default: all)")
     parser.add_argument("--variants", nargs="*", default=[], help="variant names (default: all)")
+    parser.add_argument(
+        "--sample",
+        action="store_true",
+        help="without --lessons: one lesson of each shape (read or write, with or without a "
+        "user) instead of all; a check that the run works (make QUICK=1), not a measurement",
+    )
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--spawn-rate", type=float, default=0, help="default: all users at once")
     parser.add_argument("--duration", default="30s", help="per run, as Locust's --run-time")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every variant this many times, alternating; ratios get their spread",
+    )
     parser.add_argument("--workers", type=int, default=1, help="Locust processes (master+workers)")
     parser.add_argument("--host", default="", help="an existing server; default: start gunicorn")
     parser.add_argument("--port", type=int, default=0, help="port of our gunicorn (0: any free)")
@@ -158,6 +178,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(str(error))
     if (options.connections or options.stampede) and options.host:
         parser.error("--connections/--stampede start their own server: they need no --host")
+    if options.repeat < 1:
+        parser.error("--repeat must be at least 1")
     return options
 
 
@@ -173,7 +195,9 @@ def parse_overrides(items: Sequence[str]) -> dict[str, dict[str, str]]:
     return overrides
 
 
-def plan_runs(lessons: list[LessonSpec], *, mix: str, variants: list[str]) -> list[Run]:
+def plan_runs(
+    lessons: list[LessonSpec], *, mix: str, variants: list[str], repeat: int = 1
+) -> list[Run]:
     if mix == "together":
         tags = [
             tag_for(lesson.slug, name)
@@ -181,16 +205,30 @@ def plan_runs(lessons: list[LessonSpec], *, mix: str, variants: list[str]) -> li
             for name in lesson.variant_names
             if not variants or name in variants
         ]
-        return [Run(label="together", lessons=lessons, tags=tags)]
+        return [
+            Run(label=label("together", i, repeat), lessons=lessons, tags=tags, repetition=i)
+            for i in range(repeat)
+        ]
     # Read lessons first: a write lesson that ran before them (an import adds rows,
-    # a purge deletes some) would change the data they are measured on.
+    # a purge deletes some) would change the data they are measured on. A lesson's
+    # repetitions follow each other, its variants alternating within them.
     ordered = sorted(lessons, key=lambda lesson: lesson.kind == "write")
     return [
-        Run(label=f"{lesson.slug}.{name}", lessons=[lesson], tags=[tag_for(lesson.slug, name)])
+        Run(
+            label=label(f"{lesson.slug}.{name}", i, repeat),
+            lessons=[lesson],
+            tags=[tag_for(lesson.slug, name)],
+            repetition=i,
+        )
         for lesson in ordered
+        for i in range(repeat)
         for name in lesson.variant_names
         if not variants or name in variants
     ]
+
+
+def label(base: str, repetition: int, repeat: int) -> str:
+    return f"{base}.r{repetition + 1}" if repeat > 1 else base
 
 
 def seconds(duration: str) -> int:
@@ -292,7 +330,8 @@ def run_locust(
     stats = Path(f"{prefix}_stats.csv")
     if not stats.exists():
         raise RuntimeError(f"Locust wrote no statistics for {run.label}; see {prefix}.log")
-    rows = with_silent_variants(report.read_stats(stats, run=run.label), run)
+    rows = report.read_stats(stats, run=run.label, repetition=run.repetition)
+    rows = with_silent_variants(rows, run)
     if recorder:
         recorder.collect(run.label)
     summary = ", ".join(
@@ -314,7 +353,9 @@ def with_silent_variants(rows: list, run: Run) -> list:
         return rows  # rows carry a server setting, not the variant name (connections)
     seen = {(row.lesson, row.variant) for row in rows}
     silent = [
-        report.Row(lesson.page, name, 0, 0, 0.0, 0, 0, 0, 0, run=run.label)
+        report.Row(
+            lesson.page, name, 0, 0, 0.0, 0, 0, 0, 0, run=run.label, repetition=run.repetition
+        )
         for lesson in run.lessons
         for name in lesson.variant_names
         if tag_for(lesson.slug, name) in run.tags and (lesson.page, name) not in seen
@@ -330,6 +371,8 @@ def fetch_lessons(host: str, options, directory: Path) -> tuple[list[LessonSpec]
     lessons_json = directory / "lessons.json"
     lessons_json.write_text(json.dumps(document, indent=2))
     lessons = select(parse_registry(document), options.lessons)
+    if options.sample and not options.lessons:
+        lessons = one_of_each_shape(lessons)
     notes = []
     writes = [lesson.slug for lesson in lessons if lesson.kind == "write"]
     if writes and not options.writes:
@@ -356,10 +399,17 @@ def fetch_lessons(host: str, options, directory: Path) -> tuple[list[LessonSpec]
     return lessons, notes
 
 
+def one_of_each_shape(lessons: list[LessonSpec]) -> list[LessonSpec]:
+    shapes: dict[tuple[str, bool], LessonSpec] = {}
+    for lesson in lessons:
+        shapes.setdefault((lesson.kind, lesson.auth), lesson)
+    return list(shapes.values())
+
+
 def run_variants(options, directory: Path, host: str) -> tuple[list, list[str]]:
     lessons, notes = fetch_lessons(host, options, directory)
     rows = []
-    runs = plan_runs(lessons, mix=options.mix, variants=options.variants)
+    runs = plan_runs(lessons, mix=options.mix, variants=options.variants, repeat=options.repeat)
     for index, run in enumerate(runs):
         run.env.update(getattr(options, "auth_env", {}))
         rows += run_locust(run, options, host, directory, directory / "lessons.json")
@@ -524,7 +574,8 @@ def describe(options, argv: Sequence[str]) -> list[str]:
         f"Command: `python -m loadtests.run {shlex.join(argv)}`",
         f"Date: {datetime.now().isoformat(timespec='seconds')}; server: {target}.",
         f"Locust: {options.users} users, {options.duration} per run, closed loop (no wait), "
-        f"{options.workers} process(es), mix {options.mix}; latencies in ms.",
+        f"{options.workers} process(es), mix {options.mix}, {options.repeat} run(s) of each "
+        "variant (medians; ratios with their spread); latencies in ms.",
     ]
 
 
@@ -558,6 +609,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     log = directory / "gunicorn.log"
     print(f"Load test; reports in {directory}")
+    load_before = load_average()
+    print(f"  load average before: {load_before[0]:.2f} ({cores()} cores)")
     options.pg = open_pg_stats(options)
     if options.connections:
         rows, notes = run_connections(options, directory, log)
@@ -578,6 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows, notes = run_variants(options, directory, host)
         title = "Load test"
     notes = describe(options, argv) + notes
+    load = MachineLoad(before=load_before, after=load_average(), cores=cores())
     pg = options.pg or pgstats.Recorder("", note="")
     report.write_outputs(
         directory,
@@ -587,8 +641,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         queries=pg.found,
         query_totals=pg.totals,
         queries_note=pg.note,
+        load=load,
     )
     print()
+    print("\n".join(load.lines()).replace("**", ""))
     print(report.as_text(rows))
     section = report.query_section(rows, pg.found, pg.totals, note=pg.note)
     if section:

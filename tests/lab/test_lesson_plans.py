@@ -5,6 +5,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.utils.html import escape
 
 from lab.lessons import all_lessons, get_lesson
 from lab.plans import executed_query, is_read_query, lesson_plans, not_run_reason
@@ -128,3 +129,74 @@ def test_the_count_lessons_optimized_plan_is_the_query_its_estimate_ran():
 def test_executed_query_refuses_code_that_runs_no_select():
     with pytest.raises(LookupError):
         executed_query(lambda: None)()
+
+
+# --- plans that teach: warm, with the N+1's repeated statement, headings that hold --------
+
+
+def test_an_n_plus_one_variant_plans_its_repeated_statement_and_counts_it(client):
+    """latest-messages naive: 1 query for the messages, then one per message for its sender.
+    Its first query alone (fast) would make the naive variant look the fastest."""
+    make_messages(threads=make_threads(1), people=make_people(3), per_thread=7)
+    plans = {plan.variant: plan for plan in lesson_plans(get_lesson("latest-messages"))}
+    naive, optimized = plans["naive"], plans["optimized"]
+    assert naive.times == 7 and naive.queries == 8  # the list + 7 senders
+    assert "weave_person" in naive.repeated.sql and naive.repeated.analyzed
+    assert naive.repeated_total_ms == pytest.approx(naive.repeated.execution_ms * 7)
+    assert optimized.repeated is None  # one JOIN, nothing repeated
+    page = client.get("/lessons/latest-messages/").text
+    assert "…then 7 similar queries" in page and "ran <strong>7 times</strong>" in page
+
+
+def test_a_plan_is_measured_warm_with_the_cold_run_beside_it(client):
+    make_messages(threads=make_threads(1), people=make_people(3), per_thread=3)
+    explained = []
+
+    def count_explains(execute, sql, params, many, context):
+        if sql.startswith("EXPLAIN (ANALYZE"):
+            explained.append(sql)
+        return execute(sql, params, many, context)
+
+    lesson = get_lesson("latest-messages")
+    with connection.execute_wrapper(count_explains):
+        plans = lesson_plans(lesson)
+    main = [plan for plan in plans if plan.analyzed]
+    repeated = [plan.repeated for plan in plans if plan.repeated]
+    # Each analyzed statement ran twice: once cold (unmeasured), once measured.
+    assert len(explained) == 2 * (len(main) + len(repeated))
+    assert all(plan.cold_execution_ms is not None for plan in main + repeated)
+    page = client.get(lesson.page_url()).text
+    assert page.count("(cold: ") == len(main) + len(repeated)
+
+
+@pytest.mark.parametrize("lesson", all_lessons(), ids=lambda lesson: lesson.slug)
+def test_the_code_heading_says_what_holds_for_the_lesson(client, lesson):
+    """Not "only the query differs": false for a serializer, an offloaded job, static files."""
+    page = client.get(lesson.page_url()).text
+    heading = page[page.index('id="code-heading"') :].split("</p>")[0]
+    assert "only the query differs" not in page
+    same = "same final state" if lesson.kind == "write" else "returns the same"
+    assert same in heading, heading
+    assert f"the fix: {escape(lesson.technique)}" in heading
+
+
+def test_the_repeats_are_found_with_the_demo_s_allowed_hosts(settings):
+    """The in-process call names a host the demo and production accept (not `testserver`,
+    which they answer with a 400: no repeats found, silently)."""
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    make_messages(threads=make_threads(1), people=make_people(2), per_thread=4)
+    naive = lesson_plans(get_lesson("latest-messages"))[0]
+    assert naive.variant == "naive" and naive.times == 4
+
+
+def test_counting_stops_at_a_budget_and_the_page_says_at_least(client, monkeypatch):
+    """A page never waits for a whole naive request: past MAX_STATEMENTS it says "at least"."""
+    from lab import plans
+
+    monkeypatch.setattr(plans, "MAX_STATEMENTS", 5)
+    make_messages(threads=make_threads(1), people=make_people(3), per_thread=7)
+    naive = lesson_plans(get_lesson("latest-messages"))[0]
+    assert (naive.stopped, naive.queries, naive.times) == (True, 5, 4)  # list + 4 senders
+    assert naive.repeated is not None and naive.repeated.analyzed
+    page = client.get("/lessons/latest-messages/").text
+    assert "had run <strong>at least 4 times</strong>" in page

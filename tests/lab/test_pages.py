@@ -262,3 +262,38 @@ def test_code_that_lives_outside_the_lesson_module_is_shown_with_its_module():
         name: blocks for name, blocks, _ in lesson_source(get_lesson("message-count")).variants
     }
     assert "lab.pagination.estimated_count" in [block.name for block in count["optimized"]]
+
+
+@pytest.mark.parametrize(
+    "load, shown",
+    [
+        (
+            {"before": [1.5, 1, 1], "after": [6.4, 3, 2], "cores": 2, "busy": True},
+            "<strong>The machine was busy</strong> during this load test (load average 6.4 "
+            "over 2 cores)",
+        ),
+        (
+            {"before": [0.5, 1, 1], "after": [0.9, 1, 1], "cores": 2, "busy": False},
+            "Load average before 0.50, after 0.90, 2 cores.",
+        ),
+        (None, "How busy the machine was is not recorded for this run"),
+    ],
+)
+def test_the_load_test_figures_say_how_busy_the_machine_was(
+    client, messages, tmp_path, monkeypatch, load, shown
+):
+    import json
+
+    from lab import loadfigures
+
+    rows = [
+        {"lesson": LATEST.page_url(), "variant": variant, "rps": rps, "p50": 10, "p95": 20}
+        | {"p99": 30, "failures": 0, "requests": 100, "avg_bytes": 1000}
+        for variant, rps in (("naive", 10.0), ("optimized", 45.0))
+    ]
+    results = tmp_path / "comparison.json"
+    results.write_text(json.dumps({"notes": ["Command: `x`"], "rows": rows, "load": load}))
+    monkeypatch.setattr(loadfigures, "RESULTS", results)
+    page = client.get(LATEST.page_url()).text
+    assert 'id="under-load"' in page and shown in page
+    assert "4.5\N{MULTIPLICATION SIGN}" in page  # optimized req/s vs naive

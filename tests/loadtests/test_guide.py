@@ -9,7 +9,15 @@ import pytest
 from django.core.management.base import CommandError
 
 from lab.lessons import all_lessons
-from ops.management.commands.workshop_guide import BEGIN, END, render, replace_generated
+from ops.management.commands.workshop_guide import (
+    BEGIN,
+    DEFAULT_COMPARE,
+    END,
+    render,
+    render_loop,
+    render_overview,
+    replace_generated,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +49,8 @@ def test_every_registered_lesson_has_a_section(tmp_path):
     for lesson in all_lessons():
         assert f"(`{lesson.slug}`)" in guide
         assert f"make loadtest LESSONS={lesson.slug}" in guide
-        assert f"--tags {lesson.slug}" in guide
+        assert f"make locust LESSONS={lesson.slug}" in guide
+        assert f"make compare LESSONS={lesson.slug}" in guide
         for variant in lesson.variant_names:
             assert lesson.url(variant) in guide
     assert guide.count("**Expect**: not measured yet") == len(all_lessons())
@@ -104,15 +113,28 @@ def test_write_and_auth_lessons_say_how_to_run_them(tmp_path):
     assert "make loadtest-stampede" in guide and "make loadtest-connections" in guide
 
 
-def test_the_hand_written_lesson_map_names_every_lesson():
+def test_the_lesson_map_and_its_count_come_from_the_registry():
+    overview = render_overview()
+    lessons = all_lessons()
+    assert f"{len(lessons)} lessons in three apps" in overview
+    for lesson in lessons:
+        assert f"| `{lesson.slug}` | {lesson.app} | {lesson.technique} |" in overview
     guide = (ROOT / "docs" / "WORKSHOP.md").read_text()
-    hand_written = guide[: guide.index(BEGIN)] + guide[guide.index(END) :]
-    missing = [
-        lesson.slug
-        for lesson in all_lessons()
-        if f"| `{lesson.slug}` | {lesson.app} |" not in hand_written
+    assert overview in guide, "the guide's overview is out of date: run `make workshop-guide`"
+
+
+def test_the_silk_figure_comes_from_the_benchmarks(tmp_path):
+    rows = [
+        {"variant": "naive", "total_ms": 30.0, "silk_queries": 8},
+        {"variant": "optimized", "total_ms": 10.0},
     ]
-    assert not missing, f"add these lessons to the map in docs/WORKSHOP.md: {missing}"
+    compare = tmp_path / "compare.json"
+    compare.write_text(json.dumps({"lessons": [{"slug": "some-lesson", "variants": rows}]}))
+    loop = render_loop(compare)
+    assert "3.0x on `some-lesson` (30.0 ms recorded against 10.0 ms without it" in loop
+    guide = (ROOT / "docs" / "WORKSHOP.md").read_text()
+    assert render_loop(DEFAULT_COMPARE) in guide
+    assert "3x to 7x" not in guide
 
 
 def test_a_variant_with_no_finished_request_says_so(tmp_path):

@@ -381,3 +381,70 @@ def test_the_re_seed_hook_runs_after_the_last_variant_of_each_write_lesson():
     reads = plan_runs(lessons, mix="per-variant", variants=[])
     assert not [index for index in range(len(reads)) if ends_a_write_lesson(reads, index)]
     assert parse_args([]).after_write == ""  # only make loadtest WRITES=1 re-seeds
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--tags", "thread-page"], ["ThreadPageUser"]),
+        (["--tags=thread-page:naive"], ["ThreadPageUser"]),
+        (["-T", "optimized", "--exclude-tags", "thread-page"], ["OtherLessonUser"]),
+        (["--tags", "no-such-tag", "-u", "3"], []),
+        ([], ["OtherLessonUser", "ThreadPageUser"]),
+    ],
+)
+def test_tags_pick_the_user_classes_with_tasks_left(tmp_path, argv, expected):
+    """`locust --tags <slug>` builds that lesson's class only: the others would have no
+    task after Locust's filter (28 warnings) and their users would spawn and die."""
+    document = json.loads(json.dumps(FAKE_REGISTRY))
+    document["lessons"].append({**document["lessons"][0], "slug": "other-lesson"})
+    registry = tmp_path / "lessons.json"
+    registry.write_text(json.dumps(document))
+    script = (
+        "import sys, json\n"
+        f"sys.argv = ['locust', '-f', 'loadtests/locustfile.py', *{argv!r}]\n"
+        "import loadtests.locustfile as f\n"
+        "print(json.dumps(sorted(f.USER_CLASSES)))"
+    )
+    env = {"PATH": str(Path(sys.executable).parent), "WEAVE_LESSONS_JSON": str(registry)}
+    env["LOCUST_HOST"] = "http://127.0.0.1:9"  # the auth preflight fails at once
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == expected
+
+
+@pytest.mark.parametrize(
+    "bind, url",
+    [("0.0.0.0:8123", "http://127.0.0.1:8123"), ("127.0.0.2:8124", "http://127.0.0.2:8124")],
+)
+def test_locust_defaults_to_the_address_gunicorn_binds(tmp_path, bind, url):
+    registry = tmp_path / "lessons.json"
+    registry.write_text(json.dumps({"lessons": []}))
+    env = {"PATH": str(Path(sys.executable).parent), "WEAVE_LESSONS_JSON": str(registry)}
+    script = "import loadtests.locustfile as f; print(f.host_from_command_line())"
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "GUNICORN_BIND": bind},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == url
+
+
+def test_a_sample_keeps_one_lesson_of_each_shape():
+    from loadtests.run import one_of_each_shape
+
+    lessons = parse_registry(FAKE_REGISTRY)
+    doubled = [*lessons, replace(lessons[0], slug="another-read")]
+    assert [lesson.slug for lesson in one_of_each_shape(doubled)] == ["thread-page", "my-tasks"]
+    assert parse_args(["--sample"]).sample and not parse_args([]).sample

@@ -106,11 +106,16 @@ def test_page_links_match_and_the_last_page_has_no_next(messages, api_client):
         assert listing(api_client, variant, page=4, page_size=10).status_code == 404
 
 
-def test_page_size_is_capped_at_500(api_client):
+def test_a_page_size_over_500_is_a_400_naming_the_maximum(api_client):
     make_messages(threads=make_threads(1), people=make_people(1), per_thread=501)
     for variant in VARIANTS:
-        body = listing(api_client, variant, page_size=10**9).json()
-        assert len(body["results"]) == 500 and body["next"]
+        refused = listing(api_client, variant, page_size=10**9)
+        assert refused.status_code == 400
+        assert refused.json()["errors"]["page_size"] == [
+            "Ensure this value is less than or equal to 500."
+        ]
+        body = listing(api_client, variant, page_size=500).json()
+        assert len(body["results"]) == 500 and "page_size=500" in body["next"]
 
 
 # --- the default request: the message archive, where an exact count is expensive --------

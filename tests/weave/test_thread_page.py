@@ -200,9 +200,14 @@ def test_deleted_threads_are_not_listed(threads, api_client):
         assert threads[0].id not in ids and len(ids) == 2
 
 
-def test_page_size_is_capped(threads, api_client):
+def test_a_page_size_over_100_is_a_400_naming_the_maximum(threads, api_client):
     for variant in VARIANTS:
         response = page(api_client, variant, page_size=10**9)
+        assert response.status_code == 400
+        assert response.json()["errors"]["page_size"] == [
+            "Ensure this value is less than or equal to 100."
+        ]
+        response = page(api_client, variant, page_size=100)
         assert response.status_code == 200 and len(response.json()["results"]) == 3
 
 
@@ -223,3 +228,11 @@ def test_bad_input_is_a_json_4xx(threads, api_client, query, status):
         response = page(api_client, variant, **query)
         assert response.status_code == status, variant
         assert response.json()["status"] == status
+
+
+def test_every_variant_answers_an_empty_list(api_client):
+    """No thread yet: page 1 is empty (the database variant computed OFFSET -1: a 500)."""
+    for variant in VARIANTS:
+        response = page(api_client, variant)
+        assert response.status_code == 200, (variant, response.content[:200])
+        assert response.json()["results"] == []

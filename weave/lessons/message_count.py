@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from lab.api import validated_query
 from lab.lessons import Lesson, Variant, register
 from lab.pagination import (
+    MAX_PAGE_SIZE,
     EstimatedCountPagination,
     EstimatedCountPaginator,
     PageQuery,
@@ -109,7 +110,7 @@ class ExactCountPagination(PageNumberPagination):
 
     page_size = 100
     page_size_query_param = "page_size"
-    max_page_size = 500
+    max_page_size = MAX_PAGE_SIZE  # MessageListQuery refuses more
     last_page_strings = ()
 
     def get_paginated_response(self, data) -> Response:

@@ -88,7 +88,15 @@ class ThreadPagination(PageNumberPagination):
             self.page = Paginator(queryset, size).page(request.query_params.get("page", 1))
         except InvalidPage as error:
             raise NotFound(f"Invalid page: {error}") from error
-        return self.page.start_index() - 1, size
+        # start_index() is 0 on the empty first page of an empty list: OFFSET 0, not -1.
+        return max(self.page.start_index() - 1, 0), size
+
+
+class ThreadPageQuery(PageQuery):
+    # 100 threads with 100 messages each is already ~1.9 MB: a bigger page is a 400.
+    page_size = serializers.IntegerField(
+        min_value=1, max_value=ThreadPagination.max_page_size, required=False
+    )
 
 
 # --- the queries, one change per tier --------------------------------------------------
@@ -283,7 +291,7 @@ def thread_page_database(*, limit: int, offset: int) -> tuple[str, list[int]]:
 
 # Every variant answers this shape (the database variant builds it in SQL).
 THREAD_PAGE = extend_schema(
-    parameters=[PageQuery], responses=page_of("ThreadPage", ThreadSerializer(many=True))
+    parameters=[ThreadPageQuery], responses=page_of("ThreadPage", ThreadSerializer(many=True))
 )
 
 
@@ -295,7 +303,7 @@ class ThreadPageView(APIView):
 
     @THREAD_PAGE
     def get(self, request):
-        validated_query(request, PageQuery)
+        validated_query(request, ThreadPageQuery)
         pagination = ThreadPagination()
         page = pagination.paginate_queryset(self.threads(), request, view=self)
         threads = self.with_messages(page)
@@ -313,7 +321,7 @@ class ThreadPageOptimizedView(APIView):
 
     @THREAD_PAGE
     def get(self, request):
-        validated_query(request, PageQuery)
+        validated_query(request, ThreadPageQuery)
         pagination = ThreadPagination()
         threads = pagination.paginate_queryset(thread_page_optimized(), request, view=self)
         return pagination.get_paginated_response(threads_as_dicts(threads))
@@ -322,7 +330,7 @@ class ThreadPageOptimizedView(APIView):
 class ThreadPageDatabaseView(APIView):
     @THREAD_PAGE
     def get(self, request):
-        validated_query(request, PageQuery)
+        validated_query(request, ThreadPageQuery)
         pagination = ThreadPagination()
         offset, limit = pagination.page_bounds(thread_page_naive(), request)
         with connection.cursor() as cursor:
