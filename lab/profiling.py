@@ -75,6 +75,16 @@ class SilkMiddleware(SilkyMiddleware):
             install()  # on the first recorded request, as Silk installs its own hook
 
     def process_response(self, request, response):
+        if response.streaming and getattr(request, "silk_is_intercepted", False):
+            # A streamed body may still hold the database connection when the view
+            # returns (a COPY holds psycopg's connection lock until its last row:
+            # message-export), and Silk's records are saved on that connection: they
+            # are saved when the server closes the response, after the body.
+            response._resource_closers.append(lambda: self.record(request, response))
+            return response
+        return self.record(request, response)
+
+    def record(self, request, response):
         with profiler_work("silk"):
             return super().process_response(request, response)
 
