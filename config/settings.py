@@ -311,12 +311,11 @@ CELERY_BEAT_SCHEDULE = {
 # MAILERS (the EMAIL_* settings are deprecated); the environment variables keep
 # their names (config/mailers.py). https://docs.djangoproject.com/en/6.1/topics/email/
 EMAIL_FILE_DIR = os.environ.get("EMAIL_FILE_PATH", str(services.DATA_DIR / "mail"))
-# The production profile sends over SMTP by default: Django 6.1's deploy check
-# (mail.E001) refuses a development-only backend there.
+# Django 6.1's deploy check (mail.E001) refuses a development-only backend: a
+# deployment sets EMAIL_BACKEND to SMTP (compose does), as it opts into HSTS.
 MAILERS = {
     "default": mailers.mailer(
-        os.environ.get("EMAIL_BACKEND", mailers.CONSOLE if DEBUG else mailers.SMTP),
-        file_path=EMAIL_FILE_DIR,
+        os.environ.get("EMAIL_BACKEND", mailers.CONSOLE), file_path=EMAIL_FILE_DIR
     )
 }
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "weave@weave.test")

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 from django.http import JsonResponse
-from rest_framework import renderers
+from rest_framework import renderers, serializers
 from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
@@ -116,8 +116,24 @@ def validated_body(request, serializer_class, *, context: dict[str, Any] | None 
     """Validate `request.data` with a serializer; unknown fields are a 400 (see validated_query)."""
     serializer = serializer_class(data=request.data, context=context or {})
     reject_unknown_fields(serializer)
+    reject_non_strings(serializer)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def reject_non_strings(serializer) -> None:
+    """A JSON number or boolean where the schema says string is a 400: DRF's CharField
+    would turn `0` into "0" and accept what the OpenAPI schema promises to refuse."""
+    data = serializer.initial_data
+    wrong = {
+        name: ["Not a valid string."]
+        for name, field in serializer.fields.items()
+        if isinstance(field, serializers.CharField)
+        and name in data
+        and not isinstance(data[name], str)
+    }
+    if wrong:
+        raise serializers.ValidationError(wrong)
 
 
 def known_query_params(*names: str):

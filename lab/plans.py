@@ -34,11 +34,11 @@ HIGHLIGHTS = {
 }
 # EXPLAIN ANALYZE runs the query: a slow naive plan must not hold the page forever.
 STATEMENT_TIMEOUT_MS = 10_000
-# Finding a variant's repeated statement calls it once (thread-page naive: seconds at the
+# Finding a variant's repeated statement calls it once (the flagship's naive: seconds at the
 # workshop preset, so the first view of its page is that much slower): the answer is kept
 # this long, shared by the web workers.
 REPEATED_CACHE_SECONDS = 3600
-# ...and stops counting there, so a page never waits for a whole naive request (thread-page
+# ...and stops counting there, so a page never waits for a whole naive request (the flagship's
 # naive runs 9,000 statements at the workshop preset): the page then says "at least".
 MAX_STATEMENTS = 1_000
 

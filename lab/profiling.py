@@ -77,9 +77,9 @@ class SilkMiddleware(SilkyMiddleware):
     def process_response(self, request, response):
         if response.streaming and getattr(request, "silk_is_intercepted", False):
             # A streamed body may still hold the database connection when the view
-            # returns (a COPY holds psycopg's connection lock until its last row:
-            # message-export), and Silk's records are saved on that connection: they
-            # are saved when the server closes the response, after the body.
+            # returns (a COPY holds psycopg's connection lock until its last row: the
+            # message export's optimized tier), and Silk saves its records on that
+            # connection: they are saved when the server closes the response.
             response._resource_closers.append(lambda: self.record(request, response))
             return response
         return self.record(request, response)

@@ -152,6 +152,8 @@ def test_check_deploy_passes_when_the_deployment_opts_into_them():
         debug=False,
         DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS="1",
         DJANGO_SECURE_HSTS_PRELOAD="1",
+        # Django 6.1's mail.E001: real mail, not the console (compose sets the same)
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
     )
     assert deploy_check(env) == (0, set())
 

@@ -117,6 +117,7 @@ def test_the_endpoint_imports(client, variant):
         {"count": "many"},
         {"count": 2, "source": "not a slug!"},
         {"count": 2, "sauce": "crm"},  # a typo is refused, not ignored
+        {"count": 1, "source": 0},  # a number where the schema says string (lab.api)
     ],
 )
 def test_bad_input_is_a_400_and_writes_nothing(client, body):
