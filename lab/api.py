@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -125,6 +126,8 @@ def reject_non_strings(serializer) -> None:
     """A JSON number or boolean where the schema says string is a 400: DRF's CharField
     would turn `0` into "0" and accept what the OpenAPI schema promises to refuse."""
     data = serializer.initial_data
+    if not isinstance(data, Mapping):  # null, a list: is_valid() answers "Invalid data"
+        return
     wrong = {
         name: ["Not a valid string."]
         for name, field in serializer.fields.items()
