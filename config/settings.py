@@ -172,6 +172,17 @@ if env_bool("DJANGO_DB_POOL", False):
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- The slow service (lab/slowservice.py) ----------------------------------
+# The fan-out lesson (weave/lessons/service_fanout.py) calls it: the Procfile's
+# `slowservice` process in `make demo`, the `slowservice` service in compose, a server
+# of the suite's own in tests. Loopback only by default: never the outside network.
+SLOW_SERVICE_URL = os.environ.get("SLOW_SERVICE_URL") or "http://" + os.environ.get(
+    "SLOW_SERVICE_BIND", "127.0.0.1:8002"
+)
+# Each call waits this long for an answer (connect, read): a dead service is a 503
+# (lab.errors), a hung one a 504, never a worker held for minutes.
+SLOW_SERVICE_TIMEOUT_S = float(os.environ.get("SLOW_SERVICE_TIMEOUT_S", "5"))
+
 # --- Redis: cache, sessions, Celery -----------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL") or services.default_redis_url()
 # The test suite's own Redis databases and queue names (tests/conftest.py sets

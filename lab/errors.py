@@ -5,6 +5,8 @@
 - A statement ran past `statement_timeout` (`DJANGO_STATEMENT_TIMEOUT_MS`): 504,
   so a runaway query ends as an answer instead of holding a worker for minutes.
 - Redis or the Celery broker is unreachable where it cannot be a cache miss: 503.
+- A service the view calls over HTTP (httpx: the fan-out lesson's slow service) is
+  unreachable: 503; it did not answer in time: 504.
 - 400/403/404/500 pages: JSON for API requests, Django's HTML pages otherwise; in
   demo mode (DEBUG) too, where Django answers an unknown URL with its technical HTML
   page whatever handler404 says (`JsonNotFoundMiddleware`).
@@ -68,7 +70,22 @@ def unavailable_service(error: BaseException) -> str | None:
         return "database"
     if isinstance(error, RedisConnectionError | BrokerError):
         return "queue"
+    if is_http_transport_error(error):
+        return "called service"
     return None
+
+
+def is_http_timeout(error: BaseException) -> bool:
+    import httpx
+
+    return isinstance(error, httpx.TimeoutException)
+
+
+def is_http_transport_error(error: BaseException) -> bool:
+    """Refused, reset, unresolvable: the called service is not there (httpx)."""
+    import httpx
+
+    return isinstance(error, httpx.TransportError)
 
 
 class ServiceErrorMiddleware:
@@ -81,6 +98,9 @@ class ServiceErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if is_http_timeout(exception):
+            logger.warning("A called service timed out on %s: %s", request.path, exception)
+            return error_response(request, 504, "A service this page calls did not answer in time.")
         if isinstance(exception, OperationalError) and is_statement_timeout(exception):
             logger.warning("Statement timeout on %s: %s", request.path, exception)
             return error_response(

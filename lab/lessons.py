@@ -99,6 +99,10 @@ class LoadTest:
     # `make silk-overhead` measures this lesson's naive variant by default (the heaviest
     # naive read: what a workshop clicks first with Silk recording).
     silk_overhead: bool = False
+    # The async track: the load test runs this lesson's variants against the ASGI server
+    # (gunicorn + uvicorn-worker, config/gunicorn_asgi.py) as well as the sync one, at
+    # the same worker count, and the report puts the rows side by side.
+    asgi: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         counters_url = reverse(self.counters_url) if self.counters_url else ""
@@ -112,6 +116,7 @@ class LoadTest:
             "scenario_params": {key: str(value) for key, value in self.scenario_params.items()},
             "stack_check": self.stack_check,
             "silk_overhead": self.silk_overhead,
+            "asgi": self.asgi,
         }
 
 

@@ -258,6 +258,8 @@ def is_html_view(request: HttpRequest) -> bool:
     except Resolver404:
         return False
     found = lesson_variant(match)
+    if found and found[0].renders == "json":
+        return False  # a JSON lesson's async variant is a plain Django view, not DRF's
     view = found[1].view if found else match.func
     view_class = getattr(view, "cls", None)
     return not (isinstance(view_class, type) and issubclass(view_class, APIView))

@@ -310,3 +310,9 @@ def variant_view(request: HttpRequest, slug: str, variant: str) -> HttpResponse:
             404, f"Lesson {slug!r} has no variant {variant!r}.", variants=lesson.variant_names
         )
     return chosen.view(request)
+
+
+async def async_variant_view(request: HttpRequest, slug: str, variant: str) -> HttpResponse:
+    """An `async def` variant (lab/urls.py gives each one its own URL)."""
+    chosen = find_lesson(slug).variant(variant)
+    return await chosen.view(request)

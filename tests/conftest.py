@@ -87,3 +87,37 @@ def _celery_eager():
     app.conf.CELERY_TASK_ALWAYS_EAGER = True
     yield
     app.conf.CELERY_TASK_ALWAYS_EAGER = False
+
+
+@pytest.fixture(autouse=True, scope="session")
+def slow_service():
+    """The suite's own slow service (lab/slowservice.py) on a free loopback port, in a
+    thread of this process, for the whole run: SLOW_SERVICE_URL points at it, so the
+    fan-out lesson's calls (in-process and from the servers a test starts) reach it."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from django.conf import settings
+
+    from lab.slowservice import app
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the slow service did not start"
+        time.sleep(0.01)
+    previous = settings.SLOW_SERVICE_URL
+    settings.SLOW_SERVICE_URL = url
+    os.environ["SLOW_SERVICE_URL"] = url  # the servers a test starts inherit it
+    yield url
+    settings.SLOW_SERVICE_URL = previous
+    server.should_exit = True
+    thread.join(timeout=10)
+    listener.close()
