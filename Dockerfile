@@ -23,6 +23,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     GUNICORN_BIND=0.0.0.0:8000 \
+    ASGI_BIND=0.0.0.0:8001 \
     GUNICORN_WORKER_TMP_DIR=/dev/shm \
     WEAVE_DATA_DIR=/app/.data
 # Absolute paths: the official python images have /usr/sbin on PATH, the stand-ins built
@@ -41,5 +42,5 @@ RUN mkdir -p .data \
     python manage.py collectstatic --noinput --verbosity 0 \
     && chown -R weave:weave .data
 USER weave
-EXPOSE 8000 8089
+EXPOSE 8000 8001 8089
 CMD ["bin/run-process", "--prepare", "web"]

@@ -18,6 +18,12 @@ SHELL := /bin/bash
 GUNICORN_BIND ?= 127.0.0.1:8000
 export GUNICORN_BIND
 DEMO_URL = http://$(subst 0.0.0.0,127.0.0.1,$(GUNICORN_BIND))
+# The same application under ASGI (the Procfile's `asgi`: gunicorn + uvicorn-worker,
+# config/gunicorn_asgi.py), and the slow service the fan-out lesson calls.
+ASGI_BIND ?= 127.0.0.1:8001
+SLOW_SERVICE_BIND ?= 127.0.0.1:8002
+export ASGI_BIND SLOW_SERVICE_BIND
+ASGI_URL = http://$(subst 0.0.0.0,127.0.0.1,$(ASGI_BIND))
 # Extra arguments of `manage.py compare` (make compare COMPARE_ARGS=--rollback-writes
 # measures write lessons beside a running demo, which holds connections to the database).
 COMPARE_ARGS ?=
@@ -63,6 +69,7 @@ demo: migrate
 	@echo "  Weave is starting on $(DEMO_URL)/ (GUNICORN_BIND=$(GUNICORN_BIND))"
 	@echo "    lesson catalogue   $(DEMO_URL)/"
 	@echo "    registry as JSON   $(DEMO_URL)/api/lessons/"
+	@echo "    under ASGI         $(ASGI_URL)/   (ASGI_BIND=$(ASGI_BIND): async variants)"
 	@echo "    Silk (staff login) $(DEMO_URL)/silk/   user admin, password weave-demo"
 	@echo "    practice           make exercise LESSON=<slug>, then make check LESSON=<slug>"
 	@echo "  In another terminal, from this directory: docs/WORKSHOP.md's commands (make ...)."

