@@ -6,7 +6,8 @@ Compose cannot run on the CI machines, so the stack is checked statically:
   (compose v2's CLI; `config` needs no engine);
 - every published port binds 127.0.0.1 unless WEAVE_PUBLISH_ADDRESS opts in;
 - the app sends its mail to Mailpit over SMTP;
-- web, asgi (the ASGI server), worker, tasks_worker, beat and the slow service run `bin/run-process [...] <name>`, which execs the Procfile's
+- web, asgi (the ASGI server), worker, tasks_worker, beat and the slow service run
+  `bin/run-process [...] <name>`, which execs the Procfile's
   line, the same line `make demo` (honcho) runs: the Procfile is the single source;
 - worker, tasks_worker and beat reuse the web service's definition and differ only in `command:`.
 """

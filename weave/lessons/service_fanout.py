@@ -28,7 +28,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lab.api import validated_query
-from lab.lessons import LoadTest, Lesson, Variant, register
+from lab.lessons import Lesson, LoadTest, Variant, register
 from lab.slowservice import MAX_DELAY_MS
 from weave.models import Thread
 from weave.sample import make_threads
