@@ -168,6 +168,7 @@ clean: services-down
 #   make loadtest [LESSONS="a b"] [USERS=10] [DURATION=10s] [REPEAT=3] [WORKERS=1] [HOST=url|demo] [WRITES=1]
 #   make loadtest-connections   CONN_MAX_AGE=0 vs persistent vs psycopg pool
 #   make loadtest-stampede      a cache key expired under load: recomputations
+#   make loadtest-servers       the async lessons: sync server vs ASGI server
 # The scenarios run the lesson that declares them (Lesson.load in its module).
 # Write lessons change the demo data: they run only with WRITES=1 (the bounded
 # bodies their lessons declare), and the preset is re-seeded after each of them.
@@ -192,7 +193,7 @@ WRITES ?=
 # HOST=demo: the server `make demo` runs (GUNICORN_BIND's address).
 LOADTEST_HOST = $(if $(filter demo,$(HOST)),$(DEMO_URL),$(HOST))
 
-.PHONY: loadtest loadtest-connections loadtest-stampede workshop-guide locust
+.PHONY: loadtest loadtest-connections loadtest-stampede loadtest-servers workshop-guide locust
 
 # QUICK=1: every command of docs/WORKSHOP.md in a short form that only checks that it
 # runs: one compare round, Locust runs of 2 s with 2 users, the load-test variants in one
@@ -218,6 +219,16 @@ loadtest: seed
 loadtest-connections: seed
 	$(PY) -m loadtests.run --connections $(if $(CONN_LESSON),--conn-lesson $(CONN_LESSON)) \
 		$(if $(CONN_PARAMS),--conn-params $(CONN_PARAMS)) --users $(USERS) \
+		--duration $(SCENARIO_DURATION) --workers $(WORKERS) --gunicorn-workers $(GUNICORN_WORKERS) \
+		--reports $(REPORTS)
+
+# The async track: each lesson declaring LoadTest(asgi=True) under the sync server, then
+# under the ASGI server (gunicorn + uvicorn-worker), GUNICORN_WORKERS workers each, beside
+# a slow service of its own. VARIANTS="naive optimized" picks variants.
+VARIANTS ?=
+loadtest-servers: seed
+	$(PY) -m loadtests.run --servers $(if $(LESSONS),--lessons $(LESSONS)) \
+		$(if $(VARIANTS),--variants $(VARIANTS)) --users $(USERS) \
 		--duration $(SCENARIO_DURATION) --workers $(WORKERS) --gunicorn-workers $(GUNICORN_WORKERS) \
 		--reports $(REPORTS)
 

@@ -69,6 +69,7 @@ class LoadSpec:
     scenario_params: Mapping[str, str] = field(default_factory=dict)
     stack_check: str = ""  # "swarm", "worker" or "mail": what compose-check proves with it
     silk_overhead: bool = False  # make silk-overhead's default target
+    asgi: bool = False  # --servers: run under the sync server and the ASGI server
 
     @classmethod
     def parse(cls, item: Mapping[str, Any] | None) -> LoadSpec:

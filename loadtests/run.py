@@ -4,6 +4,7 @@
                             [--workers 1] [--host URL] [--mix per-variant|together]
     python -m loadtests.run --connections        # CONN_MAX_AGE=0 vs persistent vs pool
     python -m loadtests.run --stampede           # a cache key expiring under load
+    python -m loadtests.run --servers            # sync server vs ASGI server (async track)
 
 Without --host it starts its own production-like gunicorn on 127.0.0.1 (see
 loadtests/server.py) and stops it at the end. Per run it writes Locust's CSV, HTML
@@ -33,6 +34,12 @@ The database under test (--db-url, default DATABASE_URL) shows its side of each
 run: pg_stat_statements is reset after the warm-up and read when Locust stops, and
 the comparison lists the run's top statements by total time (loadtests/pgstats.py).
 A server that does not preload the extension gets one line saying so.
+
+`--servers` (the async track) runs each variant of the lessons that declare
+`Lesson.load.asgi` against the sync server (the Procfile's `web`: gunicorn's sync
+workers) and then against the ASGI server (`asgi`: gunicorn + uvicorn-worker), with the
+same number of workers, beside a slow service of its own (lab/slowservice.py); rows are
+named `wsgi-<variant>` and `asgi-<variant>`.
 
 The scenarios (`--connections`, `--stampede`) run the lesson that declares them
 (`Lesson.load.scenario`), with the variant, parameters, cache-lifetime setting and
@@ -89,6 +96,10 @@ CONNECTION_SETTINGS: dict[str, dict[str, str]] = {
 }
 
 
+# The async track: the Procfile process of each server compared by `--servers`.
+SERVERS: dict[str, str] = {"wsgi": "web", "asgi": "asgi"}
+
+
 @dataclass
 class Run:
     label: str  # file prefix under the report directory
@@ -142,6 +153,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "(default: what each lesson declares in Lesson.load.params; `--params` alone: none)",
     )
     parser.add_argument("--connections", action="store_true", help="the connection lesson")
+    parser.add_argument(
+        "--servers", action="store_true", help="the async lessons: sync server vs ASGI server"
+    )
     parser.add_argument("--conn-lesson", default="", help="default: the lesson declaring it")
     parser.add_argument("--conn-variant", default="", help="default: the lesson's declaration")
     parser.add_argument(
@@ -176,8 +190,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         options.overrides = None if options.params is None else parse_overrides(options.params)
     except ValueError as error:
         parser.error(str(error))
-    if (options.connections or options.stampede) and options.host:
-        parser.error("--connections/--stampede start their own server: they need no --host")
+    if (options.connections or options.stampede or options.servers) and options.host:
+        parser.error(
+            "--connections/--stampede/--servers start their own server: they need no --host"
+        )
     if options.repeat < 1:
         parser.error("--repeat must be at least 1")
     return options
@@ -473,6 +489,50 @@ def run_connections(options, directory: Path, log: Path) -> tuple[list, list[str
     return rows, notes
 
 
+def plan_server_runs(
+    lessons: list[LessonSpec], server_label: str, variants: list[str]
+) -> list[Run]:
+    """One run per variant of each lesson declaring `load.asgi`, labelled by the server."""
+    runs = []
+    for lesson in lessons:
+        if not lesson.load.asgi:
+            continue
+        for name in lesson.variant_names:
+            if variants and name not in variants:
+                continue
+            label = f"{server_label}-{name}"
+            runs.append(
+                Run(
+                    label=f"{lesson.slug}-{label}",
+                    lessons=[lesson],
+                    tags=[tag_for(lesson.slug, name)],
+                    env={"WEAVE_REQUEST_LABEL": label},
+                )
+            )
+    return runs
+
+
+def run_servers(options, directory: Path, log: Path) -> tuple[list, list[str]]:
+    rows, notes = [], []
+    with server.slow_service(log=log) as slow_url:
+        for server_label, process_name in SERVERS.items():
+            env = {"SLOW_SERVICE_URL": slow_url}
+            with server.gunicorn(
+                log=log, extra_env=env, process_name=process_name, **server_options(options)
+            ) as host:
+                lessons, notes = fetch_lessons(host, options, directory)
+                runs = plan_server_runs(lessons, server_label, options.variants)
+                if not runs:
+                    raise SystemExit("no selected lesson declares load.asgi (Lesson.load)")
+                for run in runs:
+                    rows += run_locust(run, options, host, directory, directory / "lessons.json")
+    notes.append(
+        f"Servers: wsgi = gunicorn sync workers, asgi = gunicorn + uvicorn-worker; "
+        f"{options.gunicorn_workers} worker process(es) each."
+    )
+    return rows, notes
+
+
 def recomputations(host: str, path: str) -> dict[str, int]:
     url = host + path
     with urllib.request.urlopen(urllib.request.Request(url, headers=MEASURE_HEADERS)) as answer:
@@ -604,7 +664,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop_on_sigterm()
     options = parse_args(argv)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    suffix = "-connections" if options.connections else "-stampede" if options.stampede else ""
+    suffix = (
+        "-connections"
+        if options.connections
+        else "-stampede"
+        if options.stampede
+        else "-servers"
+        if options.servers
+        else ""
+    )
     directory = options.reports / (stamp + suffix)
     directory.mkdir(parents=True, exist_ok=True)
     log = directory / "gunicorn.log"
@@ -615,6 +683,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.connections:
         rows, notes = run_connections(options, directory, log)
         title = f"Connection lesson: {options.conn_lesson}/{options.conn_variant}"
+    elif options.servers:
+        rows, notes = run_servers(options, directory, log)
+        title = "Sync server vs ASGI server (async lessons)"
     elif options.stampede:
         if "--gunicorn-threads" not in argv:
             options.gunicorn_threads = 8

@@ -157,14 +157,19 @@ def gunicorn(
     workers: int = 2,
     threads: int = 1,
     extra_env: Mapping[str, str] | None = None,
+    process_name: str = "web",
 ) -> Iterator[str]:
-    """Start gunicorn on 127.0.0.1, yield its base URL, stop it on exit."""
+    """Start gunicorn on 127.0.0.1, yield its base URL, stop it on exit.
+
+    `process_name="asgi"`: the Procfile's ASGI server (gunicorn + uvicorn-worker,
+    config/gunicorn_asgi.py) with the same workers, on the same kind of address."""
     port = port or free_port()
     env = production_env(port=port, workers=workers, threads=threads, extra=extra_env or {})
+    env["ASGI_BIND"] = env["GUNICORN_BIND"]
     collect_static(env, log=log)
     with log.open("ab") as output:
         process = subprocess.Popen(
-            command("web"),
+            command(process_name),
             cwd=BASE_DIR,
             env=env,
             stdout=output,
@@ -177,3 +182,34 @@ def gunicorn(
         yield host
     finally:
         stop(process)
+
+
+@contextmanager
+def slow_service(*, log: Path) -> Iterator[str]:
+    """The Procfile's slow service (lab/slowservice.py) on a free loopback port; its URL."""
+    port = free_port()
+    env = {**os.environ, "SLOW_SERVICE_BIND": f"127.0.0.1:{port}"}
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, *command("slowservice")[1:]],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while not (listening(port) and get(url + "/health/", timeout=2) == 200):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the slow service did not start; see {log}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        stop(process)
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
