@@ -163,3 +163,35 @@ def known_query_params(*names: str):
         return checked
 
     return decorate
+
+
+def async_json_view(view):
+    """A plain Django `async def` view (DRF's APIView has no async handlers) with the lab's
+    JSON errors: another method than GET is a 405, and a `ValidationError` or `NotFound`
+    raised inside (`validated_query` of `request.GET`) is DRF's shape,
+    `{"detail", "errors", "status"}`, as the sync variants answer it."""
+    import functools
+
+    from rest_framework.exceptions import NotFound, ValidationError
+
+    @functools.wraps(view)
+    async def wrapper(request, *args, **kwargs):
+        if request.method != "GET":
+            body = {"detail": f'Method "{request.method}" not allowed.', "status": 405}
+            return JsonResponse(body, status=405, headers={"Allow": "GET"})
+        try:
+            return await view(request, *args, **kwargs)
+        except ValidationError as error:
+            body = {"detail": "Invalid input.", "errors": error.detail, "status": 400}
+            return JsonResponse(body, status=400)
+        except NotFound as error:
+            return JsonResponse({"detail": str(error.detail), "status": 404}, status=404)
+
+    return wrapper
+
+
+def validated_get(request, serializer_class):
+    """`validated_query` for a plain Django request (an async view's `request.GET`)."""
+    from types import SimpleNamespace
+
+    return validated_query(SimpleNamespace(query_params=request.GET), serializer_class)

@@ -16,7 +16,6 @@ import asyncio
 import ssl
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -24,11 +23,11 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lab.api import validated_query
+from lab.api import async_json_view, validated_get, validated_query
 from lab.lessons import Lesson, LoadTest, Variant, register
 from lab.slowservice import MAX_DELAY_MS
 from weave.models import Thread
@@ -146,6 +145,7 @@ class ServiceFanoutView(APIView):
         return Response(payload(thread, services))
 
 
+@async_json_view
 async def service_fanout_view(request: HttpRequest) -> JsonResponse:
     """The async variant: a plain Django async view (DRF's APIView has no async handlers).
 
@@ -153,20 +153,12 @@ async def service_fanout_view(request: HttpRequest) -> JsonResponse:
     workers (WSGI) Django runs it through async_to_sync, in an event loop of its own
     for this one request: the calls still overlap (one delay), but the worker is held
     for the request as in the threads tier, so only ASGI turns it into throughput.
-    The bad-input answers are DRF's shape (`{"detail", "errors", "status"}`).
     """
-    if request.method != "GET":
-        body = {"detail": f'Method "{request.method}" not allowed.', "status": 405}
-        return JsonResponse(body, status=405, headers={"Allow": "GET"})
-    try:
-        query = validated_query(SimpleNamespace(query_params=request.GET), FanoutQuery)
-    except ValidationError as error:
-        body = {"detail": "Invalid input.", "errors": error.detail, "status": 400}
-        return JsonResponse(body, status=400)
+    query = validated_get(request, FanoutQuery)
     # The async ORM: the query runs in the request's thread-sensitive executor.
     thread = await Thread.objects.alive().filter(pk=query["thread"]).values("id", "title").afirst()
     if thread is None:
-        return JsonResponse({"detail": f"No thread {query['thread']}.", "status": 404}, status=404)
+        raise NotFound(f"No thread {query['thread']}.")
     services = await service_fanout_optimized(thread_id=thread["id"], delay_ms=query["delay_ms"])
     return JsonResponse(payload(thread, services))
 
