@@ -448,3 +448,32 @@ def test_a_sample_keeps_one_lesson_of_each_shape():
     doubled = [*lessons, replace(lessons[0], slug="another-read")]
     assert [lesson.slug for lesson in one_of_each_shape(doubled)] == ["thread-page", "my-tasks"]
     assert parse_args(["--sample"]).sample and not parse_args([]).sample
+
+
+@pytest.mark.django_db
+def test_the_servers_scenario_runs_each_async_lesson_variant_under_each_server(client):
+    """`--servers` (make loadtest-servers): one run per variant of the lessons declaring
+    LoadTest(asgi=True), named by the server, so wsgi-naive sits beside asgi-optimized."""
+    from loadtests.run import SERVERS, plan_server_runs
+
+    lessons = parse_registry(client.get("/api/lessons/").json())
+    declared = [lesson for lesson in lessons if lesson.load.asgi]
+    assert declared, "no lesson declares LoadTest(asgi=True)"
+    assert SERVERS == {"wsgi": "web", "asgi": "asgi"}
+    runs = plan_server_runs(lessons, "asgi", [])
+    assert len(runs) == sum(len(lesson.variant_names) for lesson in declared)
+    for run in runs:
+        (lesson,) = run.lessons
+        assert lesson.load.asgi
+        variant = run.env["WEAVE_REQUEST_LABEL"].removeprefix("asgi-")
+        assert run.tags == [tag_for(lesson.slug, variant)]
+    picked = plan_server_runs(lessons, "wsgi", ["naive", "optimized"])
+    assert {run.env["WEAVE_REQUEST_LABEL"] for run in picked} == {"wsgi-naive", "wsgi-optimized"}
+
+
+def test_the_servers_scenario_starts_its_own_servers():
+    from loadtests.run import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--servers", "--host", "http://127.0.0.1:9"])
+    assert parse_args(["--servers"]).servers

@@ -40,7 +40,9 @@ def fetch(client, variant: str, **params):
     return client.get(LESSON.url(variant), params, headers={"Accept": "application/json"})
 
 
-def test_every_variant_counts_the_live_messages_the_same(client, threads, django_assert_num_queries):
+def test_every_variant_counts_the_live_messages_the_same(
+    client, threads, django_assert_num_queries
+):
     with django_assert_num_queries(7):
         # 1. the six latest threads (id, title)
         # 2-7. SELECT COUNT(*) FROM weave_message WHERE thread_id = %s AND NOT deleted, per thread

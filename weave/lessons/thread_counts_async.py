@@ -39,9 +39,11 @@ def latest_threads() -> QuerySet:
 def threads_with_counts(limit: int) -> QuerySet:
     # One query: the live messages counted per thread by GROUP BY, in the database.
     live = Count("messages", filter=Q(messages__deleted=False))
-    return latest_threads().annotate(messages_count=live).values("id", "title", "messages_count")[
-        :limit
-    ]
+    return (
+        latest_threads()
+        .annotate(messages_count=live)
+        .values("id", "title", "messages_count")[:limit]
+    )
 
 
 async def thread_counts_naive(*, limit: int) -> list[dict[str, Any]]:
