@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.test import Client
 
 from lab.lessons import Lesson
@@ -121,8 +122,20 @@ def call_variant(
 def read_body(response, *, keep: bool) -> bytes:
     if not response.streaming:
         return response.content
+    if response.is_async:
+        # An async iterator (an async view's stream) read as a client would, in order.
+        return async_to_sync(read_async_body)(response.streaming_content, keep=keep)
     if keep:
         return b"".join(response.streaming_content)
     for _chunk in response.streaming_content:
+        pass
+    return b""
+
+
+async def read_async_body(chunks, *, keep: bool) -> bytes:
+    """Every chunk of an async stream, kept (`keep`) or dropped as it arrives."""
+    if keep:
+        return b"".join([chunk async for chunk in chunks])
+    async for _chunk in chunks:
         pass
     return b""
