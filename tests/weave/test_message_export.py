@@ -182,3 +182,22 @@ def test_closing_an_unread_copy_leaves_the_connection_usable(in_transaction):
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM weave_message")
             assert cursor.fetchone() == (3_000,)
+
+
+def test_under_asgi_the_async_stream_sends_the_cursor_tiers_bytes(asgi_server):
+    """The async tier through the ASGI server (tests/weave/conftest.py): the same CSV as
+    the cursor tier, sent as chunks of an async generator (no Content-Length)."""
+    import httpx
+
+    from weave.lessons.message_export import CHUNK_SIZE
+
+    url, log = asgi_server
+    make_messages(threads=make_threads(2), people=make_people(3), per_thread=CHUNK_SIZE)
+    lesson = get_lesson("message-export")
+    with httpx.stream("GET", url + lesson.url("async_stream"), timeout=60) as streamed:
+        assert streamed.status_code == 200, log.read_text()[-3000:]
+        assert "content-length" not in streamed.headers
+        pieces = list(streamed.iter_raw())
+    cursor = httpx.get(url + lesson.url("cursor"), timeout=60)
+    assert b"".join(pieces) == cursor.content
+    assert cursor.content.count(b"\n") == 1 + 2 * CHUNK_SIZE

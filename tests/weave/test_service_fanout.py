@@ -7,25 +7,19 @@ No test asserts a speed: `make loadtest LESSONS=service-fanout` measures it.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
-from django.db import connection
 
 from lab.lessons import get_lesson
 from lab.measure import parse_server_timing
 from lab.slowservice import MAX_DELAY_MS
-from tests.reliability.conftest import free_port, wait_for_http
+from tests.reliability.conftest import free_port
 from weave.lessons.service_fanout import SERVICES
 from weave.sample import make_threads
 
 LESSON = get_lesson("service-fanout")
-ROOT = Path(__file__).resolve().parents[2]
 VARIANTS = ("naive", "threads", "optimized")
 
 pytestmark = pytest.mark.django_db
@@ -143,43 +137,6 @@ def test_the_slow_service_answers_other_paths_and_methods_with_json_4xx(slow_ser
 
 
 # --- a real ASGI server ----------------------------------------------------------------
-
-
-@pytest.fixture
-def asgi_server(transactional_db, tmp_path):
-    """gunicorn + uvicorn-worker (the Procfile's `asgi` line) on a free port, in demo mode
-    (Silk and the debug toolbar loaded), on the test database, one worker."""
-    settings = connection.settings_dict
-    database_url = (
-        f"postgres://{settings['USER']}:{settings['PASSWORD'] or ''}@{settings['HOST']}:"
-        f"{settings['PORT']}/{settings['NAME']}"
-    )
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "ASGI_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": "1",
-        "GUNICORN_ACCESSLOG": "",
-        "DJANGO_DEBUG": "1",
-        "WEAVE_TESTING": "0",  # demo mode: Silk and the toolbar in the middleware chain
-        "WEAVE_SILK_RECORDING": "0",  # the test database has no Silk tables
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    log = tmp_path / "asgi.log"
-    command = ["gunicorn", "config.asgi", "--config", "python:config.gunicorn_asgi"]
-    with log.open("ab") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/api/lessons/", process=process, log=log, timeout=60)
-        yield f"http://127.0.0.1:{port}", log
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_under_asgi_concurrent_requests_each_report_their_own_queries(asgi_server):
