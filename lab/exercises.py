@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.exceptions import BadRequest, PermissionDenied
 from django.db import connection
@@ -278,6 +279,10 @@ def load_exercise(lesson: Lesson, path: Path) -> Exercise:
     return exercise
 
 
+async def awaited(coroutine):
+    return await coroutine
+
+
 def yours_view(exercise: Exercise) -> Callable[[HttpRequest], HttpResponse]:
     """The variant `yours`: the exercise's `view`, guarded."""
 
@@ -288,6 +293,10 @@ def yours_view(exercise: Exercise) -> Callable[[HttpRequest], HttpResponse]:
         try:
             with time_limit(time_limit_s()):
                 response = exercise.view(request, *args, **kwargs)
+                if inspect.iscoroutine(response):
+                    # An async lesson's exercise (`async def view`): run in an event loop
+                    # of its own, as Django runs an async view under WSGI.
+                    response = async_to_sync(awaited)(response)
                 if not isinstance(response, HttpResponseBase):
                     raise TypeError(f"`view` returned {type(response).__name__}, not a response")
                 # Rendered here, under the guard: a payload that cannot be encoded

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -154,7 +155,7 @@ def variant_statements(lesson: Lesson, variant: str) -> tuple[list[tuple[str, An
         request = variant_request(lesson, variant)
         with unprofiled(), transaction.atomic(), connection.execute_wrapper(record):
             try:
-                response = lesson.variant(variant).view(request)
+                response = call_view(lesson.variant(variant).view, request)
                 read_response(response)
             except StatementBudgetSpent:
                 stopped = True
@@ -220,11 +221,24 @@ def variant_request(lesson: Lesson, variant: str):
     return request
 
 
+def call_view(view, request):
+    """A variant's view called directly; an `async def` one (the async track) in an event
+    loop of its own, whose ORM calls hop back to this thread (its connection, its
+    execute wrapper)."""
+    if iscoroutinefunction(view):
+        return async_to_sync(view)(request)
+    return view(request)
+
+
 def read_response(response) -> None:
     """Render it and read a streamed body: their queries run then."""
     if hasattr(response, "render") and not getattr(response, "is_rendered", True):
         response.render()
-    if getattr(response, "streaming", False):
+    if getattr(response, "streaming", False) and response.is_async:
+        from lab.probe import read_async_body
+
+        async_to_sync(read_async_body)(response.streaming_content, keep=False)
+    elif getattr(response, "streaming", False):
         for _chunk in response.streaming_content:
             pass
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings
+from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -65,9 +66,13 @@ def enrichment(service: str, answer: httpx.Response) -> dict[str, Any]:
     return {"service": service, **answer.json()}
 
 
-def thread_row(thread_id: int) -> dict[str, Any]:
+def thread_query(thread_id: int) -> QuerySet:
     # 1 query, the same in every variant: the lesson is the waiting, not the database.
-    row = Thread.objects.alive().filter(pk=thread_id).values("id", "title").first()
+    return Thread.objects.alive().filter(pk=thread_id).values("id", "title")
+
+
+def thread_row(thread_id: int) -> dict[str, Any]:
+    row = thread_query(thread_id).first()
     if row is None:
         raise NotFound(f"No thread {thread_id}.")
     return row
@@ -156,7 +161,7 @@ async def service_fanout_view(request: HttpRequest) -> JsonResponse:
     """
     query = validated_get(request, FanoutQuery)
     # The async ORM: the query runs in the request's thread-sensitive executor.
-    thread = await Thread.objects.alive().filter(pk=query["thread"]).values("id", "title").afirst()
+    thread = await thread_query(query["thread"]).afirst()
     if thread is None:
         raise NotFound(f"No thread {query['thread']}.")
     services = await service_fanout_optimized(thread_id=thread["id"], delay_ms=query["delay_ms"])
@@ -207,6 +212,11 @@ lesson = register(
         params=params,
         # One query in every variant: the lesson is the time spent waiting on services.
         naive_grows=False,
+        # The one query, the same in every variant (the seeded first thread).
+        main_queries={
+            "naive": lambda: thread_query(int(params(None)["thread"])),
+            "optimized": lambda: thread_query(int(params(None)["thread"])),
+        },
         load=LoadTest(asgi=True),
         notes=(
             "Serve the optimized variant from the ASGI server (ASGI_BIND, 127.0.0.1:8001 in "

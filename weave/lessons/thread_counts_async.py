@@ -129,6 +129,10 @@ lesson = register(
         query_budget=1,
         build_data=build_data,
         params={"limit": "20"},
+        main_queries={
+            "naive": lambda: latest_threads().values("id", "title")[:20],
+            "optimized": lambda: threads_with_counts(20),
+        },
         load=LoadTest(asgi=True),
         notes=(
             "Run `make loadtest-servers LESSONS=thread-counts-async`: each variant under "
