@@ -29,6 +29,7 @@ PER_ROW_AGGREGATES = {
     "thread-activity": "thread.messages.filter(...).aggregate(Max('created')) per thread",
     "top-tags-fragment": "a COUNT per tag (Tag.published_count)",
     "tag-stats-cache": "four COUNTs per tag",
+    "thread-counts-async": "an `await ...acount()` per thread (the async ORM)",
 }
 LAZY_LOADS = [lesson for lesson in GROWING if lesson.slug not in PER_ROW_AGGREGATES]
 
