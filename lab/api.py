@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -165,12 +166,18 @@ def known_query_params(*names: str):
     return decorate
 
 
-def async_json_view(view):
+def async_json_view(view=None, *, parameters=None, responses=None):
     """A plain Django `async def` view (DRF's APIView has no async handlers) with the lab's
     JSON errors: another method than GET is a 405, and a `ValidationError` or `NotFound`
     raised inside (`validated_query` of `request.GET`) is DRF's shape,
-    `{"detail", "errors", "status"}`, as the sync variants answer it."""
-    import functools
+    `{"detail", "errors", "status"}`, as the sync variants answer it.
+
+    `parameters` and `responses` are drf-spectacular's (`extend_schema`): drf-spectacular
+    describes DRF views only, so the schema (lab/schema.py) reads them from a DRF view
+    class made for it alone (`schema_view`), which no URL serves.
+    """
+    if view is None:
+        return functools.partial(async_json_view, parameters=parameters, responses=responses)
 
     from rest_framework.exceptions import NotFound, ValidationError
 
@@ -187,7 +194,21 @@ def async_json_view(view):
         except NotFound as error:
             return JsonResponse({"detail": str(error.detail), "status": 404}, status=404)
 
+    wrapper.schema_view = schema_view(view, parameters=parameters, responses=responses)
     return wrapper
+
+
+def schema_view(view, *, parameters, responses):
+    """The OpenAPI description of a plain async view, as a DRF view class (never routed)."""
+    from drf_spectacular.utils import extend_schema
+    from rest_framework.views import APIView
+
+    def get(self, request):
+        raise NotImplementedError("documentation only: the async view answers")
+
+    described = extend_schema(parameters=parameters, responses=responses)(get)
+    attributes = {"get": described, "__doc__": view.__doc__, "__module__": view.__module__}
+    return type(f"{view.__name__}_schema", (APIView,), attributes).as_view()
 
 
 def validated_get(request, serializer_class):

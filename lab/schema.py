@@ -97,10 +97,16 @@ def lesson_endpoints(lesson: Lesson) -> list[tuple[str, str, str, Any]]:
         return []
     endpoints = []
     for variant in lesson.variants:
-        if not hasattr(variant.view, "cls"):
+        # A plain async view (lab.api.async_json_view) is described by its `schema_view`.
+        view = (
+            variant.view
+            if hasattr(variant.view, "cls")
+            else getattr(variant.view, "schema_view", None)
+        )
+        if view is None:
             continue  # a plain Django view: drf-spectacular cannot describe it
         path = lesson.url(variant.name)
-        endpoints.append((path, f"^{re.escape(path.lstrip('/'))}$", lesson.method, variant.view))
+        endpoints.append((path, f"^{re.escape(path.lstrip('/'))}$", lesson.method, view))
     return endpoints
 
 

@@ -277,7 +277,10 @@ async def csv_chunks_async(chunks: AsyncIterator[list[tuple]]) -> AsyncIterator[
         yield buffer.getvalue()
 
 
-@async_json_view
+CSV_RESPONSE = {(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, "CSV: " + ",".join(HEADER))}
+
+
+@async_json_view(responses=CSV_RESPONSE)
 async def export_async_stream(request) -> StreamingHttpResponse:
     """StreamingHttpResponse over an async iterator (the cursor tier's rows, async).
 
@@ -301,11 +304,7 @@ class MessageExportView(APIView):
     export = None  # export_in_memory or export_streamed
 
     # No `parameters=[ExportQuery]`: drf-spectacular cannot describe an empty serializer.
-    @extend_schema(
-        responses={
-            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, "CSV: " + ",".join(HEADER))
-        },
-    )
+    @extend_schema(responses=CSV_RESPONSE)
     def get(self, request):
         validated_query(request, ExportQuery)
         return self.export()

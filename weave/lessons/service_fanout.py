@@ -150,7 +150,7 @@ class ServiceFanoutView(APIView):
         return Response(payload(thread, services))
 
 
-@async_json_view
+@async_json_view(parameters=[FanoutQuery], responses=FANOUT_SCHEMA)
 async def service_fanout_view(request: HttpRequest) -> JsonResponse:
     """The async variant: a plain Django async view (DRF's APIView has no async handlers).
 

@@ -32,6 +32,12 @@ class ThreadCountsQuery(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
 
 
+THREAD_COUNTS_SCHEMA = inline_serializer(
+    "ThreadCounts",
+    fields={"threads": serializers.ListField(child=serializers.DictField())},
+)
+
+
 def latest_threads() -> QuerySet:
     return Thread.objects.alive().order_by("-updated", "-id")
 
@@ -68,26 +74,20 @@ def thread_counts_optimized(*, limit: int) -> list[dict[str, Any]]:
     return list(threads_with_counts(limit))
 
 
-@async_json_view
+@async_json_view(parameters=[ThreadCountsQuery], responses=THREAD_COUNTS_SCHEMA)
 async def thread_counts_naive_view(request: HttpRequest) -> JsonResponse:
     query = validated_get(request, ThreadCountsQuery)
     return JsonResponse({"threads": await thread_counts_naive(limit=query["limit"])})
 
 
-@async_json_view
+@async_json_view(parameters=[ThreadCountsQuery], responses=THREAD_COUNTS_SCHEMA)
 async def thread_counts_async_orm_view(request: HttpRequest) -> JsonResponse:
     query = validated_get(request, ThreadCountsQuery)
     return JsonResponse({"threads": await thread_counts_async_orm(limit=query["limit"])})
 
 
 class ThreadCountsView(APIView):
-    @extend_schema(
-        parameters=[ThreadCountsQuery],
-        responses=inline_serializer(
-            "ThreadCounts",
-            fields={"threads": serializers.ListField(child=serializers.DictField())},
-        ),
-    )
+    @extend_schema(parameters=[ThreadCountsQuery], responses=THREAD_COUNTS_SCHEMA)
     def get(self, request):
         query = validated_query(request, ThreadCountsQuery)
         return Response({"threads": thread_counts_optimized(limit=query["limit"])})
