@@ -87,3 +87,66 @@ def _celery_eager():
     app.conf.CELERY_TASK_ALWAYS_EAGER = True
     yield
     app.conf.CELERY_TASK_ALWAYS_EAGER = False
+
+
+# --- the read replica (lab/replica.py) ---------------------------------------------------
+
+
+def pytest_collection_modifyitems(items):
+    """Every database test may read the replica, as the app's requests may: a request
+    routed there is then a stale read or a fresh one, never a "queries to 'replica' are
+    not allowed" error. TestCase wraps no transaction around it (a MIRROR alias)."""
+    from django.conf import settings
+
+    if "replica" not in settings.DATABASES:
+        return
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is not None and "databases" not in marker.kwargs:
+            databases = {"databases": ["default", "replica"]}
+            item.add_marker(pytest.mark.django_db(*marker.args, **marker.kwargs, **databases))
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Point the replica alias at the replica server and the primary's test database.
+
+    Django's TEST MIRROR (config/settings.py) keeps it from creating a database on a
+    read-only server, but also connects the mirror to the primary; a streaming replica
+    copies the whole cluster, so the test database the primary just created is on the
+    replica already (or within milliseconds): the replica lesson's tests read it there.
+    """
+    from django.conf import settings
+    from django.db import connections
+
+    if "replica" in settings.DATABASES:
+        replica = connections["replica"]
+        replica.close()
+        replica.settings_dict = {
+            **settings.DATABASES["replica"],
+            "NAME": connections["default"].settings_dict["NAME"],
+        }
+        with django_db_blocker.unblock():
+            _wait_for_test_database_on_replica()
+    yield
+    if "replica" in settings.DATABASES:
+        connections["replica"].close()
+
+
+def _wait_for_test_database_on_replica(timeout: float = 60) -> None:
+    import time
+
+    from django.db import OperationalError, connections
+
+    from lab.replica import wait_for_replay
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            wait_for_replay(timeout=timeout)  # the test database's tables included
+            return
+        except OperationalError:  # its CREATE DATABASE not replayed yet
+            connections["replica"].close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
