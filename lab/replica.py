@@ -64,9 +64,13 @@ def replica_reads(*, read_your_writes: bool) -> Iterator[None]:
     """Reads in this block go to the replica (when there is one); with read_your_writes,
     only until the request writes (then the primary)."""
     token = _routing.set(read_your_writes)
+    # Outside a request (a worker's job, a shell) the block is its own scope of pinning.
+    pin_token = _pin.set(RequestPin()) if _pin.get() is None else None
     try:
         yield
     finally:
+        if pin_token is not None:
+            _pin.reset(pin_token)
         _routing.reset(token)
 
 

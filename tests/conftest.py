@@ -104,7 +104,8 @@ def pytest_collection_modifyitems(items):
         marker = item.get_closest_marker("django_db")
         if marker is not None and "databases" not in marker.kwargs:
             databases = {"databases": ["default", "replica"]}
-            item.add_marker(pytest.mark.django_db(*marker.args, **marker.kwargs, **databases))
+            marked = pytest.mark.django_db(*marker.args, **marker.kwargs, **databases)
+            item.add_marker(marked, append=False)  # before the test's own: the closest
 
 
 @pytest.fixture(scope="session")
