@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lab.api import validated_body
-from lab.lessons import Lesson, Variant, register
+from lab.lessons import Lesson, LoadTest, Variant, register
 from lab.replica import (
     PrimaryPinMiddleware,
     PrimaryReplicaRouter,
@@ -156,6 +156,7 @@ lesson = register(
         app="weave",
         technique="database router + read-your-writes pinning",
         docstring=__doc__,
+        load=LoadTest(stack_check="replica"),  # make compose-check proves it in the stack
         variants=(
             Variant(
                 "naive",
