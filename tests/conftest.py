@@ -102,9 +102,12 @@ def pytest_collection_modifyitems(items):
         return
     for item in items:
         marker = item.get_closest_marker("django_db")
-        if marker is not None and "databases" not in marker.kwargs:
+        # a django_db mark, or a fixture that needs the database (db, transactional_db, ...)
+        uses_db = marker is not None or "_django_db_helper" in getattr(item, "fixturenames", ())
+        args, kwargs = (marker.args, marker.kwargs) if marker is not None else ((), {})
+        if uses_db and "databases" not in kwargs:
             databases = {"databases": ["default", "replica"]}
-            marked = pytest.mark.django_db(*marker.args, **marker.kwargs, **databases)
+            marked = pytest.mark.django_db(*args, **kwargs, **databases)
             item.add_marker(marked, append=False)  # before the test's own: the closest
 
 
