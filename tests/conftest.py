@@ -144,6 +144,7 @@ def _wait_for_test_database_on_replica(timeout: float = 60) -> None:
 
     from lab.replica import wait_for_replay
 
+    _resume_replay()
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -154,3 +155,27 @@ def _wait_for_test_database_on_replica(timeout: float = 60) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def _resume_replay() -> None:
+    """A run killed inside a test that paused the replica's replay left it paused."""
+    import contextlib
+
+    import psycopg
+    from django.conf import settings
+
+    replica = settings.DATABASES["replica"]
+    try:
+        conn = psycopg.connect(
+            host=replica["HOST"],
+            port=replica["PORT"] or 5432,
+            user=replica["USER"],
+            password=replica["PASSWORD"] or None,
+            dbname="postgres",
+            autocommit=True,
+        )
+    except psycopg.Error:
+        return  # the wait that follows says what is wrong
+    # Not a superuser: a paused replica then shows as the wait's timeout.
+    with conn, contextlib.suppress(psycopg.Error):
+        conn.execute("SELECT pg_wal_replay_resume()")
