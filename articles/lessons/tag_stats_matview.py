@@ -58,6 +58,9 @@ FRESHNESS_SQL = """
     LEFT JOIN articles_tagstatsrefresh refresh ON refresh.id = 1
     WHERE view.schemaname = current_schema() AND view.matviewname = %s
 """
+POPULATED_SQL = """
+    SELECT ispopulated FROM pg_matviews WHERE schemaname = current_schema() AND matviewname = %s
+"""
 RECORD_SQL = """
     INSERT INTO articles_tagstatsrefresh (id, refreshed_at, duration_ms, refreshes, trigger)
     VALUES (1, now(), %s, 1, %s)
@@ -171,8 +174,9 @@ def tag_stats_refresh(*, trigger: str) -> float:
     nobody reads the view anyway (tag_stats_optimized serves the aggregate).
     """
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT ispopulated FROM pg_matviews WHERE matviewname = %s", [VIEW])
-        concurrently = "CONCURRENTLY " if cursor.fetchone()[0] else ""
+        cursor.execute(POPULATED_SQL, [VIEW])
+        populated = cursor.fetchone()  # None: no view (migrated backwards): REFRESH says so
+        concurrently = "CONCURRENTLY " if populated and populated[0] else ""
         started = time.perf_counter()
         cursor.execute(f"REFRESH MATERIALIZED VIEW {concurrently}{VIEW}")
         duration_ms = (time.perf_counter() - started) * 1000
