@@ -314,7 +314,14 @@ lesson = register(
             "figures at most N seconds old (older ones are computed live). Writes queue one "
             "refresh per burst after COMMIT (a Redis SET NX flag, cleared by the job as it "
             "starts), beat refreshes every 5 minutes; `manage.py seed` fills the view, "
-            "which migration 0004 creates WITH NO DATA."
+            "which migration 0004 creates WITH NO DATA. Measured at the workshop preset "
+            "(99,591 article-tag rows; machine loaded, load 14 on 2 cores): the aggregate "
+            "0.8-1.1 s; a CONCURRENTLY refresh 1.0-1.1 s, a plain one 0.85 s (the diff costs "
+            "about a quarter more, and buys readers that never wait); `manage.py compare "
+            "--rounds 3`: naive 1,102 ms, cached 12 ms warm (0 queries), optimized 21 ms (2 "
+            "queries). A warm cache hit is cheaper than the view's read; the view's gain is "
+            "that no request ever pays the aggregate (a cache miss does, once per expiry or "
+            "publish), and a refresh costs about 1.3 aggregates paid by the worker."
         ),
     )
 )
