@@ -5,7 +5,7 @@ time of each, measured under `manage.py compare`'s rule (lab.comparison.RULE: pe
 round each count makes two calls back to back, the first unmeasured, and the order
 is reversed every other round; `--rounds`), the ratio with its 95% bootstrap
 interval ("no measurable difference" when it includes 1.0), the estimate's error,
-and the path the estimate took (exact, capped, reltuples, planner, live_tuples or
+and the path the estimate took (exact, capped, reltuples, planner or
 tablesample; "+" when the count is a floor). Selective cases (a one-day range, a few
 threads) show that the estimate never loses where the exact count is cheap.
 """
