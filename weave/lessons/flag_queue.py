@@ -213,8 +213,10 @@ lesson = register(
             "(filtering or sorting flags by their target's columns needs a subquery per "
             "type), and the (content_type, object_id) index is not created for you. The "
             "ForeignKey design costs a column per kind of target and a migration to add a "
-            "kind; a CHECK keeps exactly one set. Counts are measured with a warm "
-            "ContentType cache (a cold process adds one lookup per type)."
+            "kind; a CHECK keeps exactly one set. Planning its five-table join costs more "
+            "than the plain list's (EXPLAIN's Planning Time: about 2 ms against 0.3 ms here, "
+            "machine loaded): most of its database time at 50 rows. Counts are measured "
+            "with a warm ContentType cache (a cold process adds one lookup per type)."
         ),
     )
 )

@@ -1,14 +1,12 @@
 """A thread's participants and whether a reply may quote a message: four hidden costs.
 
-Slow: the naive view reads `message.sent_by.id` (one query per message), get()s each
-participant (one per person), and tests `message in queryset` (every live message of the
-thread fetched and sorted); each of its sets is sorted by the models' default ordering.
-Why: `sent_by.id` loads the Person to read a column the message row holds (`sent_by_id`);
-`in` evaluates the queryset; Meta.ordering (-updated, -id) rides along into every query,
-even into a DISTINCT, which it breaks: the ordering columns join the DISTINCT, one row per
-message instead of per sender.
-Fix: `values_list("sent_by_id").distinct()` after `order_by()`, `order_by().in_bulk(ids)`,
-`queryset.contains(message)` (SELECT 1 ... LIMIT 1): 5 queries, whatever the thread's size.
+Slow: `message.sent_by.id` per message, `Person.objects.get()` per participant, `message in
+queryset` (the whole thread fetched), and ORDER BY updated DESC, id DESC on sets nobody orders.
+Why: `.id` loads the Person for a column the message row holds (`sent_by_id`); `in` evaluates
+the queryset; Meta.ordering rides into values(), in_bulk() and distinct(), where its columns
+join the DISTINCT: one row per message, not per sender.
+Fix: `order_by().values_list("sent_by_id").distinct()`, `order_by().in_bulk(ids)`,
+`queryset.contains(message)` (SELECT 1 ... LIMIT 1): 5 queries whatever the thread's size.
 """
 
 from __future__ import annotations
