@@ -332,17 +332,19 @@ def target_content_types() -> dict[str, ContentType]:
 
 
 def mirror_typed_flags(*, using: str = "default") -> None:
-    """Copy weave_flag into weave_flag_typed (ids kept): each target into its own column."""
+    """Copy the flags of weave_flag that weave_flag_typed lacks (ids kept), each target
+    into its own column. No TRUNCATE: it refuses to run in a transaction whose inserts
+    still have deferred foreign-key checks pending (a test's or a lesson's data)."""
     from django.db import connections
 
     types = target_content_types()
     with connections[using].cursor() as cursor:
-        cursor.execute("TRUNCATE weave_flag_typed")
         cursor.execute(
             "INSERT INTO weave_flag_typed (id, flagged_by_id, reason, created, message_id,"
             " thread_id, person_id) SELECT id, flagged_by_id, reason, created,"
             " CASE WHEN content_type_id = %(message)s THEN object_id END,"
             " CASE WHEN content_type_id = %(thread)s THEN object_id END,"
-            " CASE WHEN content_type_id = %(person)s THEN object_id END FROM weave_flag",
+            " CASE WHEN content_type_id = %(person)s THEN object_id END FROM weave_flag"
+            " ON CONFLICT (id) DO NOTHING",
             {name: content_type.pk for name, content_type in types.items()},
         )
