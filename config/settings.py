@@ -335,6 +335,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 24 * 3600,
         "kwargs": {"older_than_days": 30},
     },
+    # The tag statistics' materialized view (articles/jobs.py): writes queue a refresh
+    # after COMMIT; this one catches writes that send no signal (COPY, update()).
+    "refresh-tag-stats-view": {
+        "task": "articles.jobs.tag_stats_view_refresh",
+        "schedule": 300,
+        "kwargs": {"trigger": "beat"},
+    },
 }
 
 # --- Email: notifications (weave/lessons/message_notify.py) -------------
