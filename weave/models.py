@@ -270,7 +270,12 @@ class Flag(FlagFields):
     (weave/lessons/flag_queue.py compares them).
     """
 
-    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: flag_target_idx leads with content_type and serves every
+    # lookup by it; a second index would only cost each insert (and let the planner pick
+    # the narrower one for a target's flags).
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     object_id = models.PositiveBigIntegerField()
     content_object = GenericForeignKey("content_type", "object_id")
 
