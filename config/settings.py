@@ -303,6 +303,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 24 * 3600,
         "kwargs": {"older_than_days": 30},
     },
+    # Views counted in Redis reach Thread.view_count this often (the row lags by as much).
+    "flush-thread-views": {
+        "task": "weave.jobs.thread_views_flush",
+        "schedule": 10.0,  # FLUSH_SECONDS of the lesson module
+    },
 }
 
 # --- Email: notifications (weave/lessons/message_notify.py) -------------
