@@ -24,6 +24,7 @@ from django.core.cache import cache
 from django.db import connections, transaction
 from django.db.models import Case, F, Value, When
 from drf_spectacular.utils import extend_schema, inline_serializer
+from redis.exceptions import ResponseError
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -162,8 +163,8 @@ def thread_views_flush() -> int:
     batch = f"{key}:flushing:{uuid.uuid4().hex}"
     try:
         redis.rename(key, batch)
-    except Exception as error:  # redis.ResponseError "no such key": nothing pending
-        if "no such key" in str(error).lower():
+    except ResponseError as error:
+        if "no such key" in str(error).lower():  # nothing counted since the last flush
             return 0
         raise
     deltas = {int(thread_id): int(views) for thread_id, views in redis.hgetall(batch).items()}
