@@ -6,14 +6,17 @@ count checked (transaction=True: the rows are committed, every thread sees them)
 """
 
 import threading
+from io import StringIO
 
 import psycopg
 import pytest
-from django.db import connection
+from django.core.management import CommandError, call_command
+from django.db import OperationalError, connection
 from redis import Redis
 
 from lab.explain import explain, walk
-from tests.workers import celery_worker, test_database_url, wait_for
+from tests.workers import celery_worker, wait_for
+from tests.workers import test_database_url as database_url  # not collected as a test
 from weave.jobs import thread_views_flush as flush_job
 from weave.lessons import thread_view_count as lesson
 from weave.lessons.thread_view_count import (
@@ -259,7 +262,7 @@ def test_a_writer_waits_on_the_row_lock(variant):
     """Both correct tiers queue on the row lock: PostgreSQL shows the request waiting
     (pg_stat_activity.wait_event_type = 'Lock') while another transaction holds the row."""
     thread = make_threads(1)[0]
-    with psycopg.connect(test_database_url(), autocommit=False) as holder:
+    with psycopg.connect(database_url(), autocommit=False) as holder:
         holder.execute("SELECT 1 FROM weave_thread WHERE id = %s FOR UPDATE", [thread.pk])
         backend, answers = [], []
 
@@ -274,7 +277,7 @@ def test_a_writer_waits_on_the_row_lock(variant):
 
         worker = threading.Thread(target=request)
         worker.start()
-        with psycopg.connect(test_database_url(), autocommit=True) as observer:
+        with psycopg.connect(database_url(), autocommit=True) as observer:
 
             def waiting_on_the_lock():
                 row = observer.execute(
@@ -305,3 +308,44 @@ def test_a_real_worker_flushes_the_pending_views(tmp_path, settings):
         flush_job.delay()  # what beat sends every FLUSH_SECONDS
         wait_for(lambda: views(thread) == 5, timeout=30, message=worker.output())
     assert thread_views_pending(thread.pk) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_flush_gives_the_views_back():
+    """The row is locked by someone else and the flush's UPDATE gives up (lock_timeout):
+    a real database error. The views go back to the live hash, none lost, and the next
+    flush writes them."""
+    thread = make_threads(1)[0]
+    for _ in range(3):
+        thread_view_optimized(thread_id=thread.pk)
+    with psycopg.connect(database_url(), autocommit=False) as holder:
+        holder.execute("SELECT 1 FROM weave_thread WHERE id = %s FOR UPDATE", [thread.pk])
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+        try:
+            with pytest.raises(OperationalError, match="lock timeout"):
+                thread_views_flush()
+            thread_view_optimized(thread_id=thread.pk)  # counted meanwhile: added, not lost
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+        holder.rollback()
+    assert thread_views_pending(thread.pk) == 4 and views(thread) == 0
+    assert thread_views_flush() == 4
+    assert views(thread) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_race_command_prints_every_variant():
+    out = StringIO()
+    call_command("hot_row_race", threads=2, per_thread=3, rounds=1, stdout=out)
+    lines = {line.split()[0]: line.split() for line in out.getvalue().splitlines()[2:6]}
+    assert list(lines) == list(VARIANTS)
+    for variant in CORRECT:
+        assert lines[variant][1:3] == ["6", "0"]  # counted, lost
+    assert not Thread.objects.filter(title="hot row race").exists()  # its rows are gone
+
+
+def test_the_race_command_refuses_zero_threads():
+    with pytest.raises(CommandError, match="at least 1"):
+        call_command("hot_row_race", threads=0)

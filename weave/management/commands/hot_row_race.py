@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import statistics
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from weave.lessons.thread_view_count import VIEWS, race, thread_views_flush
@@ -48,8 +48,7 @@ class Command(BaseCommand):
 
     def handle(self, *, threads: int, per_thread: int, rounds: int, **options):
         if min(threads, per_thread, rounds) < 1:
-            self.stderr.write("--threads, --per-thread and --rounds must be at least 1")
-            raise SystemExit(2)
+            raise CommandError("--threads, --per-thread and --rounds must be at least 1")
         rates: dict[str, list[float]] = {name: [] for name in VIEWS}
         counted: dict[str, list[int]] = {name: [] for name in VIEWS}
         waits: dict[str, list[float]] = {name: [] for name in VIEWS}
