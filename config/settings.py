@@ -306,7 +306,7 @@ CELERY_BEAT_SCHEDULE = {
     # Views counted in Redis reach Thread.view_count this often (the row lags by as much).
     "flush-thread-views": {
         "task": "weave.jobs.thread_views_flush",
-        "schedule": 10.0,  # FLUSH_SECONDS of the lesson module
+        "schedule": 10.0,  # seconds; the lesson module reads it (FLUSH_SECONDS)
     },
 }
 

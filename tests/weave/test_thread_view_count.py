@@ -110,6 +110,17 @@ def test_one_flush_writes_every_thread_in_one_update(db, django_assert_num_queri
     assert [views(thread) for thread in threads] == [1, 2, 3]
 
 
+def test_a_flush_bounds_each_update(db, monkeypatch, django_assert_num_queries):
+    monkeypatch.setattr(lesson, "FLUSH_BATCH", 2)
+    threads = make_threads(3)
+    for thread in threads:
+        thread_view_optimized(thread_id=thread.pk)
+    with django_assert_num_queries(4):
+        # SAVEPOINT; UPDATE ... WHERE id IN (first two); UPDATE ... (the third); RELEASE
+        assert thread_views_flush() == 3
+    assert [views(thread) for thread in threads] == [1, 1, 1]
+
+
 def test_redis_down_counts_in_the_row_instead(thread, monkeypatch):
     # A client on a port nothing listens on: a real connection error, not a stub.
     dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
