@@ -303,6 +303,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 24 * 3600,
         "kwargs": {"older_than_days": 30},
     },
+    # The tag statistics' materialized view (articles/jobs.py): writes queue a refresh
+    # after COMMIT; this one catches writes that send no signal (COPY, update()).
+    "refresh-tag-stats-view": {
+        "task": "articles.jobs.tag_stats_view_refresh",
+        "schedule": 300,
+        "kwargs": {"trigger": "beat"},
+    },
     # Views counted in Redis reach Thread.view_count this often (the row lags by as much).
     "flush-thread-views": {
         "task": "weave.jobs.thread_views_flush",

@@ -10,7 +10,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("weave", "0012_drop_message_alive_created_index")]
+    dependencies = [("weave", "0013_flags")]
 
     operations = [
         migrations.AddField(
