@@ -342,6 +342,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 300,
         "kwargs": {"trigger": "beat"},
     },
+    # Views counted in Redis reach Thread.view_count this often (the row lags by as much).
+    "flush-thread-views": {
+        "task": "weave.jobs.thread_views_flush",
+        "schedule": 10.0,  # seconds; the lesson module reads it (FLUSH_SECONDS)
+    },
 }
 
 # --- Email: notifications (weave/lessons/message_notify.py) -------------

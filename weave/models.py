@@ -65,6 +65,10 @@ class Thread(TimeStamped):
     # Kept by an event (weave.activity: every saved message moves its thread forward)
     # instead of recomputed by a periodic scan: see weave/lessons/thread_activity.py.
     last_message_at = models.DateTimeField(null=True, blank=True)
+    # How many times the thread was viewed: a hot row under load, see
+    # weave/lessons/thread_view_count.py. db_default: added to a big table without a
+    # rewrite (PostgreSQL 11+ stores a constant default in the catalog).
+    view_count = models.BigIntegerField(db_default=0)
 
     class Meta(TimeStamped.Meta):
         indexes = [
