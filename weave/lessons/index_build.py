@@ -270,11 +270,13 @@ def writes_report(build: Build, writes: list[tuple[float, float]], samples) -> d
     a write that started during the build and ended only after it waited for the build."""
     during = [(start, end) for start, end in writes if build.started < start < build.finished]
     waited = [(start, end) for start, end in during if end > build.finished]
+    completed = [(start, end) for start, end in during if end < build.finished]
     latencies = [(end - start) * 1000 for start, end in writes]
     sampled = [waiting for at, waiting in samples if build.started <= at <= build.finished]
     return {
         "writes": len(writes),
         "writes_during_build": len(during),
+        "writes_completed_during_build": len(completed),
         "writes_waited": len(waited),
         "writer_longest_ms": round(max(latencies, default=0.0), 2),
         "writer_median_ms": round(statistics.median(latencies), 2) if latencies else 0.0,
@@ -333,6 +335,7 @@ class IndexBuildView(APIView):
                 "build_ms": serializers.FloatField(),
                 "writes": serializers.IntegerField(),
                 "writes_during_build": serializers.IntegerField(),
+                "writes_completed_during_build": serializers.IntegerField(),
                 "writes_waited": serializers.IntegerField(),
                 "writer_longest_ms": serializers.FloatField(),
                 "writer_median_ms": serializers.FloatField(),

@@ -158,14 +158,26 @@ def readers_behind(table, *, thread_id: int) -> models.QuerySet:
 @dataclass(frozen=True)
 class IndexRead:
     index: str  # the index's name (Django's foreign-key index: this, then a hash)
-    read: Callable[..., models.QuerySet]
     serves: str
+    read: Callable[[type[models.Model], int, int], models.QuerySet]  # (table, person, thread)
 
 
 INDEX_READS = (
-    IndexRead("readmarker_person_thread_uniq", marker_of, "a visit finds the marker it moves"),
-    IndexRead("readmarker_person_thread_uniq", markers_of, "a person's threads and unread counts"),
-    IndexRead("weave_readmarker_thread_id", readers_behind, "a thread's readers who are behind"),
+    IndexRead(
+        "readmarker_person_thread_uniq",
+        "a visit finds the marker it moves",
+        lambda table, person, thread: marker_of(table, person_id=person, thread_id=thread),
+    ),
+    IndexRead(
+        "readmarker_person_thread_uniq",
+        "a person's threads and their unread counts",
+        lambda table, person, thread: markers_of(table, person_id=person),
+    ),
+    IndexRead(
+        "weave_readmarker_thread_id",
+        "a thread's readers who are behind",
+        lambda table, person, thread: readers_behind(table, thread_id=thread),
+    ),
 )
 
 
