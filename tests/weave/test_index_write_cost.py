@@ -13,6 +13,7 @@ from weave.lessons.index_write_cost import (
     BATCH_SIZE,
     INDEX_READS,
     PRIMARY_KEY_ONLY,
+    TABLE_INDEXES,
     build_data,
     final_state,
     measure_index_write_costs,
@@ -40,6 +41,12 @@ def indexes_of(table: str) -> list[str]:
         return sorted(row[0].split(" USING btree ")[1] for row in cursor.fetchall())
 
 
+def index_count(table: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass", [table])
+        return cursor.fetchone()[0]
+
+
 def open_thread(table, context):
     return thread_opened(
         table,
@@ -63,6 +70,10 @@ def test_the_lean_table_keeps_the_indexes_its_reads_use():
         "(thread_id)",
         "(unread)",  # db_index=True: a visit changes it
     ]
+    assert {
+        OverIndexedReadMarker: index_count("weave_readmarker_overindexed"),
+        ReadMarker: index_count("weave_readmarker"),
+    } == TABLE_INDEXES
 
 
 @pytest.mark.parametrize("size", [3, 6])
@@ -87,8 +98,10 @@ def test_every_update_is_hot_on_the_lean_table_and_none_on_the_other():
         assert (opened["people"], opened["inserted"], opened["updated"]) == (8, 4, 4)
     # `last_read_at` and `unread` are indexed: every update writes all six indexes.
     assert over["hot_updates"] == 0
+    assert over["index_entries_written"] == (4 + 4) * 6
     # No index holds them and the page has room (fillfactor 80): heap-only updates.
     assert lean["hot_updates"] == 4
+    assert lean["index_entries_written"] == 4 * 3  # the inserts only
     assert (
         lean["counters"]["after"]["n_tup_hot_upd"] - lean["counters"]["before"]["n_tup_hot_upd"]
         == 4
@@ -132,10 +145,11 @@ def test_both_variants_leave_the_same_markers():
 
 @pytest.mark.parametrize("read", INDEX_READS, ids=lambda read: read.serves)
 def test_each_index_serves_its_read(read):
-    context = build_data(20)
+    context = build_data(100)  # 200 people, 100 of them with a marker on each of 2 threads
     query = read.read(ReadMarker, context["people"][0], context["thread"])
     with transaction.atomic(), connection.cursor() as cursor:
-        # A few dozen rows: without this the planner reads the one page (Seq Scan).
+        cursor.execute("ANALYZE weave_readmarker, weave_readmarker_overindexed")
+        # A few pages: without this the planner reads them all (Seq Scan).
         cursor.execute("SET LOCAL enable_seqscan = off")
         plan = explain(query)
     used = [node.get("Index Name", "") for node in walk(plan.plan)]

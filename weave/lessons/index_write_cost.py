@@ -83,13 +83,23 @@ def thread_opened(
         )
         after = write_counters(table._meta.db_table)
     written = {name: after[name] - before[name] for name in COUNTERS}
+    indexes = TABLE_INDEXES[table]
+    full_versions = written["n_tup_ins"] + written["n_tup_upd"] - written["n_tup_hot_upd"]
     return {
         "people": len(person_ids),
         "inserted": written["n_tup_ins"],
         "updated": written["n_tup_upd"],
         "hot_updates": written["n_tup_hot_upd"],
+        "indexes": indexes,
+        # Each inserted row and each update that was not HOT adds an entry to every index.
+        "index_entries_written": full_versions * indexes,
         "counters": {"before": before, "after": after},
     }
+
+
+# Each table's indexes, the primary key included (tests/weave/test_index_write_cost.py
+# checks them against pg_index): declared, not read on every request.
+TABLE_INDEXES = {OverIndexedReadMarker: 6, ReadMarker: 3}
 
 
 class ThreadOpenedBody(serializers.Serializer):
@@ -116,6 +126,8 @@ class ThreadOpenedView(APIView):
                 "inserted": serializers.IntegerField(),
                 "updated": serializers.IntegerField(),
                 "hot_updates": serializers.IntegerField(),
+                "indexes": serializers.IntegerField(),
+                "index_entries_written": serializers.IntegerField(),
                 "counters": inline_serializer(
                     "WriteCountersBeforeAfter",
                     fields={"before": WRITE_COUNTERS, "after": WRITE_COUNTERS},
