@@ -327,7 +327,7 @@ def anonymous(sql: str, scratch: Scratch) -> str:
 
 
 class IndexBuildBody(serializers.Serializer):
-    rows = serializers.IntegerField(min_value=1_000, max_value=1_000_000)
+    rows = serializers.IntegerField(min_value=1_000, max_value=200_000)
 
 
 class IndexBuildView(APIView):
