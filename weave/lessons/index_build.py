@@ -9,8 +9,9 @@ the writers out; the readers go on.
 Fix: `AddIndexConcurrently` (django.contrib.postgres.operations) in a migration with
 `atomic = False`: CREATE INDEX CONCURRENTLY takes a SHARE UPDATE EXCLUSIVE lock, which
 writers do not wait for; it scans the table twice and waits for the transactions running
-on it instead. The price: a slower build, no transaction around it, and a failed build
-leaves an INVALID index to drop (`RemoveIndexConcurrently`) before trying again.
+on it instead, and for every transaction older than it (on any table: a long one delays
+the build, never the writers). The price: a slower build, no transaction around it, and a
+failed build leaves an INVALID index to drop (`RemoveIndexConcurrently`) before retrying.
 """
 
 from __future__ import annotations
