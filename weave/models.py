@@ -357,3 +357,70 @@ def mirror_typed_flags(*, using: str = "default") -> None:
             " ON CONFLICT (id) DO NOTHING",
             {name: content_type.pk for name, content_type in types.items()},
         )
+
+
+class ReadMarker(models.Model):
+    """Where a person stopped reading a thread: written on every visit, the busiest table.
+
+    Only the indexes its reads use (weave/lessons/index_write_cost.py): the unique
+    (person, thread), which finds the marker a visit moves and, by its leading column, a
+    person's markers; and the thread's own index, its readers. A visit changes
+    `last_read_at` and `unread`, which no index holds: the update is HOT (heap-only, no
+    index entry written) when the page has room, hence fillfactor 80
+    (weave/migrations/0015).
+    """
+
+    # No index of its own: the unique constraint's first column serves person_id = %s.
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, db_index=False, related_name="+")
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="+")
+    last_read_at = models.DateTimeField()
+    unread = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["person", "thread"], name="readmarker_person_thread_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person_id} read {self.thread_id} at {self.last_read_at}"
+
+
+class OverIndexedReadMarker(models.Model):
+    """The same rows as ReadMarker with every index someone once thought of: Django's
+    default index on each foreign key, `db_index=True` on the columns a visit changes.
+    The write-cost lesson writes the same batch to both tables; the seeder fills both."""
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="+")
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="+")
+    last_read_at = models.DateTimeField(db_index=True)
+    unread = models.PositiveIntegerField(default=0, db_index=True)
+
+    class Meta:
+        db_table = "weave_readmarker_overindexed"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["person", "thread"], name="readmarker_over_person_thread_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person_id} read {self.thread_id} at {self.last_read_at}"
+
+
+def mirror_read_markers(*, using: str = "default") -> None:
+    """Copy weave_readmarker into weave_readmarker_overindexed (ids kept), in one statement."""
+    from django.db import connections
+
+    with connections[using].cursor() as cursor:
+        cursor.execute("TRUNCATE weave_readmarker_overindexed")
+        cursor.execute(
+            "INSERT INTO weave_readmarker_overindexed (id, person_id, thread_id, last_read_at,"
+            " unread) SELECT id, person_id, thread_id, last_read_at, unread FROM weave_readmarker"
+            " ORDER BY id"
+        )
+        cursor.execute(
+            "SELECT setval(pg_get_serial_sequence('weave_readmarker_overindexed', 'id'),"
+            " (SELECT coalesce(max(id), 0) + 1 FROM weave_readmarker), false)"
+        )

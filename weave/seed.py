@@ -14,6 +14,7 @@ from weave.models import (
     FlagReason,
     Message,
     mirror_messages,
+    mirror_read_markers,
     mirror_typed_flags,
     target_content_types,
 )
@@ -185,6 +186,30 @@ def seed_messaging(context: SeedContext) -> None:
     seed_flags(context, FLAGS[context.preset], person_ids, thread_ids)
     context.out(f"weave_message_archive: {ARCHIVED[context.preset]:,} archived messages")
     seed_archive(ARCHIVED[context.preset], person_ids, thread_ids)
+    seed_read_markers(context)
+
+
+# Every other person (by id: the first, the third, ...) has read each of the first
+# MARKED_THREADS threads: 100,000 markers at the workshop preset, laid out person by
+# person as visits leave them (a thread's markers spread over the table's pages).
+MARKED_THREADS = 200
+READ_MARKERS_INSERT = (
+    "INSERT INTO weave_readmarker (person_id, thread_id, last_read_at, unread)"
+    " SELECT p.id, t.id,"
+    " %(now)s - (abs(hashint8(p.id * 7919 + t.id)::bigint) %% 2592000) * interval '1 second',"
+    " abs(hashint8(p.id * 104729 + t.id)::bigint) %% 5"
+    " FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM weave_person) p"
+    " CROSS JOIN (SELECT id FROM weave_thread ORDER BY id LIMIT %(threads)s) t"
+    " WHERE p.n %% 2 = 1 ORDER BY p.id, t.id"
+)
+
+
+def seed_read_markers(context: SeedContext) -> None:
+    """The write-cost lesson's busy table, and the same rows in its over-indexed copy."""
+    with connection.cursor() as cursor:
+        cursor.execute(READ_MARKERS_INSERT, {"now": NOW, "threads": MARKED_THREADS})
+        context.out(f"weave_readmarker: {cursor.rowcount:,} read markers, mirrored")
+    mirror_read_markers()
 
 
 def flag_rows(rng, count: int, targets: dict[str, tuple[int, list[int]]], person_ids: list[int]):
@@ -284,6 +309,8 @@ register_seeder(
         tables=(
             "weave_flag_typed",
             "weave_flag",
+            "weave_readmarker_overindexed",
+            "weave_readmarker",
             "weave_message_archive",
             "weave_message_plain",
             "weave_message",
