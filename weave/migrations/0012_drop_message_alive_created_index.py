@@ -1,6 +1,6 @@
 """Drop message_alive_created_idx: no query reads it since the messages list's since/until
 filters bound `updated` (message_alive_updated_idx serves them with the page's order), and
-every Message insert paid for it (weave/write_cost.py measures what each index costs).
+every Message insert paid for it (`manage.py index_write_cost` measures what each index costs).
 
 DROP INDEX CONCURRENTLY waits for the readers instead of blocking the writers; it cannot
 run inside a transaction, hence a non-atomic migration.

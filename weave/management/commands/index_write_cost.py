@@ -1,6 +1,7 @@
 """`manage.py index_write_cost`: what each index of weave_message costs inserts and updates.
 
-For the primary key alone, each index alone and every index together (weave/write_cost.py):
+For the primary key alone, each index alone and every index together (the
+section of weave/lessons/index_write_cost.py that measures weave_message):
 inserts and updates per second on a scratch copy of the table, the share of the updates
 that were HOT (no index touched), the read that pays for the index and its scans since
 the statistics were last reset (`SELECT pg_stat_reset()`, run the lessons, then this).
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from weave.write_cost import (
+from weave.lessons.index_write_cost import (
     ALL_INDEXES,
     PRIMARY_KEY_ONLY,
     UPDATED_EVERY,
