@@ -1,5 +1,8 @@
 #!/bin/sh
 # The compose stack's read replica (docker-compose.yml: db-replica), run as the postgres user.
+# Started as root, it first gives the volume to postgres: a fresh named volume is owned
+# by root unless the image already holds that directory owned by postgres (the official
+# image does, a stand-in need not), and pg_basebackup must create its directory there.
 # First start: a base backup of the primary (`pg_basebackup -R`: standby.signal and
 # primary_conninfo written, WAL streamed during the copy, a replication slot created), made
 # in a scratch directory and moved into place only once complete. Every start: a hot
@@ -11,6 +14,14 @@ SLOT="${REPLICA_SLOT:-weave_replica}"
 ROOT=/var/lib/postgresql/data
 PGDATA="$ROOT/replica"
 INCOMING="$ROOT/incoming"
+
+if [ "$(id -u)" = 0 ]; then
+  mkdir -p "$ROOT"
+  chown postgres:postgres "$ROOT"
+  chmod 0700 "$ROOT"
+  # util-linux's runuser (every Debian image has it) keeps the environment and PATH.
+  exec /usr/sbin/runuser -u postgres -- sh "$0" "$@"
+fi
 
 until pg_isready --quiet --host="$PRIMARY_HOST" --username="$PRIMARY_USER"; do
   echo "db-replica: waiting for the primary at $PRIMARY_HOST"
