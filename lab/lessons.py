@@ -200,6 +200,11 @@ class Lesson:
     # as a browser or a CDN does; a 304 is then a success. The contract tests make
     # the first visit (no validators), so payloads and budgets are the full path.
     revalidate: bool = False
+    # A lesson about the browser's cache and compression (static files): its page has a
+    # control that loads each variant twice in the visitor's own browser and shows the
+    # bytes on the wire, Content-Encoding, Cache-Control and whether the second visit
+    # made a request at all, which no server-side measurement can see.
+    browser_visits: bool = False
     # A lesson whose point includes peak memory (an export, a big list): every
     # `compare` of it adds the tracemalloc pass, so published tables show peak KB.
     measures_memory: bool = False
