@@ -60,6 +60,7 @@ from lab.exercises import (
 from lab.lessons import PRACTICE_VARIANT, Lesson, get_lesson
 from lab.measure import SAVEPOINT_PREFIXES
 from lab.probe import Probe
+from lab.spread import quartiles
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
 DIFF_LINES = 40  # a readable diff, not the whole payload
@@ -309,10 +310,9 @@ def contract_checks(lesson: Lesson) -> tuple[list[dict[str, Any]], dict[str, Any
 
 
 def spread(values: list[float]) -> dict[str, float]:
-    if len(values) < 2:
-        return {"median": values[0], "q1": values[0], "q3": values[0]}
-    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return {"median": median, "q1": q1, "q3": q3}
+    """Median and quartiles by lab.spread's rule, the one `manage.py compare` publishes."""
+    q1, q3 = quartiles(values)
+    return {"median": statistics.median(values), "q1": q1, "q3": q3}
 
 
 def timing(lesson: Lesson, rounds: int) -> dict[str, Any]:

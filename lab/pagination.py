@@ -64,7 +64,7 @@ class PageQuery(serializers.Serializer):
 class CountResult:
     value: int
     estimated: bool
-    # "page", "exact", "capped" (a floor), "reltuples", "planner", "live_tuples" or "tablesample"
+    # "page", "exact", "capped" (a floor), "reltuples", "planner" or "tablesample"
     method: str
     # The value is only a floor: more than `value - 1` rows were counted (shown "N+").
     lower_bound: bool = False
@@ -115,8 +115,9 @@ def estimated_count(
        under the cap; it stops at the cap otherwise (bounded work, no timeout).
     4. Large (or the cap was reached): pg_class's row count when it knows it, the
        planner's estimate for a one-column filter, each only while the statistics
-       are fresh; else a `TABLESAMPLE SYSTEM` sample of the filtered query, scaled
-       by the live rows the cumulative statistics count when pg_class is stale.
+       are fresh; else a `TABLESAMPLE SYSTEM` sample of the filtered query: its
+       share of matches times pg_class's rows while they are fresh, its matches
+       over the fraction of pages it drew when they are stale.
     A capped count that overflowed is a floor: the estimate is at least the cap + 1,
     flagged `lower_bound` when only the floor is known. No statement here runs
     under a tightened timeout, so none can be cancelled and none can leave an
@@ -213,13 +214,17 @@ def estimate(
     statistics = known if known is not None else table_statistics(queryset)
     if known is not None and known.fresh(known.rows):
         return CountResult(round(known.rows), True, "reltuples")
-    if known is not None and known.whole_table and known.live:
-        # No filter and stale pg_class: the live rows every commit keeps counting.
-        return CountResult(statistics.live, True, "live_tuples")
     columns = filtered_columns(queryset)
     if known is None and len(columns) <= 1 and statistics.fresh(planned):
         return CountResult(round(planned), True, "planner")
-    sampled = sample_estimate(queryset, total=statistics.total(), rows=sample_rows, seed=seed)
+    # Stale statistics (no filter included): the sample sizes the table itself.
+    sampled = sample_estimate(
+        queryset,
+        total=statistics.total(),
+        size=statistics.size(),
+        rows=sample_rows,
+        seed=seed,
+    )
     if sampled.relative_error > SAMPLE_ERROR_LIMIT:
         return None  # too few pages carry the matches to size them
     return CountResult(sampled.value, True, "tablesample")
@@ -230,26 +235,37 @@ class Statistics:
     """What the catalog knows of a relation's rows, and how stale it is.
 
     `rows`: pg_class's rows of the relation (the table, or a partial index) scaled
-    to its current size; `modified`: the table's rows inserted, updated or deleted
-    since its last ANALYZE; `live`: the table's live rows as the cumulative
-    statistics count them (every committed insert and delete, ANALYZE's figure
-    between): 0 when never reported.
+    to its current size; `table_rows`: the same for the base table; `modified`:
+    the table's rows inserted, updated or deleted since its last ANALYZE; `live`:
+    pg_stat's n_live_tup, which sizes a sample of a never-analyzed table and is
+    never returned as a count: ANALYZE overwrites it with its own figure while
+    each backend's counts of rows committed just before (flushed at most once a
+    second) are still to be added, so those rows are counted twice (a bulk load
+    then ANALYZE: twice the table), and it drifts until the next ANALYZE.
     """
 
     rows: float | None
     modified: int
     live: int
     table_rows: float | None
-    whole_table: bool
 
     def fresh(self, figure: float) -> bool:
         return self.modified <= STALE_SHARE * max(figure, 1.0)
 
-    def total(self) -> float:
-        """The base table's rows now: pg_class's, or the live count when that is stale."""
-        if self.table_rows is not None and (self.fresh(self.table_rows) or not self.live):
+    def total(self) -> float | None:
+        """The base table's rows now, while pg_class's figure is fresh; None when stale.
+
+        Stale, no catalog figure holds: pg_class's rows per page x the current pages
+        counts the dead row versions of updates and deletes as rows, pg_stat's live
+        count can hold rows twice. The sample then sizes the table itself."""
+        if self.table_rows is not None and self.fresh(self.table_rows):
             return self.table_rows
-        return float(self.live)
+        return None
+
+    def size(self) -> float:
+        """About how many row versions the table's pages hold: what a sample's percent
+        is set against (its cost), not a count."""
+        return self.table_rows if self.table_rows is not None else float(self.live)
 
 
 def known_rows(queryset: QuerySet) -> Statistics | None:
@@ -391,7 +407,6 @@ def relation_statistics(relation: str, *, table: str, using: str) -> Statistics:
         modified=int(modified or 0),
         live=int(live or 0),
         table_rows=None if table_rows is None else float(table_rows),
-        whole_table=relation == table,
     )
 
 
@@ -457,11 +472,15 @@ class SampleEstimate:
     relative_error: float
 
 
-def sampled_count(queryset: QuerySet, *, total: float, rows: int, seed: int) -> int:
-    return sample_estimate(queryset, total=total, rows=rows, seed=seed).value
+def sampled_count(
+    queryset: QuerySet, *, total: float | None, rows: int, seed: int, size: float | None = None
+) -> int:
+    return sample_estimate(queryset, total=total, size=size, rows=rows, seed=seed).value
 
 
-def sample_estimate(queryset: QuerySet, *, total: float, rows: int, seed: int) -> SampleEstimate:
+def sample_estimate(
+    queryset: QuerySet, *, total: float | None, rows: int, seed: int, size: float | None = None
+) -> SampleEstimate:
     """Estimate the filtered count: total rows x the share of sampled rows that match.
 
     SYSTEM samples whole pages (BERNOULLI reads every page to sample rows). The
@@ -472,12 +491,19 @@ def sample_estimate(queryset: QuerySet, *, total: float, rows: int, seed: int) -
     matches come from the few sampled pages inside the range, and the share swings
     with how many of them were drawn. The per-page counts measure that swing
     (the ratio estimator's standard error in cluster sampling), in the same query.
+
+    `total`: the table's rows, known (fresh pg_class), for the share to scale; None
+    when no figure holds (stale statistics): then the matches are scaled by the
+    fraction of pages drawn (each page is drawn with probability p/100, so that is
+    unbiased), with its own standard error, and `size` (the row versions the pages
+    hold) sets the percent.
     """
-    percent = min(100.0, 100.0 * rows / max(total, 1.0))
+    figure = size if size is not None else total
+    percent = min(100.0, 100.0 * rows / max(figure or 0.0, 1.0))
     sample = queryset.order_by()
     condition = sample.query.where
     sample.query.where = WhereNode()
-    base = sample.query.base_table
+    base = sample.query.get_initial_alias()  # an unfiltered query has no alias yet
     sample.query.alias_map[base] = SampledTable(
         sample.query.alias_map[base].table_name, base, percent=percent, seed=seed
     )
@@ -492,11 +518,23 @@ def sample_estimate(queryset: QuerySet, *, total: float, rows: int, seed: int) -
             params,
         )
         drawn, sampled, matched, nn, mm, nm = (float(value or 0) for value in cursor.fetchone())
-    if not sampled:
-        return SampleEstimate(0, 0.0)
+    if not sampled:  # no page drawn holds a row: only a full read says the table is empty
+        return SampleEstimate(0, 0.0 if percent >= 100 else 1.0)
+    if total is None:
+        return SampleEstimate(round(matched * 100 / percent), scaling_error(matched, mm, percent))
     share = matched / sampled
     error = sampling_error(drawn, sampled, share, nn, mm, nm, percent)
     return SampleEstimate(round(total * share), error)
+
+
+def scaling_error(matched: float, mm: float, percent: float) -> float:
+    """Relative standard error of the matches scaled by 100/p, each page drawn with
+    probability p (Horvitz-Thompson): the pages with no match, drawn or not, need no count."""
+    if percent >= 100:
+        return 0.0
+    if matched == 0:
+        return 1.0
+    return math.sqrt((1 - percent / 100) * mm) / matched
 
 
 def sampling_error(

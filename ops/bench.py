@@ -7,7 +7,8 @@
    of its own (`weave_bench`, created when missing; BENCH_DATABASE_URL overrides),
    measuring the wall clock and the peak resident memory of `manage.py seed`.
 2. Runs `manage.py compare` on every lesson at the workshop preset; with BENCH_LARGE=1,
-   on the messaging lessons at the large preset (`seed --preset large --only weave`).
+   on the messaging lessons at the large preset (`seed --preset large --only weave`),
+   then `manage.py bench_count` there (exact against estimated counts).
 3. Runs a short Locust load test per key lesson (`python -m loadtests.run`).
 4. Checks the results (`publish_problems`: provenance complete, every ratio with
    its interval, no "faster" whose interval includes 1.0, payloads equal) and refuses
@@ -45,6 +46,8 @@ RESULTS = DOCS / "benchmarks.json"
 README = ROOT / "README.md"
 WORK = ROOT / "reports" / "bench"
 START, END = "<!-- lessons:start -->", "<!-- lessons:end -->"
+# The count alone at the large preset (manage.py bench_count), a block of its own.
+COUNT_START, COUNT_END = "<!-- count:start -->", "<!-- count:end -->"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
 # Busy means a 1-minute load average above this many runnable tasks per core.
 QUIET_PER_CORE = 0.5
@@ -142,6 +145,14 @@ def compare(preset: str, slugs: list[str] | None = None) -> dict:
     manage(
         "compare", *(slugs or []), "--rounds", str(ROUNDS), "--preset", preset, "--json", str(path)
     )
+    return json.loads(path.read_text())
+
+
+def count_bench() -> dict:
+    """`manage.py bench_count` on the large preset: the count alone, exact against
+    estimated, under the same rule as compare."""
+    path = WORK / "count-large.json"
+    manage("bench_count", "--rounds", str(ROUNDS), "--json", str(path))
     return json.loads(path.read_text())
 
 
@@ -247,6 +258,8 @@ def main() -> None:
         results["seeding"].append(measure_seed("large", only=["weave"]))
         log(f"compare of the messaging lessons on large, {ROUNDS} rounds")
         results["compare"]["large"] = compare("large", messaging_lessons())
+        log(f"bench_count on large, {ROUNDS} rounds")
+        results["count"] = count_bench()
     results["load_average_at_end"] = [round(value, 2) for value in os.getloadavg()]
     results["machine"] = {
         **results["compare"]["workshop"]["machine"],
@@ -287,8 +300,12 @@ def publish_problems(results: dict) -> list[str]:
             problems.append(f"{preset}: provenance lacks {', '.join(missing)}")
         for lesson in document.get("lessons", []):
             problems += lesson_problems(preset, lesson)
+    for row in (results.get("count") or {}).get("lists", []):
+        if row["speedup_verdict"] != verdict(row.get("speedup_ci")) or not row.get("speedup_ci"):
+            problems.append(f"count/{row['list']}: ratio without its matching 95% interval")
     if results.get("compare"):
-        for line in (report(results) + readme_table(results)).splitlines():
+        rendered = report(results) + readme_table(results) + count_table(results)
+        for line in rendered.splitlines():
             for _, low, _high in PUBLISHED_FASTER.findall(line):
                 if float(low.replace(",", "")) <= 1.0:
                     problems.append(f"rendered as faster with an interval from {low}: {line}")
@@ -448,6 +465,8 @@ def report(results: dict) -> str:
                     f"{number(row['peak_kb'], 0) if row.get('peak_kb') and not done else '-'} | "
                     f"{ratio_text(row, key)} | {'' if done else cold_ms(lesson, row)} |"
                 )
+    if results.get("count"):
+        lines += ["", "## The count alone at the large preset", "", count_table(results)]
     lines += ["", "## Load test", ""]
     loadtest = results["loadtest"]
     if loadtest["ran"] and loadtest["returncode"] == 0:
@@ -646,6 +665,9 @@ def readme_table(results: dict) -> str:
         rule += "---|"
     header += " payload | peak memory | naive / variant [95% interval] (workshop) |"
     rule += "---|---|---|"
+    if large:
+        header += " naive / variant [95% interval] (large) |"
+        rule += "---|"
     lines = [
         f"Measured by `make bench` on {results['date'][:10]} ({machine['cores']} cores, "
         f"PostgreSQL {machine['postgresql'].split()[0]}): `manage.py compare --rounds "
@@ -669,26 +691,60 @@ def readme_table(results: dict) -> str:
             cells = [name if index == 0 else "", label]
             cells += ["", ""] if done else [number(row["queries"], 0), number(row["db_ms"])]
             cells.append(median_and_iqr(row, key))
+            match = [
+                r
+                for r in large.get(lesson["slug"], {}).get("variants", [])
+                if r["variant"] == row["variant"]
+            ]
             if large:
-                match = [
-                    r
-                    for r in large.get(lesson["slug"], {}).get("variants", [])
-                    if r["variant"] == row["variant"]
-                ]
                 cells.append(median_and_iqr(match[0], key) if match else "-")
             peak = f"{number(row['peak_kb'] / 1024)} MB" if row.get("peak_kb") else "-"
             cells += ["", ""] if done else [size(row["bytes"]), peak]
             cells.append(ratio_text(row, key))
+            if large:
+                cells.append(ratio_text(match[0], key) if match else "-")
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def rewrite_readme(results: dict) -> None:
-    text = README.read_text()
-    start, end = text.find(START), text.find(END)
+def count_table(results: dict) -> str:
+    """`manage.py bench_count` at the large preset: each list's exact and estimated
+    count, the error, the estimate's path, both medians with their interquartile range,
+    and exact over estimate with its 95% interval."""
+    count = results.get("count")
+    if not count:
+        return "Not measured with these results: `BENCH_LARGE=1 make bench` measures it."
+    lines = [
+        f"`manage.py bench_count --rounds {count['rounds']}` at the large preset, in the same "
+        "run as the table above.",
+        "",
+        "| list | exact | estimate | error | path | exact ms [IQR] | estimate ms [IQR] "
+        "| exact / estimate [95% interval] |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in count["lists"]:
+        error = "0" if row["exact"] == row["estimate"] else f"{row['error_pct']:+.2f}%"
+        lines.append(
+            f"| {row['list']} | {row['exact']:,} | {row['estimate']:,} | {error} | "
+            f"{row['path']} | {median_and_iqr(row, 'exact')} | "
+            f"{median_and_iqr(row, 'estimate')} | "
+            f"{speedup_text(row['speedup'], row.get('speedup_ci'))} |"
+        )
+    return "\n".join(lines)
+
+
+def replace_block(text: str, start_marker: str, end_marker: str, body: str) -> str:
+    start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < start:
-        raise SystemExit(f"bench: README.md has no {START} ... {END} block")
-    README.write_text(text[: start + len(START)] + "\n" + readme_table(results) + "\n" + text[end:])
+        raise SystemExit(f"bench: README.md has no {start_marker} ... {end_marker} block")
+    return text[: start + len(start_marker)] + "\n" + body + "\n" + text[end:]
+
+
+def rewrite_readme(results: dict) -> None:
+    text = replace_block(README.read_text(), START, END, readme_table(results))
+    if COUNT_START in text:
+        text = replace_block(text, COUNT_START, COUNT_END, count_table(results))
+    README.write_text(text)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ from django.conf import settings
 from lab import exercises
 from lab.contract import calls_at_scale
 from lab.exercises import exercise_of, exercise_source
-from lab.grading import ERROR, FAIL, PASS, format_report, grade
+from lab.grading import ERROR, FAIL, PASS, format_report, grade, spread
 from lab.lessons import PRACTICE_VARIANT, all_lessons, get_lesson, registered_lesson
+from lab.spread import quartiles
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,6 +82,14 @@ def test_a_correct_solution_passes(exercise_dir):
     assert set(timed) == {"naive", "optimized", PRACTICE_VARIANT}
     assert all(row["total_ms"]["q1"] <= row["total_ms"]["median"] for row in timed.values())
     assert report["hints"] == []
+
+
+def test_the_time_spread_is_lab_spreads_rule():
+    # The grader shows medians and IQRs by the rule `manage.py compare` publishes.
+    samples = [9.0, 1.0, 4.0, 2.0, 3.0, 30.0]
+    assert spread(samples) == {"median": 3.5, "q1": quartiles(samples)[0], "q3": 7.75}
+    assert quartiles(samples) == (2.25, 7.75)
+    assert spread([5.0]) == {"median": 5.0, "q1": 5.0, "q3": 5.0}
 
 
 def test_the_naive_code_fails_naming_the_line_that_repeats_the_query(exercise_dir):

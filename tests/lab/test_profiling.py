@@ -10,18 +10,10 @@ per-query EXPLAIN); and Silk still lists every query of the request.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-from django.db import connection
 
+from tests.demo_process import demo_process
 from weave.sample import make_messages, make_people, make_threads
-
-ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
 import json, django
@@ -45,36 +37,12 @@ print(json.dumps({
 """
 
 
-def database_url() -> str:
-    params = connection.settings_dict
-    host, port = params["HOST"] or "127.0.0.1", params["PORT"] or "5432"
-    password = f":{params['PASSWORD']}" if params["PASSWORD"] else ""
-    return f"postgres://{params['USER']}{password}@{host}:{port}/{params['NAME']}"
-
-
 @pytest.mark.django_db(transaction=True)  # the demo process must see the rows
 def test_silk_records_every_query_and_stays_out_of_db():
     from lab.measure import parse_server_timing
 
     make_messages(threads=make_threads(1), people=make_people(40), per_thread=40)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        WEAVE_TESTING="0",
-        DJANGO_DEBUG="1",
-        DATABASE_URL=database_url(),
-        WEAVE_CACHE_PREFIX="weave-test-silk",
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.splitlines()[-1])
+    result = demo_process(SCRIPT, cache_prefix="weave-test-silk")
     on, off = parse_server_timing(result["on"]), parse_server_timing(result["off"])
     # 1 SELECT of the 40 messages + 40 SELECTs of their senders, recorded or not.
     assert on["db"]["desc"] == off["db"]["desc"] == "41 queries"

@@ -8,16 +8,11 @@ opens its SQL panel.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 from django.test import RequestFactory
 
 from lab.measure import parse_server_timing, show_toolbar
-from tests.lab.test_profiling import ROOT, database_url
+from tests.demo_process import demo_process
 
 JSON_VARIANT = "/lessons/latest-messages/naive/"
 HTML_VARIANT = "/lessons/article-list-template/naive/"
@@ -98,26 +93,8 @@ print(json.dumps({{"content": panel["content"], "queries": len(stored.get_stats(
 """
 
 
-def demo_process(script: str) -> dict:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        WEAVE_TESTING="0",
-        DJANGO_DEBUG="1",
-        WEAVE_SILK_RECORDING="1",
-        DATABASE_URL=database_url(),
-        WEAVE_CACHE_PREFIX="weave-test-toolbar",
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.splitlines()[-1])
+# Silk records too, as in `make demo`: its queries must stay out of the panel.
+TOOLBAR_PROCESS = {"cache_prefix": "weave-test-toolbar", "WEAVE_SILK_RECORDING": "1"}
 
 
 @pytest.mark.django_db(transaction=True)  # the demo processes must see the rows
@@ -125,13 +102,13 @@ def test_another_worker_opens_the_sql_panel_with_the_applications_queries_only()
     from articles.sample import make_articles, make_authors, make_tags
 
     make_articles(4, authors=make_authors(2), tags=make_tags(3))
-    page = demo_process(RENDER.format(url=HTML_VARIANT))
+    page = demo_process(RENDER.format(url=HTML_VARIANT), **TOOLBAR_PROCESS)
     assert page["status"] == 200 and page["request_id"], page
     timing = parse_server_timing(page["timing"])
     assert "silk" in timing, "Silk recorded the page: its own queries exist to be left out"
 
     # A second interpreter: the panel comes from the shared store, not this process.
-    panel = demo_process(OPEN_PANEL.format(request_id=page["request_id"]))
+    panel = demo_process(OPEN_PANEL.format(request_id=page["request_id"]), **TOOLBAR_PROCESS)
     assert "available anymore" not in panel["content"]
     # The lesson's queries, the count Server-Timing's `db` gives; Silk's apart.
     assert f"{panel['queries']} queries" == timing["db"]["desc"]

@@ -234,6 +234,10 @@ def test_published_documents_agree_with_the_one_results_file():
     readme = bench.README.read_text()
     block = readme[readme.index(bench.START) + len(bench.START) : readme.index(bench.END)]
     assert block.strip() == bench.readme_table(results).strip()
+    count = readme[
+        readme.index(bench.COUNT_START) + len(bench.COUNT_START) : readme.index(bench.COUNT_END)
+    ]
+    assert count.strip() == bench.count_table(results).strip()
     assert bench.REPORT.read_text() == bench.report(results)
     # A published figure is a lesson's true cost only if its variants agree.
     for preset, document in results["compare"].items():
@@ -316,3 +320,84 @@ def test_seeded_rows_count_copied_and_sql_inserted_tables():
         "weave_message": 100_000,
         "weave_message_archive": 1_000_000,
     }
+
+
+# --- the count alone at the large preset (manage.py bench_count --json) -------------
+
+COUNT = {
+    "rounds": 7,
+    "rule": "each round, every variant 2 calls back to back, the first unmeasured",
+    "lists": [
+        {
+            "list": "since 2026-03-01",
+            "exact": 226_686,
+            "estimate": 226_833,
+            "error_pct": 0.0648,
+            "path": "tablesample",
+            "exact_ms": 75.5,
+            "exact_p25": 74.0,
+            "exact_p75": 77.1,
+            "estimate_ms": 14.6,
+            "estimate_p25": 14.1,
+            "estimate_p75": 15.0,
+            "speedup": 5.17,
+            "speedup_ci": [4.9, 5.4],
+            "speedup_verdict": "faster",
+        },
+        {
+            "list": "one thread",
+            "exact": 931,
+            "estimate": 931,
+            "error_pct": 0.0,
+            "path": "exact",
+            "exact_ms": 0.9,
+            "exact_p25": 0.8,
+            "exact_p75": 1.0,
+            "estimate_ms": 1.0,
+            "estimate_p25": 0.9,
+            "estimate_p75": 1.1,
+            "speedup": 0.9,
+            "speedup_ci": [0.7, 1.2],
+            "speedup_verdict": "no measurable difference",
+        },
+    ],
+}
+
+
+def test_the_count_is_published_with_its_spread_and_interval(tmp_path, monkeypatch):
+    results = {**RESULTS, "count": COUNT}
+    table = bench.count_table(results)
+    assert (
+        "| since 2026-03-01 | 226,686 | 226,833 | +0.06% | tablesample | 75.5 [74.0-77.1] "
+        "| 14.6 [14.1-15.0] | 5.2x faster [4.90, 5.40] |" in table
+    )
+    assert "| one thread | 931 | 931 | 0 | exact |" in table
+    assert "no measurable difference" in table.splitlines()[-1]
+    assert table in bench.report(results)
+    assert bench.publish_problems(results) == []
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        f"{bench.START}\nold\n{bench.END}\nbetween\n{bench.COUNT_START}\nold\n{bench.COUNT_END}\n"
+    )
+    monkeypatch.setattr(bench, "README", readme)
+    bench.rewrite_readme(results)
+    assert table in readme.read_text() and "old" not in readme.read_text()
+
+
+def test_a_count_ratio_without_its_interval_is_refused():
+    broken = copy.deepcopy(COUNT)
+    broken["lists"][0]["speedup_ci"] = None
+    problems = bench.publish_problems({**RESULTS, "count": broken})
+    assert problems == ["count/since 2026-03-01: ratio without its matching 95% interval"]
+
+
+def test_results_without_the_large_preset_say_the_count_was_not_measured():
+    assert "BENCH_LARGE=1 make bench" in bench.count_table(RESULTS)
+
+
+def test_the_large_preset_has_its_own_ratio_column():
+    large = copy.deepcopy(RESULTS["compare"]["workshop"])
+    large["lessons"][0]["variants"][1].update(speedup=6.0, speedup_ci=[5.5, 6.4])
+    table = bench.readme_table({**RESULTS, "compare": {**RESULTS["compare"], "large": large}})
+    assert "naive / variant [95% interval] (large) |" in table
+    assert "| 8.2x faster [7.93, 8.61] | 6.0x faster [5.50, 6.40] |" in table

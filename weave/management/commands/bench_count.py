@@ -5,13 +5,17 @@ time of each, measured under `manage.py compare`'s rule (lab.comparison.RULE: pe
 round each count makes two calls back to back, the first unmeasured, and the order
 is reversed every other round; `--rounds`), the ratio with its 95% bootstrap
 interval ("no measurable difference" when it includes 1.0), the estimate's error,
-and the path the estimate took (exact, capped, reltuples, planner, live_tuples or
+and the path the estimate took (exact, capped, reltuples, planner or
 tablesample; "+" when the count is a floor). Selective cases (a one-day range, a few
 threads) show that the estimate never loses where the exact count is cheap.
+
+`--json PATH` writes the same rows for `make bench` (ops/bench.py), which publishes
+them at the large preset.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from datetime import UTC, datetime
@@ -21,7 +25,7 @@ from django.db.models import QuerySet
 
 from lab.comparison import CALLS_PER_TURN, RULE, round_order
 from lab.pagination import estimated_count
-from lab.spread import bootstrap_ratio, speedup_text
+from lab.spread import bootstrap_ratio, quartiles, speedup_text, verdict
 from weave.lessons.message_count import message_list
 from weave.models import Person, Thread
 
@@ -78,24 +82,45 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--rounds", type=int, default=7)
+        parser.add_argument("--json", dest="json_path", help="also write the rows to this file")
 
-    def handle(self, *, rounds: int, **options) -> None:
+    def handle(self, *, rounds: int, json_path: str | None = None, **options) -> None:
         self.stdout.write(
             f"{'list':<18} {'exact':>9} {'estimate':>9} {'error':>7} {'path':>11}"
             f" {'exact ms':>9} {'est. ms':>8} {'est-exact':>9}  exact / estimate, 95% interval"
         )
+        rows = []
         for label, queryset in lists_to_measure().items():
-            times, values = measure_pair(queryset, rounds)
-            exact, result = values["exact"], values["estimate"]
-            exact_median = statistics.median(times["exact"])
-            estimate_median = statistics.median(times["estimate"])
-            ratio = exact_median / estimate_median
-            interval = bootstrap_ratio(times["exact"], times["estimate"], seed=label)
-            error = (result.value - exact) / exact * 100 if exact else 0.0
-            path = result.method + ("+" if result.lower_bound else "")
+            row = measured_row(label, *measure_pair(queryset, rounds))
+            rows.append(row)
             self.stdout.write(
-                f"{label:<18} {exact:>9,} {result.value:>9,} {error:>+6.2f}% {path:>11}"
-                f" {exact_median:>9.1f} {estimate_median:>8.1f}"
-                f" {estimate_median - exact_median:>+8.1f}  {speedup_text(ratio, interval)}"
+                f"{label:<18} {row['exact']:>9,} {row['estimate']:>9,} {row['error_pct']:>+6.2f}%"
+                f" {row['path']:>11} {row['exact_ms']:>9.1f} {row['estimate_ms']:>8.1f}"
+                f" {row['estimate_ms'] - row['exact_ms']:>+8.1f}"
+                f"  {speedup_text(row['speedup'], row['speedup_ci'])}"
             )
         self.stdout.write(f"\n{rounds} rounds; rule: {RULE}")
+        if json_path:
+            document = {"rounds": rounds, "rule": RULE, "lists": rows}
+            with open(json_path, "w") as out:
+                json.dump(document, out, indent=2)
+
+
+def measured_row(label: str, times: dict[str, list[float]], values: dict) -> dict:
+    """One list's figures: both counts, the error, the path, medians with their
+    interquartile range and the ratio with its 95% bootstrap interval."""
+    exact, result = values["exact"], values["estimate"]
+    row = {
+        "list": label,
+        "exact": exact,
+        "estimate": result.value,
+        "error_pct": (result.value - exact) / exact * 100 if exact else 0.0,
+        "path": result.method + ("+" if result.lower_bound else ""),
+    }
+    for name in ("exact", "estimate"):
+        row[f"{name}_ms"] = statistics.median(times[name])
+        row[f"{name}_p25"], row[f"{name}_p75"] = quartiles(times[name])
+    row["speedup"] = row["exact_ms"] / row["estimate_ms"]
+    row["speedup_ci"] = bootstrap_ratio(times["exact"], times["estimate"], seed=label)
+    row["speedup_verdict"] = verdict(row["speedup_ci"])
+    return row
