@@ -298,6 +298,12 @@ def get_lesson(slug: str) -> Lesson | None:
     return with_practice(lesson) if lesson is not None else None
 
 
+def registered_lessons() -> list[Lesson]:
+    """Every lesson as its module declared it: what documents generated from the
+    registry list, whatever exercise files this checkout holds."""
+    return sorted(_registry.values(), key=lambda lesson: (lesson.app, lesson.slug))
+
+
 def registered_lesson(slug: str) -> Lesson | None:
     """The lesson as its module declared it, never with practice mode's `yours`."""
     return _registry.get(slug)
