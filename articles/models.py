@@ -158,3 +158,51 @@ class ArticleWithCachedCounts(Article):
     @cached_property
     def related_count(self) -> int:  # type: ignore[override]
         return self.related_articles().count()
+
+
+class TagStats(models.Model):
+    """One row per tag of the materialized view `articles_tag_stats` (read-only).
+
+    Django neither creates nor alters it (`managed = False`): migration 0004 creates the
+    view WITH NO DATA and the UNIQUE index on tag_id that `REFRESH MATERIALIZED VIEW
+    CONCURRENTLY` needs; articles/lessons/tag_stats_matview.py fills and refreshes it.
+    """
+
+    tag = models.OneToOneField(
+        Tag,
+        on_delete=models.DO_NOTHING,
+        primary_key=True,
+        related_name="stats",
+        db_constraint=False,
+    )
+    name = models.CharField(max_length=50)
+    slug = models.SlugField(max_length=60)
+    published = models.IntegerField()
+    drafts = models.IntegerField()
+    authors = models.IntegerField()
+    latest = models.DateTimeField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = "articles_tag_stats"
+        ordering = ["name", "tag"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TagStatsRefresh(models.Model):
+    """The record of the view's refreshes: one row, rewritten by each refresh.
+
+    `refreshed_at` is the refresh transaction's start (PostgreSQL's `now()`): the view's
+    rows reflect every commit before it, so `now() - refreshed_at` is an upper bound of
+    how stale they are. `duration_ms` is what the last refresh cost the worker.
+    """
+
+    refreshed_at = models.DateTimeField()
+    duration_ms = models.FloatField()
+    refreshes = models.PositiveIntegerField(default=0)
+    trigger = models.CharField(max_length=20)  # "write", "beat", "seed", "read", ...
+
+    def __str__(self) -> str:
+        return f"refreshed at {self.refreshed_at} in {self.duration_ms:.1f} ms"

@@ -17,6 +17,7 @@ from django.db import connection
 from django.utils.text import slugify
 
 from articles.cache import everything_changed
+from articles.lessons.tag_stats_matview import tag_stats_refresh
 from lab.seeding import SeedContext, Seeder, register_seeder
 
 SIZES = {
@@ -195,6 +196,8 @@ def seed_blog(context: SeedContext) -> None:
         len(article_ids) * 5,
     )
     everything_changed()  # COPY sends no signals: nothing cached may survive the new rows
+    # The statistics' view, created WITH NO DATA (migration 0004), filled once here.
+    tag_stats_refresh(trigger="seed")
 
 
 class BlogSeeder(Seeder):

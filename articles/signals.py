@@ -8,12 +8,16 @@ pages show no other author field). "Was it published?" reads the status the
 instance was loaded with (Article.from_db), not a second query; an instance whose
 loaded status is unknown counts as published. Retagging is an M2M change, which
 sends `m2m_changed`, not `post_save`.
+
+The statistics' materialized view is not a cache generation: any change to an article, a
+tag or a tagging queues one refresh after COMMIT (coalesced: one per burst of writes).
 """
 
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from articles.cache import content_changed
+from articles.lessons.tag_stats_matview import tag_stats_refresh_soon
 from articles.models import Article, Author, Tag
 
 M2M_CHANGES = {"post_add", "post_remove", "post_clear"}
@@ -58,3 +62,17 @@ def article_retagged(sender, instance, action: str, reverse: bool, **kwargs) -> 
         # From the tag's side (tag.articles.add) the articles are not at hand: public.
         public = reverse or article_is_public(instance)
         content_changed(public=public)
+
+
+@receiver(post_save, sender=Article, dispatch_uid="articles-article-saved-stats-view")
+@receiver(post_delete, sender=Article, dispatch_uid="articles-article-deleted-stats-view")
+@receiver(post_save, sender=Tag, dispatch_uid="articles-tag-saved-stats-view")
+@receiver(post_delete, sender=Tag, dispatch_uid="articles-tag-deleted-stats-view")
+def statistics_view_outdated(sender, **kwargs) -> None:
+    tag_stats_refresh_soon()
+
+
+@receiver(m2m_changed, sender=Article.tags.through, dispatch_uid="articles-retagged-stats-view")
+def statistics_view_retagged(sender, action: str, **kwargs) -> None:
+    if action in M2M_CHANGES:
+        tag_stats_refresh_soon()

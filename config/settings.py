@@ -93,6 +93,7 @@ MIDDLEWARE = [
     "lab.measure.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "lab.errors.ServiceErrorMiddleware",  # a dead service or a timeout: 503/504, not 500
+    "lab.replica.PrimaryPinMiddleware",  # read-your-writes: a request that wrote reads the primary
     "lab.errors.JsonNotFoundMiddleware",  # DEBUG's HTML 404 page -> JSON for API clients
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -170,6 +171,37 @@ if env_bool("DJANGO_DB_POOL", False):
         "max_size": int(os.environ.get("DJANGO_DB_POOL_MAX_SIZE", "4")),
         "timeout": int(os.environ.get("DJANGO_DB_POOL_TIMEOUT", "10")),
     }
+# --- The read replica ---------------------------------------------------------
+# A streaming replica of `default` (a hot standby: read-only, behind by its replay
+# lag). DATABASE_REPLICA_URL names it; without DATABASE_URL the services runner's
+# embedded replica is used (WEAVE_PG_REPLICA=0: none). With DATABASE_URL and no
+# DATABASE_REPLICA_URL there is no replica and every read goes to the primary.
+# https://docs.djangoproject.com/en/5.2/topics/db/multi-db/
+REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL") or (
+    services.default_replica_url()
+    if not os.environ.get("DATABASE_URL") and services.replica_enabled()
+    else ""
+)
+if REPLICA_URL:
+    DATABASES["replica"] = {
+        **dj_database_url.parse(
+            REPLICA_URL,
+            conn_max_age=DATABASES["default"]["CONN_MAX_AGE"],
+            conn_health_checks=True,
+        ),
+        "OPTIONS": {**DATABASES["default"]["OPTIONS"], "application_name": "weave-replica"},
+        # Tests: Django creates no test database on a read-only server; the replica
+        # receives the primary's test database by replication (tests/conftest.py
+        # points this alias back at the replica server once it exists: MIRROR alone
+        # would connect it to the primary and hide the lag the lesson shows).
+        "TEST": {"MIRROR": "default"},
+    }
+# Which reads may go to the replica, and when a request is pinned to the primary
+# after it wrote: lab/replica.py.
+DATABASE_ROUTERS = ["lab.replica.PrimaryReplicaRouter"]
+# After a request that wrote, the same client's requests read the primary for this
+# many seconds (a cookie): the redirect-after-POST sees its own write.
+REPLICA_PIN_SECONDS = int(os.environ.get("WEAVE_REPLICA_PIN_SECONDS", "5"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, sessions, Celery -----------------------------------------
@@ -302,6 +334,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "weave.jobs.messages_purge_batched",
         "schedule": 24 * 3600,
         "kwargs": {"older_than_days": 30},
+    },
+    # The tag statistics' materialized view (articles/jobs.py): writes queue a refresh
+    # after COMMIT; this one catches writes that send no signal (COPY, update()).
+    "refresh-tag-stats-view": {
+        "task": "articles.jobs.tag_stats_view_refresh",
+        "schedule": 300,
+        "kwargs": {"trigger": "beat"},
+    },
+    # Views counted in Redis reach Thread.view_count this often (the row lags by as much).
+    "flush-thread-views": {
+        "task": "weave.jobs.thread_views_flush",
+        "schedule": 10.0,  # seconds; the lesson module reads it (FLUSH_SECONDS)
     },
 }
 

@@ -94,7 +94,8 @@ class LoadTest:
     scenario_params: Mapping[str, str] = field(default_factory=dict)
     # What `make compose-check` proves with this lesson in the running stack: "swarm"
     # (a quick read for the Locust swarm), "worker" (a job the worker container
-    # finishes), "mail" (mail that reaches Mailpit).
+    # finishes), "mail" (mail that reaches Mailpit), "replica" (reads the stack's
+    # streaming replica answers).
     stack_check: str = ""
     # `make silk-overhead` measures this lesson's naive variant by default (the heaviest
     # naive read: what a workshop clicks first with Silk recording).

@@ -63,7 +63,9 @@ class LessonSerializer(serializers.Serializer):
             "counters": serializers.DictField(child=serializers.CharField()),
             "scenario_variant": serializers.CharField(),
             "scenario_params": serializers.DictField(child=serializers.CharField()),
-            "stack_check": serializers.ChoiceField(choices=["", "swarm", "worker", "mail"]),
+            "stack_check": serializers.ChoiceField(
+                choices=["", "swarm", "worker", "mail", "replica"]
+            ),
             "silk_overhead": serializers.BooleanField(),
         },
     )

@@ -67,7 +67,7 @@ class LoadSpec:
     counters: Mapping[str, str] = field(default_factory=dict)  # variant -> counter
     scenario_variant: str = "optimized"
     scenario_params: Mapping[str, str] = field(default_factory=dict)
-    stack_check: str = ""  # "swarm", "worker" or "mail": what compose-check proves with it
+    stack_check: str = ""  # "swarm", "worker", "mail" or "replica": what compose-check proves
     silk_overhead: bool = False  # make silk-overhead's default target
 
     @classmethod

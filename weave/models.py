@@ -11,6 +11,8 @@ than the N+1 at 1,000,000 rows).
 
 from __future__ import annotations
 
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
@@ -63,6 +65,10 @@ class Thread(TimeStamped):
     # Kept by an event (weave.activity: every saved message moves its thread forward)
     # instead of recomputed by a periodic scan: see weave/lessons/thread_activity.py.
     last_message_at = models.DateTimeField(null=True, blank=True)
+    # How many times the thread was viewed: a hot row under load, see
+    # weave/lessons/thread_view_count.py. db_default: added to a big table without a
+    # rewrite (PostgreSQL 11+ stores a constant default in the catalog).
+    view_count = models.BigIntegerField(db_default=0)
 
     class Meta(TimeStamped.Meta):
         indexes = [
@@ -237,4 +243,117 @@ def mirror_messages(*, using: str = "default") -> None:
             "INSERT INTO weave_message_plain (id, text, sent_by_id, thread_id, created, updated,"
             " deleted) SELECT id, text, sent_by_id, thread_id, created, updated, deleted"
             " FROM weave_message"
+        )
+
+
+class FlagReason(models.TextChoices):
+    SPAM = "spam", "Spam"
+    ABUSE = "abuse", "Abuse"
+    OFF_TOPIC = "off_topic", "Off topic"
+
+
+class FlagFields(models.Model):
+    """What a moderation flag says, whatever it points at (shared by both designs)."""
+
+    flagged_by = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=10, choices=FlagReason.choices)
+    created = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+
+
+class Flag(FlagFields):
+    """A moderation flag on a message, a thread or a person: a GenericForeignKey.
+
+    One pair of columns points at any model: (content_type, object_id). Nothing in
+    the database ties object_id to a row: no foreign-key constraint (a flag outlives
+    the row it points at unless code deletes it), no JOIN (the target is fetched by a
+    query of its own, per row or per type), and the (content_type, object_id) index
+    is ours to declare. The same rows in the ForeignKey design: TypedFlag
+    (weave/lessons/flag_queue.py compares them).
+    """
+
+    # No index of its own: flag_target_idx leads with content_type and serves every
+    # lookup by it; a second index would only cost each insert (and let the planner pick
+    # the narrower one for a target's flags).
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    object_id = models.PositiveBigIntegerField()
+    content_object = GenericForeignKey("content_type", "object_id")
+
+    class Meta:
+        db_table = "weave_flag"
+        indexes = [
+            # The queue, newest first: LIMIT n reads n index entries.
+            models.Index(fields=["-created", "-id"], name="flag_created_idx"),
+            # "The flags of this message": Django creates none for a GenericForeignKey.
+            models.Index(fields=["content_type", "object_id"], name="flag_target_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reason} on {self.content_type_id}:{self.object_id}"
+
+
+class TypedFlag(FlagFields):
+    """The same flags (same ids) with one nullable ForeignKey per kind of target.
+
+    Each is a real foreign key (a constraint, an index Django creates, a JOIN for
+    select_related); a check constraint keeps exactly one of them set.
+    """
+
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    thread = models.ForeignKey(
+        Thread, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    person = models.ForeignKey(
+        Person, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+
+    TARGETS = ("message", "thread", "person")
+
+    class Meta:
+        db_table = "weave_flag_typed"
+        indexes = [models.Index(fields=["-created", "-id"], name="flag_typed_created_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(message__isnull=False, thread__isnull=True, person__isnull=True)
+                    | Q(message__isnull=True, thread__isnull=False, person__isnull=True)
+                    | Q(message__isnull=True, thread__isnull=True, person__isnull=False)
+                ),
+                name="flag_typed_one_target",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reason} on {self.message_id or self.thread_id or self.person_id}"
+
+
+def target_content_types() -> dict[str, ContentType]:
+    """The ContentType of each model a flag may point at, by model name (cached)."""
+    models_by_name = {"message": Message, "thread": Thread, "person": Person}
+    types = ContentType.objects.get_for_models(*models_by_name.values())
+    return {name: types[model] for name, model in models_by_name.items()}
+
+
+def mirror_typed_flags(*, using: str = "default") -> None:
+    """Copy the flags of weave_flag that weave_flag_typed lacks (ids kept), each target
+    into its own column. No TRUNCATE: it refuses to run in a transaction whose inserts
+    still have deferred foreign-key checks pending (a test's or a lesson's data)."""
+    from django.db import connections
+
+    types = target_content_types()
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO weave_flag_typed (id, flagged_by_id, reason, created, message_id,"
+            " thread_id, person_id) SELECT id, flagged_by_id, reason, created,"
+            " CASE WHEN content_type_id = %(message)s THEN object_id END,"
+            " CASE WHEN content_type_id = %(thread)s THEN object_id END,"
+            " CASE WHEN content_type_id = %(person)s THEN object_id END FROM weave_flag"
+            " ON CONFLICT (id) DO NOTHING",
+            {name: content_type.pk for name, content_type in types.items()},
         )

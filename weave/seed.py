@@ -9,7 +9,14 @@ from django.db import connection
 
 from lab.seeding import SeedContext, Seeder, register_seeder
 from weave.activity import threads_refresh_activity_sql
-from weave.models import ArchivedMessage, Message, mirror_messages
+from weave.models import (
+    ArchivedMessage,
+    FlagReason,
+    Message,
+    mirror_messages,
+    mirror_typed_flags,
+    target_content_types,
+)
 
 # Built once after the COPY rather than updated row by row during it: one build of
 # the GIN index is about twice as fast as 100,000 insertions into it (measured at
@@ -25,6 +32,10 @@ SIZES = {
 # The count lesson's long list (weave.models.ArchivedMessage), inserted in SQL.
 ARCHIVED = {"small": 20_000, "workshop": 1_000_000, "large": 1_000_000}
 DELETED_SHARE = 0.10
+# Moderation flags (weave.models.Flag and its mirror TypedFlag): what each points at,
+# messages mostly, drawn from a random stream of their own (the rest is unchanged).
+FLAGS = {"small": 500, "workshop": 10_000, "large": 10_000}
+FLAG_TARGETS = (("message", 0.7), ("thread", 0.2), ("person", 0.1))
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 ARCHIVED_BEFORE = NOW - timedelta(days=366)
 WORDS = [
@@ -171,8 +182,38 @@ def seed_messaging(context: SeedContext) -> None:
     # The indexes lesson compares the same rows in a table without indexes.
     context.out("weave_message_plain: mirroring weave_message")
     mirror_messages()
+    seed_flags(context, FLAGS[context.preset], person_ids, thread_ids)
     context.out(f"weave_message_archive: {ARCHIVED[context.preset]:,} archived messages")
     seed_archive(ARCHIVED[context.preset], person_ids, thread_ids)
+
+
+def flag_rows(rng, count: int, targets: dict[str, tuple[int, list[int]]], person_ids: list[int]):
+    """(flagged_by, reason, created, content_type, object_id): the last 30 days' flags."""
+    kinds = [kind for kind, _ in FLAG_TARGETS]
+    weights = [share for _, share in FLAG_TARGETS]
+    for created, _ in timestamps(rng, count, span_days=30):
+        content_type, ids = targets[rng.choices(kinds, weights)[0]]
+        reason = rng.choice(FlagReason.values)
+        yield rng.choice(person_ids), reason, created, content_type, rng.choice(ids)
+
+
+def seed_flags(
+    context: SeedContext, count: int, person_ids: list[int], thread_ids: list[int]
+) -> None:
+    """Flags by COPY, then the same rows in the ForeignKey design (one INSERT ... SELECT)."""
+    types = target_content_types()
+    targets = {
+        "message": (types["message"].pk, context.ids("weave_message")),
+        "thread": (types["thread"].pk, thread_ids),
+        "person": (types["person"].pk, person_ids),
+    }
+    context.copy_rows(
+        "weave_flag",
+        ("flagged_by_id", "reason", "created", "content_type_id", "object_id"),
+        flag_rows(context.rng("weave-flags"), count, targets, person_ids),
+        count,
+    )
+    mirror_typed_flags()
 
 
 def seed_archive(count: int, person_ids: list[int], thread_ids: list[int]) -> None:
@@ -241,6 +282,8 @@ register_seeder(
         app="weave",
         order=10,
         tables=(
+            "weave_flag_typed",
+            "weave_flag",
             "weave_message_archive",
             "weave_message_plain",
             "weave_message",

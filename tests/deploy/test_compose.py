@@ -86,7 +86,8 @@ def test_compose_itself_accepts_the_file():
     assert result.returncode == 0, result.stderr
     resolved = compose_config()
     assert set(resolved["services"]) == {
-        "db", "redis", "mail", "web", "worker", "tasks_worker", "beat", "locust", "locust-worker"
+        "db", "db-replica", "redis", "mail", "web", "worker", "tasks_worker", "beat", "locust",
+        "locust-worker",
     }  # fmt: skip
     assert resolved["services"]["web"]["image"] == "weave-lab:local"
 
@@ -178,12 +179,13 @@ def test_workers_and_beat_reuse_web_overriding_only_the_command(compose):
 
 def test_services_wait_for_healthy_dependencies(compose):
     services = compose["services"]
-    for name in ("db", "redis", "mail", "web", "locust"):
+    for name in ("db", "db-replica", "redis", "mail", "web", "locust"):
         assert "healthcheck" in services[name], f"{name} has no healthcheck"
     for name in APP_PROCESSES:
         conditions = {dep: spec["condition"] for dep, spec in services[name]["depends_on"].items()}
         assert conditions == {
             "db": "service_healthy",
+            "db-replica": "service_healthy",
             "redis": "service_healthy",
             "mail": "service_healthy",
         }
@@ -195,12 +197,35 @@ def test_images_and_volumes(compose):
     services = compose["services"]
     assert services["db"]["image"].startswith("postgres:17")
     assert services["redis"]["image"].startswith("redis:7")
-    assert set(compose["volumes"]) == {"pgdata", "redisdata", "weave-data"}
+    assert services["db-replica"]["image"] == services["db"]["image"]
+    assert set(compose["volumes"]) == {"pgdata", "pgreplica", "redisdata", "weave-data"}
     for name in APP_PROCESSES:
         environment = services[name]["environment"]
         assert environment["DATABASE_URL"].startswith("postgres://weave@db:")
+        assert environment["DATABASE_REPLICA_URL"].startswith("postgres://weave@db-replica:")
         assert environment["REDIS_URL"].startswith("redis://redis:")
         assert environment["EMAIL_HOST"] == "mail"
+
+
+def test_the_replica_streams_from_the_primary_by_its_own_script(compose):
+    """db-replica: a base backup of db (pg_basebackup -R, a slot) then a hot standby; db
+    admits replication connections from the compose network (`all` does not match
+    `replication` in pg_hba.conf). `make compose-check` proves it streaming."""
+    services = compose["services"]
+    replica, primary = services["db-replica"], services["db"]
+    assert replica["entrypoint"] == ["sh", "/etc/weave/replica.sh"]
+    assert replica["user"] == "postgres"  # postgres refuses to run as root
+    assert "./ops/postgres/replica.sh:/etc/weave/replica.sh:ro" in replica["volumes"]
+    for service in (primary, replica):
+        assert "./ops/postgres/pg_hba.conf:/etc/weave/pg_hba.conf:ro" in service["volumes"]
+        assert "hba_file=/etc/weave/pg_hba.conf" in service["command"]
+    assert "wal_level=replica" in primary["command"]
+    script = (ROOT / "ops" / "postgres" / "replica.sh").read_text()
+    assert "pg_basebackup" in script and "--write-recovery-conf" in script
+    assert subprocess.run(["sh", "-n", ROOT / "ops" / "postgres" / "replica.sh"]).returncode == 0
+    hba = (ROOT / "ops" / "postgres" / "pg_hba.conf").read_text().splitlines()
+    rules = [line.split() for line in hba if line.strip() and not line.startswith("#")]
+    assert ["host", "replication", "all", "all", "trust"] in rules
 
 
 def test_dockerfile_is_multi_stage_and_unprivileged():

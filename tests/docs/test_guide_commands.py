@@ -120,7 +120,9 @@ def demo_server() -> Iterator[tuple[Gunicorn, dict[str, str]]]:
     redis = services.Redis(data_dir=data_dir, port=redis_port)
     server = None
     try:
-        services.up(data_dir=data_dir, pg_port=pg_port, redis_port=redis_port, environ={})
+        # The app gets DATABASE_URL and no DATABASE_REPLICA_URL: no replica to start.
+        no_replica = {"WEAVE_PG_REPLICA": "0"}
+        services.up(data_dir=data_dir, pg_port=pg_port, redis_port=redis_port, environ=no_replica)
         env = stack_env(database_url=pg.url, redis_url=redis.url, debug=True)
         env.update(GUNICORN_WORKERS="2", GUNICORN_THREADS="1")  # config/gunicorn.py defaults
         for args in (["migrate", "--noinput"], ["seed", "--preset", "small"]):

@@ -6,8 +6,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from weave.models import Message, Person, Thread
-from weave.seed import SIZES
+from weave.lessons.flag_queue import label_of
+from weave.models import Flag, Message, Person, Thread, TypedFlag, target_content_types
+from weave.seed import FLAGS, SIZES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,3 +63,41 @@ def test_reset_needs_confirmation_without_a_terminal():
     with pytest.raises(CommandError, match="--yes"):
         seed("--reset")
     assert Message.objects.count() == SIZES["small"][2]
+
+
+def test_flags_are_seeded_in_both_designs_with_the_same_targets():
+    seed()
+    assert Flag.objects.count() == TypedFlag.objects.count() == FLAGS["small"]
+    types = {ct.pk: name for name, ct in target_content_types().items()}
+    generic = {
+        (flag.pk, types[flag.content_type_id], flag.object_id, flag.reason, flag.created)
+        for flag in Flag.objects.all()
+    }
+    typed = {
+        (
+            flag.pk,
+            *next(
+                (name, getattr(flag, f"{name}_id"))
+                for name in TypedFlag.TARGETS
+                if getattr(flag, f"{name}_id")
+            ),
+            flag.reason,
+            flag.created,
+        )
+        for flag in TypedFlag.objects.all()
+    }
+    assert generic == typed
+    # Every kind of target is there, and every target exists (the seed points at real rows).
+    assert {kind for _, kind, *_ in generic} == {"message", "thread", "person"}
+    assert all(flag.content_object is not None for flag in Flag.objects.all()[:50])
+    # Ids move with the sequences (not reset between tests): compare what they point at.
+    first = flag_snapshot()
+    seed("--reset", "--yes")
+    assert flag_snapshot() == first
+
+
+def flag_snapshot() -> list[tuple]:
+    return [
+        (flag.content_type.model, label_of(flag.content_object), flag.reason, flag.created)
+        for flag in Flag.objects.order_by("id")[:20]
+    ]

@@ -32,6 +32,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # At least one user per lesson's user class (Locust gives a class no user when there
 # are fewer users than classes): every lesson's variants get requests.
 USERS = len(all_lessons()) + 2
+# Each user cycles through its lesson's variants in order, so the lesson with the most
+# variants needs the longest run for its last one to be reached (about 3 s a variant on
+# a 2-core machine with every lesson's user queued on two workers).
+DURATION_S = max(15, 4 * max(len(lesson.variant_names) for lesson in all_lessons()))
 
 
 def url_of_the_test_database() -> str:
@@ -52,13 +56,13 @@ def test_headless_locust_run_has_every_variant_and_no_failure(tmp_path):
         result = subprocess.run(
             [
                 *(sys.executable, "-m", "loadtests.run", "--host", host, "--mix", "together"),
-                *("--users", str(USERS), "--duration", "15s", "--reports", str(tmp_path)),
+                *("--users", str(USERS), "--duration", f"{DURATION_S}s", "--reports", str(tmp_path)),
                 "--writes",  # the test database is flushed afterwards
             ],
             cwd=ROOT,
             capture_output=True,
             text=True,
-            timeout=150,
+            timeout=DURATION_S + 150,
             env={**os.environ, **env},
         )
     assert result.returncode == 0, result.stdout + result.stderr

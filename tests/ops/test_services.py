@@ -21,7 +21,7 @@ from ops import services
 
 ROOT = Path(__file__).resolve().parents[2]
 LINE = re.compile(
-    r"^(?P<service>\w+): (?P<state>[\w ]+?) (?P<url>\S+://\S+)(?: \(pid (?P<pid>\d+)\))?$"
+    r"^(?P<service>[\w-]+): (?P<state>[\w ]+?) (?P<url>\S+://\S+)(?: \(pid (?P<pid>\d+)\))?$"
 )
 
 
@@ -37,7 +37,7 @@ def run_cli(command: str, *, env: dict[str, str]) -> subprocess.CompletedProcess
 
 
 def parse(output: str) -> dict[str, tuple[str, int | None]]:
-    """{"postgres": ("started", pid), "redis": ("reused", pid)} from the CLI lines."""
+    """{"postgres": ("started", pid), "postgres-replica": ..., "redis": ...} from the CLI."""
     found = {}
     for line in output.splitlines():
         match = LINE.match(line)
@@ -62,6 +62,7 @@ def make_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in skip}
     env.update(WEAVE_DATA_DIR=str(data_dir))
     env.update(WEAVE_PG_PORT=str(free_port()), WEAVE_REDIS_PORT=str(free_port()))
+    env.update(WEAVE_PG_REPLICA_PORT=str(free_port()), WEAVE_PG_REPLICA="1")
     env.update(extra)
     return env
 
@@ -87,10 +88,10 @@ def spare_env(shared_tmp: Path, request: pytest.FixtureRequest) -> Iterator[dict
     run_cli("down", env=env)
 
 
-def query_one(env: dict[str, str], sql: str) -> tuple | None:
+def query_one(env: dict[str, str], sql: str, *, port_var: str = "WEAVE_PG_PORT") -> tuple | None:
     import psycopg
 
-    url = services.database_url(port=int(env["WEAVE_PG_PORT"]))
+    url = services.database_url(port=int(env[port_var]))
     with psycopg.connect(url, autocommit=True) as conn:
         cursor = conn.execute(sql)
         return cursor.fetchone() if cursor.description else None
@@ -102,12 +103,43 @@ def redis_client(env: dict[str, str]):
     return redis.Redis.from_url(services.redis_url(port=int(env["WEAVE_REDIS_PORT"])))
 
 
+def query_replica(env: dict[str, str], sql: str) -> tuple | None:
+    return query_one(env, sql, port_var="WEAVE_PG_REPLICA_PORT")
+
+
+def replica_caught_up(env: dict[str, str]) -> None:
+    """Until the replica replayed what the primary had written (a few ms when idle)."""
+    import time
+
+    (target,) = query_one(env, "SELECT pg_current_wal_lsn()::text")
+    for _ in range(600):
+        if query_replica(env, f"SELECT pg_last_wal_replay_lsn() >= '{target}'") == (True,):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the replica did not replay up to {target}")
+
+
 def test_up_starts_both_and_they_answer(first_up, lab_env):
     assert first_up["postgres"][0] == "started"
+    assert first_up["postgres-replica"][0] == "started"
     assert first_up["redis"][0] == "started"
     # The database `weave` was created, and it answers over TCP as user weave.
     assert query_one(lab_env, "SELECT current_database(), 1") == ("weave", 1)
     assert redis_client(lab_env).ping() is True
+
+
+def test_the_replica_streams_from_the_primary(first_up, lab_env):
+    # The primary sees its standby streaming (pg_stat_replication), from the slot.
+    assert query_one(lab_env, "SELECT application_name, state FROM pg_stat_replication") == (
+        "weave_replica",
+        "streaming",
+    )
+    assert query_one(lab_env, "SELECT active FROM pg_replication_slots") == (True,)
+    # A hot standby: read-only, and what the primary writes arrives.
+    assert query_replica(lab_env, "SELECT pg_is_in_recovery()") == (True,)
+    query_one(lab_env, "CREATE TABLE IF NOT EXISTS replicated (id int)")
+    replica_caught_up(lab_env)
+    assert query_replica(lab_env, "SELECT to_regclass('replicated') IS NOT NULL") == (True,)
 
 
 def test_postgres_loads_pg_stat_statements(first_up, lab_env):
@@ -127,6 +159,7 @@ def test_second_up_reuses_the_running_servers(first_up, lab_env):
     before = parse(run_cli("status", env=lab_env).stdout)
     again = parse(run_cli("up", env=lab_env).stdout)
     assert again["postgres"] == ("reused", before["postgres"][1])
+    assert again["postgres-replica"] == ("reused", before["postgres-replica"][1])
     assert again["redis"] == ("reused", before["redis"][1])
 
 
@@ -140,6 +173,7 @@ def test_data_survives_down_and_up(first_up, lab_env):
     # Stopped for real: both ports are free again.
     assert not services.port_in_use(int(lab_env["WEAVE_PG_PORT"]))
     assert not services.port_in_use(int(lab_env["WEAVE_REDIS_PORT"]))
+    assert not services.port_in_use(int(lab_env["WEAVE_PG_REPLICA_PORT"]))
     # A second down has nothing to do and is not an error.
     again = run_cli("down", env=lab_env)
     assert {state for state, _ in parse(again.stdout).values()} == {"not running"}
@@ -149,9 +183,34 @@ def test_data_survives_down_and_up(first_up, lab_env):
     assert query_one(lab_env, "SELECT to_regclass('kept') IS NOT NULL") == (True,)
     # SHUTDOWN SAVE wrote the dump that the new Redis loaded.
     assert redis_client(lab_env).get("kept") == b"yes"
+    # The replica kept its copy and streams again (no second base backup needed).
+    replica_caught_up(lab_env)
+    assert query_replica(lab_env, "SELECT to_regclass('kept') IS NOT NULL") == (True,)
 
 
-@pytest.mark.parametrize("port_var", ["WEAVE_PG_PORT", "WEAVE_REDIS_PORT"])
+def test_a_recreated_primary_gets_a_new_replica(first_up, lab_env):
+    """A replica of a cluster that is gone cannot follow the new one: up copies it again."""
+    assert run_cli("down", env=lab_env).returncode == 0
+    shutil.rmtree(Path(lab_env["WEAVE_DATA_DIR"]) / "postgres")
+    done = run_cli("up", env=lab_env)
+    assert done.returncode == 0, done.stderr
+    assert parse(done.stdout)["postgres-replica"][0] == "started"
+    query_one(lab_env, "CREATE TABLE fresh (id int)")
+    replica_caught_up(lab_env)
+    assert query_replica(lab_env, "SELECT to_regclass('fresh') IS NOT NULL") == (True,)
+    assert query_replica(lab_env, "SELECT to_regclass('kept') IS NULL") == (True,)
+
+
+def test_without_the_replica(spare_env):
+    spare_env["WEAVE_PG_REPLICA"] = "0"
+    done = run_cli("up", env=spare_env)
+    assert done.returncode == 0, done.stderr
+    assert sorted(parse(done.stdout)) == ["postgres", "redis"]
+    lines = run_cli("env", env=spare_env).stdout.splitlines()
+    assert [line.split("=")[0] for line in lines] == ["DATABASE_URL", "REDIS_URL"]
+
+
+@pytest.mark.parametrize("port_var", ["WEAVE_PG_PORT", "WEAVE_PG_REPLICA_PORT", "WEAVE_REDIS_PORT"])
 def test_taken_port_is_a_clear_error(spare_env, port_var):
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
@@ -183,9 +242,11 @@ def test_urls_from_the_environment_skip_the_embedded_servers(shared_tmp):
     environ = {"DATABASE_URL": "postgres://elsewhere/db", "REDIS_URL": "redis://elsewhere"}
     results = services.up(data_dir=data_dir, pg_port=1, redis_port=1, environ=environ)
 
-    assert [r.state for r in results] == [
-        "skipped (DATABASE_URL is set)",
-        "skipped (REDIS_URL is set)",
+    # An external primary: its replica, if any, is DATABASE_REPLICA_URL's.
+    assert [(r.service, r.state) for r in results] == [
+        ("postgres", "skipped (DATABASE_URL is set)"),
+        ("postgres-replica", "skipped (DATABASE_URL is set)"),
+        ("redis", "skipped (REDIS_URL is set)"),
     ]
     assert not data_dir.exists()
 

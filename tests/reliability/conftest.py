@@ -205,7 +205,7 @@ class LiveStack:
 
 
 def stack_env(*, database_url: str, redis_url: str, debug: bool) -> dict[str, str]:
-    skip = {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
+    skip = {"DATABASE_URL", "DATABASE_REPLICA_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
     env = {key: value for key, value in os.environ.items() if key not in skip}
     env.update(
         DATABASE_URL=database_url,
@@ -242,7 +242,9 @@ def live_stack() -> Iterator[LiveStack]:
     account = services.service_account()
     gunicorns: list[Gunicorn] = []
     try:
-        services.up(data_dir=data_dir, pg_port=pg_port, redis_port=redis_port, environ={})
+        # The app gets DATABASE_URL and no DATABASE_REPLICA_URL: no replica to start.
+        no_replica = {"WEAVE_PG_REPLICA": "0"}
+        services.up(data_dir=data_dir, pg_port=pg_port, redis_port=redis_port, environ=no_replica)
         demo_env = stack_env(database_url=pg.url, redis_url=redis.url, debug=True)
         production_env = stack_env(database_url=pg.url, redis_url=redis.url, debug=False)
         stack = LiveStack(
