@@ -206,6 +206,11 @@ class Lesson:
     # as a browser or a CDN does; a 304 is then a success. The contract tests make
     # the first visit (no validators), so payloads and budgets are the full path.
     revalidate: bool = False
+    # A lesson about the browser's cache and compression (static files): its page has a
+    # control that loads each variant twice in the visitor's own browser and shows the
+    # bytes on the wire, Content-Encoding, Cache-Control and whether the second visit
+    # made a request at all, which no server-side measurement can see.
+    browser_visits: bool = False
     # A lesson whose point includes peak memory (an export, a big list): every
     # `compare` of it adds the tracemalloc pass, so published tables show peak KB.
     measures_memory: bool = False
@@ -297,6 +302,12 @@ def all_lessons() -> list[Lesson]:
 def get_lesson(slug: str) -> Lesson | None:
     lesson = _registry.get(slug)
     return with_practice(lesson) if lesson is not None else None
+
+
+def registered_lessons() -> list[Lesson]:
+    """Every lesson as its module declared it: what documents generated from the
+    registry list, whatever exercise files this checkout holds."""
+    return sorted(_registry.values(), key=lambda lesson: (lesson.app, lesson.slug))
 
 
 def registered_lesson(slug: str) -> Lesson | None:

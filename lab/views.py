@@ -167,6 +167,7 @@ def lesson_page(request: HttpRequest, slug: str) -> HttpResponse:
             "renders": lesson.renders,
             "variants": lesson.variant_names,
             "last": measurement.result if measurement else None,
+            "browserVisits": lesson.browser_visits,
         },
     }
     return render(request, "lab/lesson.html", context)

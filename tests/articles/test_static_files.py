@@ -5,12 +5,15 @@ The browser's side (a second visit fetches nothing) is tests/browser/test_static
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import brotli
 import pytest
 from django.contrib.staticfiles import finders
 
@@ -39,6 +42,26 @@ def test_optimized_serves_the_same_file_through_whitenoise(client, django_assert
         response = client.get(LESSON.url("optimized"))
     assert b"".join(response.streaming_content) == Path(finders.find("lab/lesson.js")).read_bytes()
     assert "max-age" in response["Cache-Control"]
+
+
+@pytest.mark.parametrize(("accepted", "encoding"), [("br, gzip", "br"), ("gzip", "gzip")])
+def test_without_collectstatic_the_optimized_variant_still_shows_the_difference(
+    client, accepted, encoding
+):
+    """Demo mode and the tests run no collectstatic: the lesson collects its one file
+    with the production storage, so the difference is there (it used to be the same
+    bytes as naive: identity, max-age=0, unhashed)."""
+    source = Path(finders.find("lab/lesson.js")).read_bytes()
+    response = client.get(LESSON.url("optimized"), headers={"Accept-Encoding": accepted})
+    wire = b"".join(response.streaming_content)
+    assert response["Content-Encoding"] == encoding
+    assert len(wire) * 2 < len(source)  # JavaScript compresses well
+    decoded = brotli.decompress(wire) if encoding == "br" else gzip.decompress(wire)
+    assert decoded == source
+    assert response["Cache-Control"] == f"max-age={STATIC_FAR_FUTURE}, public, immutable"
+    hashed = hashlib.md5(source, usedforsecurity=False).hexdigest()[:12]
+    assert response["Content-Location"] == f"/static/lab/lesson.{hashed}.js"
+    assert response["Vary"] == "Accept-Encoding"
 
 
 def test_hashed_files_are_cached_for_one_year():

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from django.core.management.base import CommandError
 
-from lab.lessons import all_lessons
+from lab import exercises
+from lab.exercises import PRACTICE_VARIANT, exercise_source
+from lab.lessons import all_lessons, get_lesson, registered_lesson
 from ops.management.commands.workshop_guide import (
     BEGIN,
     DEFAULT_COMPARE,
@@ -54,6 +56,23 @@ def test_every_registered_lesson_has_a_section(tmp_path):
         for variant in lesson.variant_names:
             assert lesson.url(variant) in guide
     assert guide.count("**Expect**: not measured yet") == len(all_lessons())
+
+
+def test_an_exercise_in_this_checkout_stays_out_of_the_guide(tmp_path, settings):
+    """Practice mode serves `yours` where an exercise file exists; a newcomer's clone
+    has none, so the guide never names it (it once listed latest-messages' `yours`)."""
+    exercises_dir = tmp_path / "exercises"
+    exercises_dir.mkdir()
+    slug = all_lessons()[0].slug
+    (exercises_dir / f"{slug}.py").write_text(exercise_source(registered_lesson(slug)))
+    settings.WEAVE_EXERCISES_DIR = str(exercises_dir)
+    try:
+        assert PRACTICE_VARIANT in get_lesson(slug).variant_names  # served in demo mode
+        guide = render(results_file(tmp_path, []))
+    finally:
+        exercises._loaded.clear()
+    assert f"/{PRACTICE_VARIANT}/" not in guide
+    assert f", {PRACTICE_VARIANT} ·" not in guide
 
 
 def test_measured_numbers_appear_with_the_ratio_to_naive(tmp_path):

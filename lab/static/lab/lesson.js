@@ -185,6 +185,74 @@
   }
   if (config.last) drawChart(config.last);
 
+  // --- a first visit, then the next one (lessons about the browser's cache) ----
+  // Resource Timing is the browser's own account of each fetch: transferSize 0 means
+  // the response came from its cache without a request; a transfer smaller than the
+  // body is a revalidation (304: headers only); otherwise the body came again.
+  async function timed(url, cache) {
+    const absolute = new URL(url, location.href).href;
+    const before = performance.getEntriesByName(absolute).length;
+    const response = await fetch(url, { cache, credentials: "same-origin" });
+    await response.arrayBuffer();
+    for (let waited = 0; waited < 3000; waited += 50) {
+      const entries = performance.getEntriesByName(absolute);
+      if (entries.length > before) return { response, entry: entries[entries.length - 1] };
+      await sleep(50);
+    }
+    throw new Error(`the browser reported no timing for ${url}`);
+  }
+
+  function nextVisitText(entry, cacheControl) {
+    if (entry.transferSize === 0) {
+      return /max-age/.test(cacheControl)
+        ? "no request: from the browser's cache (Cache-Control says it is fresh)"
+        : "no request, on a guess: no Cache-Control, so the browser made up a lifetime from Last-Modified (a deploy does not shorten it)";
+    }
+    if (entry.transferSize < entry.encodedBodySize) {
+      return `a request: revalidated, 304 Not Modified (${entry.transferSize.toLocaleString("en")} bytes of headers)`;
+    }
+    return `a request: downloaded again (${entry.transferSize.toLocaleString("en")} bytes)`;
+  }
+
+  const visitsButton = document.getElementById("browser-visits-button");
+  if (visitsButton) {
+    visitsButton.addEventListener("click", async () => {
+      const status = document.getElementById("browser-visits-status");
+      const table = document.getElementById("browser-visits-table");
+      const body = table.querySelector("tbody");
+      visitsButton.disabled = true;
+      status.textContent = "Loading each variant twice…";
+      body.replaceChildren();
+      try {
+        for (const link of document.querySelectorAll("a.variant-url")) {
+          const variant = link.closest("tr").dataset.variant;
+          const first = await timed(link.dataset.base, "reload"); // the cache bypassed
+          const next = await timed(link.dataset.base, "default"); // as any later visit
+          const headers = first.response.headers;
+          const cacheControl = headers.get("Cache-Control") || "";
+          const tr = document.createElement("tr");
+          tr.dataset.variant = variant;
+          tr.dataset.firstTransfer = first.entry.transferSize;
+          tr.dataset.encoded = first.entry.encodedBodySize;
+          tr.dataset.decoded = first.entry.decodedBodySize;
+          tr.dataset.nextTransfer = next.entry.transferSize;
+          [variant, `${first.entry.transferSize.toLocaleString("en")} bytes`,
+            `${first.entry.decodedBodySize.toLocaleString("en")} bytes`,
+            headers.get("Content-Encoding") || "none (identity)", cacheControl || "none",
+            headers.get("Content-Location") || "no hashed name", nextVisitText(next.entry, cacheControl),
+          ].forEach((text) => { const td = document.createElement("td"); td.textContent = text; tr.appendChild(td); });
+          body.appendChild(tr);
+        }
+        table.hidden = false;
+        status.textContent = "Done: compare the bytes on the wire and the next visit.";
+      } catch (error) {
+        status.textContent = `Failed: ${error}`;
+      } finally {
+        visitsButton.disabled = false;
+      }
+    });
+  }
+
   // --- run one variant -------------------------------------------------------
   const paramsForm = document.getElementById("params");
   paramsForm.addEventListener("submit", (event) => event.preventDefault());
