@@ -25,9 +25,11 @@ The demo database is never touched unless BENCH_DATABASE_URL points at it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -229,7 +231,45 @@ def run_loadtest() -> dict:
     }
 
 
+@contextlib.contextmanager
+def slow_service():
+    """The fan-out lesson's slow service (lab/slowservice.py) for the bench's own run, on a
+    free loopback port: compare and the load test reach it through SLOW_SERVICE_URL, so a
+    demo's service on the default port is neither needed nor measured."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    bind = f"127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lab.slowservice"],
+        cwd=ROOT,
+        env={**os.environ, "SLOW_SERVICE_BIND": bind},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(
+                        "bench: the slow service (lab/slowservice.py) did not start"
+                    ) from None
+                time.sleep(0.1)
+        os.environ["SLOW_SERVICE_URL"] = f"http://{bind}"
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 def main() -> None:
+    with slow_service():
+        measure_and_publish()
+
+
+def measure_and_publish() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     DOCS.mkdir(exist_ok=True)
     url = bench_database_url()
