@@ -300,17 +300,19 @@ class TypedFlag(FlagFields):
     """The same flags (same ids) with one nullable ForeignKey per kind of target.
 
     Each is a real foreign key (a constraint, an index Django creates, a JOIN for
-    select_related); a check constraint keeps exactly one of them set.
+    select_related); a check constraint keeps exactly one of them set. Their ON DELETE
+    CASCADE is the database's (weave/migrations/0013_flags.py), so Django collects
+    nothing (DO_NOTHING): deleting messages stays one DELETE (message-purge).
     """
 
     message = models.ForeignKey(
-        Message, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+        Message, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+"
     )
     thread = models.ForeignKey(
-        Thread, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+        Thread, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+"
     )
     person = models.ForeignKey(
-        Person, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+        Person, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+"
     )
 
     TARGETS = ("message", "thread", "person")

@@ -108,6 +108,20 @@ def test_no_constraint_behind_a_generic_foreign_key():
         Flag.objects.filter(pk=flag.pk).update(content_type_id=987_654)
 
 
+def test_the_database_cascades_a_purge_to_the_typed_flags(django_assert_num_queries):
+    """The typed flags' ON DELETE CASCADE is the database's: deleting flagged messages
+    stays one DELETE (message-purge's delete() and _raw_delete()), nothing collected."""
+    build_data(6)
+    flagged = list(TypedFlag.objects.exclude(message=None).values_list("message_id", flat=True))
+    assert flagged
+    with django_assert_num_queries(1):
+        # DELETE FROM weave_message WHERE id IN (...): no SELECT of the messages, no
+        # DELETE of their flags from Django
+        Message.objects.filter(pk__in=flagged).delete()
+    Message.objects.filter(pk__in=flagged)._raw_delete("default")  # nothing left, no error
+    assert not TypedFlag.objects.filter(message_id__in=flagged).exists()
+
+
 def test_the_check_keeps_exactly_one_target():
     build_data(3)
     typed = TypedFlag.objects.exclude(message=None).first()

@@ -3,6 +3,30 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+# Django created the three constraints ON DELETE NO ACTION (on_delete=DO_NOTHING); they
+# are replaced by the same constraints with ON DELETE CASCADE, on the new, empty table.
+CASCADE_IN_THE_DATABASE = """
+DO $$
+DECLARE constraint_name text;
+BEGIN
+  FOR constraint_name IN
+    SELECT con.conname FROM pg_constraint con
+    JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = ANY (con.conkey)
+    WHERE con.conrelid = 'weave_flag_typed'::regclass AND con.contype = 'f'
+      AND a.attname IN ('message_id', 'thread_id', 'person_id')
+  LOOP
+    EXECUTE format('ALTER TABLE weave_flag_typed DROP CONSTRAINT %I', constraint_name);
+  END LOOP;
+END $$;
+ALTER TABLE weave_flag_typed
+  ADD CONSTRAINT weave_flag_typed_message_fk FOREIGN KEY (message_id)
+    REFERENCES weave_message (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+  ADD CONSTRAINT weave_flag_typed_thread_fk FOREIGN KEY (thread_id)
+    REFERENCES weave_thread (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+  ADD CONSTRAINT weave_flag_typed_person_fk FOREIGN KEY (person_id)
+    REFERENCES weave_person (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED;
+"""
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -85,7 +109,7 @@ class Migration(migrations.Migration):
                     models.ForeignKey(
                         blank=True,
                         null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
                         related_name="+",
                         to="weave.message",
                     ),
@@ -95,7 +119,7 @@ class Migration(migrations.Migration):
                     models.ForeignKey(
                         blank=True,
                         null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
                         related_name="+",
                         to="weave.person",
                     ),
@@ -105,7 +129,7 @@ class Migration(migrations.Migration):
                     models.ForeignKey(
                         blank=True,
                         null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
                         related_name="+",
                         to="weave.thread",
                     ),
@@ -141,4 +165,10 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        # The targets' foreign keys cascade in the database, not in Django: deleting
+        # messages stays one DELETE (message-purge's delete() and _raw_delete()), where
+        # on_delete=CASCADE would first SELECT every message to collect its flags.
+        # (Django 6.1's DB_CASCADE would say it in the model, but it must then be used
+        # along the whole chain: Message's own foreign keys are Python-level, E323.)
+        migrations.RunSQL(CASCADE_IN_THE_DATABASE, migrations.RunSQL.noop),
     ]
