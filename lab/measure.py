@@ -199,6 +199,17 @@ class ProfilerZone:
 class ToolbarZone(ProfilerZone):
     owner = "toolbar"
 
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = super().__call__(request)
+        if not getattr(request, "weave_toolbar_shown", False):
+            # The toolbar stayed off (show_toolbar said no): deciding that is not its
+            # work, and on a busy machine it passed the 1 ms that shows a metric, so a
+            # JSON variant carried a `toolbar` metric with 0 queries.
+            spent = _profiler_seconds.get()
+            if spent:
+                spent.pop(self.owner, None)
+        return response
+
 
 class ApplicationZone(ProfilerZone):
     owner = None
@@ -237,11 +248,15 @@ def show_toolbar(request: HttpRequest) -> bool:
     9-11 s while showing nothing: it cannot insert itself into JSON. Server-Timing
     says what a JSON variant did.
     """
-    if not settings.DEBUG or is_measurement(request):
-        return False
-    if request.headers.get("Accept", "").startswith("application/json"):
-        return False
-    return not request.path.startswith(NO_TOOLBAR_PREFIXES) and is_html_view(request)
+    shown = (
+        settings.DEBUG
+        and not is_measurement(request)
+        and not request.headers.get("Accept", "").startswith("application/json")
+        and not request.path.startswith(NO_TOOLBAR_PREFIXES)
+        and is_html_view(request)
+    )
+    request.weave_toolbar_shown = shown  # read by ToolbarZone
+    return shown
 
 
 def is_html_view(request: HttpRequest) -> bool:

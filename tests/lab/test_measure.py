@@ -103,3 +103,27 @@ def test_a_probe_counts_the_applications_queries_apart_from_a_profilers():
     with capture_queries() as log:
         run_queries(app=1, profiler=4, owner="toolbar")(RequestFactory().get("/"))
     assert log.count == 1 and log.profilers == {"toolbar": 4}
+
+
+@pytest.mark.parametrize("shown", [False, True])
+def test_the_toolbar_is_charged_only_when_it_is_shown(shown):
+    """Deciding to stay off (resolving the URL on a JSON variant) is not the toolbar's
+    work: no `toolbar` metric then; when it is shown, its time is its own."""
+    import time
+
+    from lab.measure import ToolbarZone, _profiler_seconds
+
+    def toolbar_middleware(request):
+        time.sleep(0.002)  # the toolbar's decision, or its panels when shown
+        request.weave_toolbar_shown = shown
+        return HttpResponse()
+
+    token = _profiler_seconds.set({})
+    try:
+        ToolbarZone(toolbar_middleware)(RequestFactory().get("/lessons/x/naive/"))
+        spent = _profiler_seconds.get()
+    finally:
+        _profiler_seconds.reset(token)
+    assert ("toolbar" in spent) is shown
+    if shown:
+        assert spent["toolbar"] > 0

@@ -56,7 +56,8 @@ def test_headless_locust_run_has_every_variant_and_no_failure(tmp_path):
         result = subprocess.run(
             [
                 *(sys.executable, "-m", "loadtests.run", "--host", host, "--mix", "together"),
-                *("--users", str(USERS), "--duration", f"{DURATION_S}s", "--reports", str(tmp_path)),
+                *("--users", str(USERS), "--duration", f"{DURATION_S}s"),
+                *("--reports", str(tmp_path)),
                 "--writes",  # the test database is flushed afterwards
             ],
             cwd=ROOT,

@@ -57,6 +57,13 @@ def flag_row(flag: Flag | TypedFlag, target: Model) -> dict[str, Any]:
     }
 
 
+def generic_rows(flags) -> list[dict[str, Any]]:
+    # Nothing cascades to a generic flag: one whose target was deleted (a purge) is still
+    # here, its content_object None. Skipped, as the ForeignKey design's cascade removed
+    # its twin; a queue that must stay `limit` long would have to over-fetch.
+    return [flag_row(flag, flag.content_object) for flag in flags if flag.content_object]
+
+
 def generic_flags() -> QuerySet:
     # The flagger is a real ForeignKey in every variant: one JOIN, not the lesson.
     return Flag.objects.select_related("flagged_by").order_by(*NEWEST_FIRST)
@@ -66,7 +73,7 @@ def flag_queue_naive(*, limit: int) -> list[dict[str, Any]]:
     # 1 query for the flags, then `content_object` runs one SELECT per flag against
     # its model's table (the whole row: a message's tsvector included), after a
     # ContentType lookup per type when the process's ContentType cache is cold.
-    return [flag_row(flag, flag.content_object) for flag in generic_flags()[:limit]]
+    return generic_rows(generic_flags()[:limit])
 
 
 def flag_queue_prefetch(*, limit: int) -> list[dict[str, Any]]:
@@ -74,7 +81,7 @@ def flag_queue_prefetch(*, limit: int) -> list[dict[str, Any]]:
     # per type (3 here), whatever the number of flags; still whole rows, through
     # each model's base manager (Message's tsvector too).
     flags = generic_flags().prefetch_related("content_object")[:limit]
-    return [flag_row(flag, flag.content_object) for flag in flags]
+    return generic_rows(flags)
 
 
 # One queryset per model a flag may point at: only the columns the label reads.
@@ -90,7 +97,7 @@ def flag_queue_generic_prefetch(*, limit: int) -> list[dict[str, Any]]:
     # choose (only(), select_related(), a filter): a message's tsvector stays on disk.
     prefetch = GenericPrefetch("content_object", [qs.all() for qs in TARGET_QUERYSETS])
     flags = generic_flags().prefetch_related(prefetch)[:limit]
-    return [flag_row(flag, flag.content_object) for flag in flags]
+    return generic_rows(flags)
 
 
 def typed_flags() -> QuerySet:
