@@ -239,6 +239,8 @@ def test_published_documents_agree_with_the_one_results_file():
     ]
     assert count.strip() == bench.count_table(results).strip()
     assert bench.REPORT.read_text() == bench.report(results)
+    # Provenance complete, every ratio with its interval, no "faster" over 1.0.
+    assert bench.publish_problems(results) == []
     # A published figure is a lesson's true cost only if its variants agree.
     for preset, document in results["compare"].items():
         differ = [doc["slug"] for doc in document["lessons"] if doc["payloads"]["equal"] is False]
