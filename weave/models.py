@@ -302,7 +302,7 @@ class TypedFlag(FlagFields):
     Each is a real foreign key (a constraint, an index Django creates, a JOIN for
     select_related); a check constraint keeps exactly one of them set. Their ON DELETE
     CASCADE is the database's (weave/migrations/0013_flags.py), so Django collects
-    nothing (DO_NOTHING): deleting messages stays one DELETE (message-purge).
+    nothing (DO_NOTHING): deleting messages stays one DELETE (the purge lesson).
     """
 
     message = models.ForeignKey(

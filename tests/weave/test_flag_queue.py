@@ -110,7 +110,7 @@ def test_no_constraint_behind_a_generic_foreign_key():
 
 def test_the_database_cascades_a_purge_to_the_typed_flags(django_assert_num_queries):
     """The typed flags' ON DELETE CASCADE is the database's: deleting flagged messages
-    stays one DELETE (message-purge's delete() and _raw_delete()), nothing collected."""
+    stays one DELETE (the purge lesson's delete() and _raw_delete()), nothing collected."""
     build_data(6)
     flagged = list(TypedFlag.objects.exclude(message=None).values_list("message_id", flat=True))
     assert flagged

@@ -166,7 +166,7 @@ class Migration(migrations.Migration):
             },
         ),
         # The targets' foreign keys cascade in the database, not in Django: deleting
-        # messages stays one DELETE (message-purge's delete() and _raw_delete()), where
+        # messages stays one DELETE (the purge lesson's delete() and _raw_delete()), where
         # on_delete=CASCADE would first SELECT every message to collect its flags.
         # (Django 6.1's DB_CASCADE would say it in the model, but it must then be used
         # along the whole chain: Message's own foreign keys are Python-level, E323.)
